@@ -1,0 +1,20 @@
+"""jaxgrad: numerical gradients at scale on JAX: batched, jitted finite differences and their verification.
+
+Example:
+  >>> import jax.numpy as jnp, jaxgrad as jg
+  >>> print(jg.grad(lambda x: x[0] ** 2 + x[1] ** 2)(jnp.array([3.0, 4.0])))
+  [6. 8.]
+"""
+
+from . import functions as functions
+from . import reference as reference
+from ._engine import batch_grad as batch_grad
+from ._engine import default_memory_budget as default_memory_budget
+from ._engine import grad as grad
+from ._engine import num_evaluations as num_evaluations
+from ._stencils import Stencil as Stencil
+from ._stencils import finite_difference_weights as finite_difference_weights
+from ._stencils import make_stencil as make_stencil
+from ._steps import default_step as default_step
+
+__version__ = "0.1.0"

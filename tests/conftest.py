@@ -1,0 +1,53 @@
+"""Strict JAX configuration for the whole suite, set once.
+
+`ci/test` runs the suite twice: with JAX_ENABLE_X64=1 (float32 and float64 cases) and with JAX_ENABLE_X64=0 (the
+float32-only world most GPU users live in: integer input promotes to float32, nothing may silently need float64).
+"""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import settings
+
+X64 = os.environ.get("JAX_ENABLE_X64", "1").lower() in ("1", "true")
+jax.config.update("jax_enable_x64", X64)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+DTYPES = ("float32", "float64") if X64 else ("float32",)
+
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _config_is_restored():
+    """No test may leave the global JAX configuration changed for the tests after it."""
+    yield
+    assert jax.config.jax_enable_x64 == X64
+
+
+@pytest.fixture(params=DTYPES)
+def dtype(request):
+    """Every float dtype this run supports (float64 only when x64 is enabled)."""
+    return np.dtype(request.param)
+
+
+def eps(dtype) -> float:
+    return float(np.finfo(dtype).eps)
+
+
+def central_bound(dtype, f_size, h, third=0.0):
+    """|error| a central difference may have: rounding of |f| (and near underflow, of the smallest normal) in each
+    of its two evaluations, divided by the step, plus the truncation h²/6·|f'''|. Arrays broadcast."""
+    info = np.finfo(dtype)
+    f_size, h = np.asarray(f_size, np.float64), np.asarray(h, np.float64)
+    return 8 * (float(info.eps) * (f_size + 1) + float(info.smallest_normal)) / h + h**2 / 6 * np.asarray(third)
+
+
+def steps_of(points, order=2):
+    """The default step at every point (rows of `points`), in float64."""
+    import jaxgrad as jg
+
+    return np.asarray(jax.vmap(lambda p: jg.default_step(p, order))(points), np.float64)

@@ -1,0 +1,74 @@
+"""The command line, run as a user would: through `python -m jaxgrad` in a fresh process, and through main()."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxgrad.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "jaxgrad", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_seed_example_from_a_shell():
+    done = run_cli("grad", "--function", "sphere", "--point", "3,4")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[6. 8.]\n"
+
+
+@pytest.mark.parametrize(("point", "expected"), [("0,2", "[0. 4.]"), ("3,0", "[6. 0.]")])
+def test_seed_points_float32(capsys, point, expected):
+    assert main(["grad", "--point", point, "--dtype", "float32"]) == 0
+    assert capsys.readouterr().out.strip() == expected
+
+
+def test_grad_options_and_user_function(capsys, tmp_path, monkeypatch):
+    (tmp_path / "cubes.py").write_text("import jax.numpy as jnp\ndef f(x):\n    return jnp.sum(x ** 3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["grad", "--function", "cubes:f", "--point=-1,2", "--method", "forward", "--step", "1e-6"]) == 0
+    values = np.array(capsys.readouterr().out.strip("[]\n").split(), float)
+    np.testing.assert_allclose(values, [3.0, 12.0], rtol=1e-5)
+
+
+def test_functions_lists_every_builtin(capsys):
+    from jaxgrad import functions
+
+    assert main(["functions"]) == 0
+    out = capsys.readouterr().out
+    for name in functions.names():
+        assert name in out
+
+
+def test_unknown_function_lists_the_names(capsys):
+    assert main(["grad", "--function", "spehre", "--point", "1,2"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown function 'spehre'" in err and "rosenbrock" in err
+
+
+def test_wrong_dimension_is_explained(capsys):
+    assert main(["grad", "--function", "beale", "--point", "1,2,3"]) == 2
+    assert "takes d 2" in capsys.readouterr().err
+
+
+def test_bad_point_is_explained():
+    done = run_cli("grad", "--point", "3,four")
+    assert done.returncode == 2
+    assert "--point must be numbers separated by commas" in done.stderr
+
+
+def test_bench_prints_the_table_and_json(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    argv = ["bench", "--points", "2000", "--dim", "4", "--repeats", "1", "--reference-points", "20"]
+    assert main([*argv, "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    for column in ("batch_grad ms", "floor ms", "ratio", "numpy ref s", "vs ref", "float32", "float64"):
+        assert column in out
+    rows = json.loads(out_json.read_text())
+    assert [r["dtype"] for r in rows] == ["float32", "float64"]
+    for row in rows:
+        assert row["batch_grad_s"] > 0 and row["floor_s"] > 0 and row["reference_s"] > 0
+        assert row["ratio_to_floor"] == pytest.approx(row["batch_grad_s"] / row["floor_s"])
