@@ -56,7 +56,8 @@ def _median_time(call, repeats: int) -> float:
 
 def _floor_time(fun, points, stencil, repeats: int) -> float:
     """Time of `fun` alone, vmapped over the same N·2d stencil points, materialised in memory beforehand."""
-    make_rows = jax.jit(jax.vmap(lambda x: _stencil_points(x, default_step(x, stencil.order), stencil)))
+    rows_of = lambda x: _stencil_points(x, default_step(x, stencil.order), stencil.offsets, stencil.uses_center)  # noqa: E731
+    make_rows = jax.jit(jax.vmap(rows_of))
     rows = jax.block_until_ready(make_rows(points))
     evaluate = jax.jit(jax.vmap(jax.vmap(fun)))
     return _median_time(lambda: evaluate(rows), repeats)

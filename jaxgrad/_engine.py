@@ -23,10 +23,10 @@ def _as_working_leaf(leaf):
     return leaf.astype(working_dtype(leaf.dtype))
 
 
-def _leaf_steps(x, step, stencil: Stencil):
+def _leaf_steps(x, step, order: int):
     """The step of every coordinate, as a pytree like `x`, each leaf in its own dtype and exactly representable."""
     if step is None:
-        return jax.tree_util.tree_map(lambda leaf: default_step(leaf, stencil.order), x)
+        return jax.tree_util.tree_map(lambda leaf: default_step(leaf, order), x)
     if not isinstance(step, (list, tuple, dict)) and np.ndim(step) == 0:
         return jax.tree_util.tree_map(lambda leaf: representable_step(leaf, jnp.asarray(step, leaf.dtype)), x)
     x_def, step_def = jax.tree_util.tree_structure(x), jax.tree_util.tree_structure(step)
@@ -45,18 +45,18 @@ def _leaf_steps(x, step, stencil: Stencil):
     return jax.tree_util.tree_map(leaf_step, x, step)
 
 
-def _stencil_points(x, h, stencil: Stencil):
+def _stencil_points(x, h, offsets, with_center: bool):
     """All points `fun` is evaluated at for one flat point x: shape (K·d [+ 1], d).
 
-    Row k·d + i is x + offsets[k]·h[i]·e_i; one-sided stencils append x itself. Coordinates other than i are copied
+    Row k·d + i is x + offsets[k]·h[i]·e_i; `with_center` appends x itself. Coordinates other than i are copied
     unchanged, so each row differs from x in exactly one coordinate.
     """
     d = x.shape[0]
-    delta = jnp.asarray(stencil.offsets, x.dtype)[:, None] * h[None, :]  # (K, d): offsets[k] * h[i]
+    delta = jnp.asarray(offsets, x.dtype)[:, None] * h[None, :]  # (K, d): offsets[k] * h[i]
     on_diagonal = jnp.eye(d, dtype=bool)[None]  # (1, d, d)
     rows = x[None, None, :] + jnp.where(on_diagonal, delta[:, :, None], jnp.zeros((), x.dtype))
-    rows = rows.reshape(len(stencil.offsets) * d, d)
-    if stencil.center_weight:
+    rows = rows.reshape(len(offsets) * d, d)
+    if with_center:
         rows = jnp.concatenate([rows, x[None, :]])
     return rows
 
@@ -80,30 +80,52 @@ def _describe(x) -> str:
     return f"with leaf shapes {shapes}"
 
 
-def _combine(values, h, stencil: Stencil):
-    """(w_0 f(x) + sum_k w_k f(x + k h e_i)) / h_i for every coordinate i, from the rows of `_stencil_points`."""
+class _Evaluation(NamedTuple):
+    """`fun` at the stencil points of one point: the values and what is needed to combine and unravel them."""
+
+    values: Any  # (K·d [+ 1],): f at each row of `_stencil_points`
+    x: Any  # (d,) the flat point in its working dtype
+    h: Any  # (d,) the exactly representable step of each coordinate
+    unravel: Any  # flat (d,) -> the input's pytree
+
+
+def _evaluate(fun, x, step, offsets, with_center: bool, order: int) -> _Evaluation:
+    """Evaluate `fun` at x + k·h_i·e_i for every offset k and coordinate i, as one vmap (no loop over coordinates)."""
+    x = jax.tree_util.tree_map(_as_working_leaf, x)
+    flat_x, unravel = ravel_pytree(x)
+    flat_h, _ = ravel_pytree(_leaf_steps(x, step, order))
+    rows = _stencil_points(flat_x, flat_h, offsets, with_center)
+    values = jax.vmap(lambda row: fun(unravel(row)))(rows)
+    _check_output(values, x)
+    return _Evaluation(values, flat_x, flat_h, unravel)
+
+
+def _combine(values, h, weights, center_weight: float = 0.0):
+    """(w_0 f(x) + sum_k w_k f(x + k h_i e_i)) / h_i for every coordinate i, from the rows of `_stencil_points`.
+
+    `weights` are aligned with the offsets the rows were built from (zeros are skipped); the result has h's dtype.
+    """
     d = h.shape[0]
-    total = None
-    for k, weight in enumerate(stencil.weights):  # K ≤ 8 terms, unrolled at trace time: no loop over coordinates
-        term = weight * values[k * d : (k + 1) * d]
-        total = term if total is None else total + term
-    if stencil.center_weight:
-        total = total + stencil.center_weight * values[-1]
+    total = jnp.zeros((d,), values.dtype)
+    for k, weight in enumerate(weights):  # K ≤ 16 terms, unrolled at trace time: no loop over coordinates
+        if weight:
+            total = total + weight * values[k * d : (k + 1) * d]
+    if center_weight:
+        total = total + center_weight * values[-1]
     return (total / h.astype(total.dtype)).astype(h.dtype)
 
 
+def _vanished(e: _Evaluation):
+    """Whether a step vanished (x + h == x) at a finite coordinate: the difference there is 0/0."""
+    return jnp.any(jnp.isfinite(e.x) & (e.h == 0))
+
+
 def _point_gradient(fun, stencil: Stencil, x, step):
-    """Gradient of `fun` at one point `x` (a pytree), and whether a step vanished (x + h == x) at a finite x."""
-    x = jax.tree_util.tree_map(_as_working_leaf, x)
-    flat_x, unravel = ravel_pytree(x)
-    flat_h, _ = ravel_pytree(_leaf_steps(x, step, stencil))
-    if flat_x.size == 0:
-        return x, jnp.zeros((), bool)
-    rows = _stencil_points(flat_x, flat_h, stencil)
-    values = jax.vmap(lambda row: fun(unravel(row)))(rows)
-    _check_output(values, x)
-    vanished = jnp.any(jnp.isfinite(flat_x) & (flat_h == 0))
-    return unravel(_combine(values, flat_h, stencil)), vanished
+    """Gradient of `fun` at one point `x` (a pytree), and whether a step vanished at a finite coordinate."""
+    if sum(jnp.size(leaf) for leaf in jax.tree_util.tree_leaves(x)) == 0:
+        return jax.tree_util.tree_map(_as_working_leaf, x), jnp.zeros((), bool)
+    e = _evaluate(fun, x, step, stencil.offsets, stencil.uses_center, stencil.order)
+    return e.unravel(_combine(e.values, e.h, stencil.weights, stencil.center_weight)), _vanished(e)
 
 
 def _raise_if_step_vanished(vanished, step):
@@ -173,33 +195,36 @@ def default_memory_budget(platform: str | None = None) -> int:
     return CPU_MEMORY_BUDGET if platform == "cpu" else ACCELERATOR_MEMORY_BUDGET
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "stencil", "chunk"))
-def _batch_gradient(points, step, *, fun, stencil: Stencil, chunk: int):
-    """Gradients at all points in one program: one vmap if chunk ≥ N, else a loop over chunks of `chunk` points.
+def map_points(per_point, points, step, chunk: int):
+    """`per_point(x, step)` at every point (leading axis of `points`), inside a traced program.
 
-    The last chunk starts at N - chunk (it overlaps the one before and recomputes a few points identically), so the
-    points are never padded or copied and `fun` is traced once.
+    One vmap if chunk ≥ N; else a loop over chunks of `chunk` points whose outputs are written into buffers of N
+    rows. The last chunk starts at N - chunk (it overlaps the one before and recomputes a few points identically), so
+    the points are never padded or copied and `per_point` is traced once.
     """
-    per_point = jax.vmap(functools.partial(_point_gradient, fun, stencil), in_axes=(0, None))
+    batched = jax.vmap(per_point, in_axes=(0, None))
     n = jax.tree_util.tree_leaves(points)[0].shape[0]
     if chunk >= n:
-        return per_point(points, step)
+        return batched(points, step)
 
     def take(tree, start):
         return jax.tree_util.tree_map(lambda leaf: lax.dynamic_slice_in_dim(leaf, start, chunk), tree)
 
-    out_shape = jax.eval_shape(per_point, take(points, 0), step)
-    out = jax.tree_util.tree_map(lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), out_shape[0])
+    shapes = jax.eval_shape(batched, take(points, 0), step)
+    out = jax.tree_util.tree_map(lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), shapes)
 
-    def body(i, carry):
-        out, vanished = carry
+    def body(i, out):
         start = jnp.minimum(i * chunk, n - chunk)
-        grads, flags = per_point(take(points, start), step)
-        out = jax.tree_util.tree_map(lambda o, g: lax.dynamic_update_slice_in_dim(o, g, start, 0), out, grads)
-        return out, vanished | flags.any()
+        results = batched(take(points, start), step)
+        return jax.tree_util.tree_map(lambda o, r: lax.dynamic_update_slice_in_dim(o, r, start, 0), out, results)
 
-    out, vanished = lax.fori_loop(0, -(-n // chunk), body, (out, jnp.zeros((), bool)))
-    return out, vanished
+    return lax.fori_loop(0, -(-n // chunk), body, out)
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "stencil", "chunk"))
+def _batch_gradient(points, step, *, fun, stencil: Stencil, chunk: int):
+    """Gradients and per-point "step vanished" flags at all points, in one program."""
+    return map_points(functools.partial(_point_gradient, fun, stencil), points, step, chunk)
 
 
 class _Plan(NamedTuple):
@@ -219,41 +244,69 @@ def _aval_key(tree):
     )
 
 
-def _estimated_temp_bytes(n: int, dim: int, itemsize: int, stencil: Stencil) -> int:
-    """Fallback when XLA gives no memory analysis: twice the stencil points, n · evaluations(d) · d values."""
-    return 2 * n * stencil.evaluations(dim) * max(dim, 1) * itemsize
-
-
-def _plan(points, step, fun, stencil: Stencil, n: int, budget: int) -> _Plan:
-    """Choose the chunk: one pass if XLA's plan for it needs at most `budget` bytes of temporaries, else chunks of
-    about budget / (temporaries per point) points. The single-pass program is compiled once to ask XLA
-    (`memory_analysis`) and reused when it is chosen."""
-    key = (fun, stencil, _aval_key(points), _aval_key(step), budget)
-    try:
-        plan = _PLANS.get(key)
-    except TypeError:  # an unhashable `fun`: no caching; jit raises its own clear error below
-        plan, key = None, None
-    if plan is not None:
-        _PLANS.move_to_end(key)
-        return plan
+def _estimated_temp_bytes(points, num_points: int, stencil: Stencil | None) -> int:
+    """Fallback when XLA gives no memory analysis: twice the stencil points of `num_points` points."""
     leaves = jax.tree_util.tree_leaves(points)
     dim = sum(math.prod(leaf.shape[1:]) for leaf in leaves)
     itemsize = max(working_dtype(leaf.dtype).itemsize for leaf in leaves)
-    compiled = _batch_gradient.lower(points, step, fun=fun, stencil=stencil, chunk=n).compile()
-    analysis = compiled.memory_analysis()
-    temp = getattr(analysis, "temp_size_in_bytes", None)
+    return 2 * num_points * (stencil or make_stencil()).evaluations(dim) * max(dim, 1) * itemsize
+
+
+def plan(program, points, step, budget: int, **static) -> _Plan:
+    """Choose the chunk for `program(points, step, chunk=..., **static)` (a jitted `map_points` program).
+
+    One pass if XLA's plan for it needs at most `budget` bytes of temporaries, else chunks of about
+    budget / (temporaries per point) points. The single-pass program is compiled once to ask XLA
+    (`memory_analysis`) and reused when it is chosen; plans are cached per shapes and options.
+    """
+    n = jax.tree_util.tree_leaves(points)[0].shape[0]
+    key = (program, tuple(sorted(static.items())), _aval_key(points), _aval_key(step), budget)
+    try:
+        cached = _PLANS.get(key)
+    except TypeError:  # an unhashable `fun`: no caching; jit raises its own clear error below
+        cached, key = None, None
+    if cached is not None:
+        _PLANS.move_to_end(key)
+        return cached
+    compiled = program.lower(points, step, chunk=n, **static).compile()
+    temp = getattr(compiled.memory_analysis(), "temp_size_in_bytes", None)
     if temp is None:
-        temp = _estimated_temp_bytes(n, dim, itemsize, stencil)
+        temp = _estimated_temp_bytes(points, n, static.get("stencil"))
     chunk = n if temp <= budget else max(1, n * budget // temp)
-    plan = _Plan(chunk, compiled if chunk == n else None, temp)
+    result = _Plan(chunk, compiled if chunk == n else None, temp)
     if key is not None:
-        _PLANS[key] = plan
+        _PLANS[key] = result
         if len(_PLANS) > _MAX_PLANS:
             _PLANS.popitem(last=False)
-    return plan
+    return result
 
 
-def _leading_size(points) -> int:
+def run_program(program, points, step, *, chunk_size, memory_budget, **static):
+    """Run a jitted `map_points` program with the chunk the caller gave, or the planned one."""
+    n = jax.tree_util.tree_leaves(points)[0].shape[0]
+    if chunk_size is not None:
+        return program(points, step, chunk=min(chunk_size, n), **static)
+    budget = memory_budget or default_memory_budget()
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(points)):
+        per_point = _estimated_temp_bytes(points, 1, static.get("stencil"))  # under an outer jit: estimate
+        return program(points, step, chunk=min(n, max(1, budget // per_point)), **static)
+    chosen = plan(program, points, step, budget, **static)
+    if chosen.one_pass is not None:
+        return chosen.one_pass(points, step)
+    return program(points, step, chunk=chosen.chunk, **static)
+
+
+def check_batch_arguments(step, chunk_size, memory_budget):
+    """Validate the knobs shared by the batched entry points."""
+    if step is not None:
+        check_step(step)
+    for name, value in (("chunk_size", chunk_size), ("memory_budget", memory_budget)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+
+
+def leading_size(points) -> int:
+    """N, the leading (batch) size shared by every leaf of `points`, with a clear error when there is none."""
     leaves = jax.tree_util.tree_leaves(points)
     if not leaves:
         raise ValueError("`points` has no arrays; pass an array of shape (N, ...) with one point per row.")
@@ -268,15 +321,22 @@ def _leading_size(points) -> int:
     return sizes.pop()
 
 
-def _missing_batch_axis(fun, points) -> bool:
-    """True when `fun` fails on a row of a 1-D `points` but takes the whole array: one point passed as a batch."""
+def raise_if_missing_batch_axis(fun, points, error: Exception) -> None:
+    """Explain a failure on a 1-D `points` whose rows `fun` cannot take but whose whole array it can: one point
+    passed where a batch was expected."""
     if not isinstance(points, jax.Array) or points.ndim != 1:
-        return False
+        return
     try:
         out = jax.eval_shape(fun, points)
-    except Exception:
-        return False
-    return getattr(out, "shape", None) == ()
+    except Exception:  # any failure means the whole array is no valid point either
+        return
+    if getattr(out, "shape", None) == ():
+        n = points.shape[0]
+        raise ValueError(
+            f"`points` has shape {points.shape}, which is read as {n} points of shape (), but `fun` takes the "
+            f"whole array as one point. Add the batch axis: points[None] (shape (1, {n})), or use jg.grad(fun)(x) "
+            "for a single point."
+        ) from error
 
 
 def batch_grad(
@@ -320,38 +380,17 @@ def batch_grad(
        [6. 0.]]
     """
     stencil = make_stencil(method, order)
-    if step is not None:
-        check_step(step)
-    for name, value in (("chunk_size", chunk_size), ("memory_budget", memory_budget)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+    check_batch_arguments(step, chunk_size, memory_budget)
     points = jax.tree_util.tree_map(jnp.asarray, points)
-    n = _leading_size(points)
+    n = leading_size(points)
     if n == 0:
         return jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, working_dtype(leaf.dtype)), points)
     try:
-        if chunk_size is not None:
-            result, vanished = _batch_gradient(points, step, fun=fun, stencil=stencil, chunk=min(chunk_size, n))
-        elif any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(points)):
-            leaves = jax.tree_util.tree_leaves(points)
-            dim = sum(math.prod(leaf.shape[1:]) for leaf in leaves)
-            itemsize = max(working_dtype(leaf.dtype).itemsize for leaf in leaves)
-            per_point = _estimated_temp_bytes(1, dim, itemsize, stencil)
-            chunk = min(n, max(1, (memory_budget or default_memory_budget()) // per_point))
-            result, vanished = _batch_gradient(points, step, fun=fun, stencil=stencil, chunk=chunk)
-        else:
-            plan = _plan(points, step, fun, stencil, n, memory_budget or default_memory_budget())
-            if plan.one_pass is not None:
-                result, vanished = plan.one_pass(points, step)
-            else:
-                result, vanished = _batch_gradient(points, step, fun=fun, stencil=stencil, chunk=plan.chunk)
+        result, vanished = run_program(
+            _batch_gradient, points, step, chunk_size=chunk_size, memory_budget=memory_budget, fun=fun, stencil=stencil
+        )
     except Exception as error:
-        if _missing_batch_axis(fun, points):
-            raise ValueError(
-                f"`points` has shape {points.shape}, which batch_grad reads as {n} points of shape (), but `fun` "
-                f"takes the whole array as one point. Add the batch axis: points[None] (shape (1, {n})), or use "
-                "jg.grad(fun)(x) for a single point."
-            ) from error
+        raise_if_missing_batch_axis(fun, points, error)
         raise
     if step is not None:
         _raise_if_step_vanished(vanished, step)

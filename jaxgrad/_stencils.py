@@ -77,7 +77,36 @@ class Stencil:
 
     def evaluations(self, dim: int) -> int:
         """Evaluations of `fun` for one point of `dim` coordinates: p·d for central, p·d + 1 for one-sided."""
-        return len(self.offsets) * dim + (self.center_weight != 0)
+        return len(self.offsets) * dim + self.uses_center
+
+    @property
+    def uses_center(self) -> bool:
+        """Whether the stencil evaluates f(x) itself (one-sided stencils do, central ones do not)."""
+        return self.center_weight != 0
+
+    @property
+    def weight_sum(self) -> float:
+        """sum |w_k| (center included): how much the rounding errors of the f values add up in the difference."""
+        return sum(abs(w) for w in self.weights) + abs(self.center_weight)
+
+    def weights_at(self, offsets) -> tuple[float, ...]:
+        """The weight of each of `offsets` (0 for offsets this stencil does not use)."""
+        table = dict(zip(self.offsets, self.weights, strict=True))
+        return tuple(table.get(k, 0.0) for k in offsets)
+
+    def scaled(self, factor: int) -> Stencil:
+        """The same stencil with step factor·h, written in units of h: offsets × factor, weights / factor.
+
+        Example:
+          >>> make_stencil("central", 2).scaled(2).offsets
+          (-2, 2)
+        """
+        return dataclasses.replace(
+            self,
+            offsets=tuple(k * factor for k in self.offsets),
+            weights=tuple(w / factor for w in self.weights),
+            center_weight=self.center_weight / factor,
+        )
 
     @property
     def step_exponent(self) -> float:

@@ -184,12 +184,12 @@ def test_chunked_equals_one_pass(chunk_size, dtype):
 
 def test_memory_budget_forces_chunks_with_the_same_result(dtype):
     """A budget far below the single pass's temporaries makes batch_grad loop over chunks (the plan says so)."""
-    from jaxgrad._engine import _plan
+    from jaxgrad._engine import _batch_gradient, plan
 
     f = functions.rosenbrock
     points = jnp.asarray(f.sample(500, 16, seed=5, dtype=dtype))
-    plan = _plan(points, None, f, jg.make_stencil(), 500, 64 * 1024)
-    assert plan.temp_bytes > 64 * 1024 and 1 <= plan.chunk < 500
+    chosen = plan(_batch_gradient, points, None, 64 * 1024, fun=f, stencil=jg.make_stencil())
+    assert chosen.temp_bytes > 64 * 1024 and 1 <= chosen.chunk < 500
     small = np.asarray(jg.batch_grad(f, points, memory_budget=64 * 1024), np.float64)
     big = np.asarray(jg.batch_grad(f, points, memory_budget=2**30), np.float64)
     assert np.all(np.abs(small - big) <= rounding_bound(f, points, dtype))
