@@ -16,5 +16,12 @@ from ._stencils import Stencil as Stencil
 from ._stencils import finite_difference_weights as finite_difference_weights
 from ._stencils import make_stencil as make_stencil
 from ._steps import default_step as default_step
+from ._verify import Comparison as Comparison
+from ._verify import GradientMismatchError as GradientMismatchError
+from ._verify import TaylorResult as TaylorResult
+from ._verify import check_grad as check_grad
+from ._verify import compare as compare
+from ._verify import taylor_test as taylor_test
+from ._verify import tolerance as tolerance
 
 __version__ = "0.1.0"

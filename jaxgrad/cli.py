@@ -1,4 +1,4 @@
-"""The command line: `jaxgrad grad | functions | bench` (also `python -m jaxgrad`)."""
+"""The command line: `jaxgrad compare | grad | functions | bench` (also `python -m jaxgrad`)."""
 
 from __future__ import annotations
 
@@ -65,9 +65,115 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _parse_pair(text: str):
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--domain must be two numbers LOW,HIGH, e.g. -1,1; got {text!r}") from None
+    return low, high
+
+
+def _compare_jobs(args):
+    """(label, function, points factory, dim) for every function asked for."""
+    import numpy as np
+
+    from . import functions
+
+    specs = args.function or functions.names()
+    jobs = []
+    for spec in specs:
+        fun = functions.resolve(spec)
+        if isinstance(fun, functions.BuiltinFunction):
+            dim = fun.default_dim if args.dim is None else args.dim
+            fun.check_dim(dim)
+            domain = args.domain or fun.domain
+        else:
+            dim, domain = args.dim or 8, args.domain or (-1.0, 1.0)
+
+        def sample(dtype, dim=dim, domain=domain):
+            rng = np.random.default_rng(args.seed)
+            return rng.uniform(domain[0], domain[1], size=(args.points, dim)).astype(dtype)
+
+        jobs.append((spec, fun, sample, dim))
+    return jobs
+
+
+def _cmd_compare(args) -> int:
+    import jax
+    from tqdm import tqdm
+
+    from . import functions
+    from ._table import format_table
+    from ._verify import compare, write_rows_csv
+
+    grad_fn = functions.resolve(args.grad) if args.grad else None
+    jobs = [(job, dtype) for job in _compare_jobs(args) for dtype in args.dtype]
+    reports, rows = [], []
+    progress = tqdm(
+        jobs, desc="compare", unit="run", disable=True if args.quiet else None, file=sys.stderr, leave=False
+    )
+    for (label, fun, sample, dim), dtype in progress:
+        progress.set_postfix_str(f"{label} d={dim} {dtype}")
+        rep = compare(fun, sample(dtype), grad_fn=grad_fn, reference=not args.no_reference,
+                      reference_points=args.reference_points, directions=args.directions, rtol=args.rtol,
+                      atol=args.atol, seed=args.seed, name=label)  # fmt: skip
+        reports.append(rep)
+        main_pair, *ref_pairs = rep.pairs
+        ref = ref_pairs[0] if ref_pairs else None
+        rows.append([
+            label, dim, dtype, f"{rep.num_points:,}", f"{main_pair.max_ratio:.3g}",
+            f"{main_pair.median_rel_error:.2e}", f"{100 * main_pair.pass_rate:.2f}%",
+            f"{ref.points}" if ref else "-", f"{ref.median_rel_error:.2e}" if ref else "-",
+            f"{100 * ref.pass_rate:.0f}%" if ref else "-",
+            " ".join(f"{t:.2f}" for t in rep.times.values()), "OK" if rep.ok else "MISMATCH",
+        ])  # fmt: skip
+    progress.close()
+    device = jax.devices()[0]
+    exact = reports[0].exact_name if reports else "jax.grad"
+    headers = ["function", "d", "dtype", "points", "max err/tol", "median rel err", "pass",
+               "ref pts", "ref rel err", "ref pass", f"times s ({exact}, jaxgrad, ref)", "verdict"]  # fmt: skip
+    title = f"jaxgrad compare: jaxgrad (central, h and 2h) vs {exact} vs NumPy reference, on {device.platform}"
+    print(format_table(headers, rows, title=title))
+    failures = [rep for rep in reports if not rep.ok]
+    for rep in failures:
+        failed = int((~rep.passed).sum())
+        print(f"{rep.function} {rep.dtype}: {failed} points fail; worst: {rep.worst.describe(rep.exact_name)}")
+    if args.json:
+        with open(args.json, "w") as stream:
+            json.dump([rep.to_dict() for rep in reports], stream, default=float)
+    if args.csv:
+        write_rows_csv(args.csv, [dict(function=r.function, dtype=r.dtype, **row) for r in reports for row in r.rows()])
+    print(f"{len(reports) - len(failures)} of {len(reports)} runs OK" + (" (exit code 1)" if failures else ""))
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxgrad", description="Numerical gradients at scale on JAX.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser(
+        "compare",
+        help="numeric vs autodiff vs NumPy at many points; exit code 1 on a mismatch",
+        description="Check gradients at many random points: jaxgrad's numeric gradient against jax.grad (or --grad) "
+        "and the NumPy reference, with tolerances derived from the numerics. Exit code 0 when every point passes, "
+        "1 on a mismatch, 2 on bad usage.",
+    )
+    p.add_argument("--function", action="append", help="built-in name or module:attr (repeatable; default: all)")
+    p.add_argument("--grad", help="module:attr of the gradient to check (default: jax.grad of the function)")
+    p.add_argument("--dim", type=int, help="dimension (default: each function's own, 8 for your functions)")
+    p.add_argument("--points", type=int, default=10_000)
+    p.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--domain", type=_parse_pair, help="LOW,HIGH box to sample from (default: the function's, or -1,1)")
+    p.add_argument("--directions", type=int, help="check K random directions per point instead of every coordinate")
+    p.add_argument("--reference-points", type=int, help="points the NumPy reference runs on (default: up to 100)")
+    p.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
+    p.add_argument("--rtol", type=float, default=0.0, help="added to the derived tolerance, relative")
+    p.add_argument("--atol", type=float, default=0.0, help="added to the derived tolerance, absolute")
+    p.add_argument("--json", help="write every run's summary and per-point rows to this JSON file")
+    p.add_argument("--csv", help="write the per-point rows of every run to this CSV file")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(run=_cmd_compare)
 
     p = commands.add_parser("grad", help="the numerical gradient of a function at one point")
     p.add_argument("--function", default="sphere", help="a built-in name (see `jaxgrad functions`) or module:attr")

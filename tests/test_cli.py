@@ -1,6 +1,7 @@
 """The command line, run as a user would: through `python -m jaxgrad` in a fresh process, and through main()."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -72,3 +73,61 @@ def test_bench_prints_the_table_and_json(tmp_path, capsys):
     for row in rows:
         assert row["batch_grad_s"] > 0 and row["floor_s"] > 0 and row["reference_s"] > 0
         assert row["ratio_to_floor"] == pytest.approx(row["batch_grad_s"] / row["floor_s"])
+
+
+# ------------------------------------------------------------------------------------------------------ compare
+BUG_MODULE = """
+import jax, jax.numpy as jnp
+
+@jax.custom_jvp
+def loss(x):
+    return jnp.sum(jnp.log(jnp.cosh(x))) + 0.5 * jnp.sum(x ** 2)
+
+@loss.defjvp
+def _loss_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    g = jnp.tanh(x) + x
+    return loss(x), jnp.dot(g.at[1].multiply(-1), t)   # planted bug: sign flip in x[1]
+
+def right(x):
+    return 2 * x
+
+def wrong(x):
+    return 2.1 * x
+"""
+
+
+def test_compare_builtin_suite_exits_0(capsys):
+    assert main(["compare", "--points", "300", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    from jaxgrad import functions
+
+    for name in functions.names():
+        assert name in out
+    assert "16 of 16 runs OK" in out and "MISMATCH" not in out
+
+
+def test_compare_planted_bug_module_exits_1(tmp_path):
+    (tmp_path / "bugmod.py").write_text(BUG_MODULE)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    out_json, out_csv = tmp_path / "out.json", tmp_path / "out.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "jaxgrad", "compare", "--function", "bugmod:loss", "--dim", "5", "--points", "500",
+         "--json", str(out_json), "--csv", str(out_csv), "--quiet"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "MISMATCH" in done.stdout and "x[1]" in done.stdout
+    runs = json.loads(out_json.read_text())
+    assert [r["dtype"] for r in runs] == ["float32", "float64"] and not any(r["ok"] for r in runs)
+    assert all(r["worst"]["name"] == "x[1]" for r in runs)
+    assert len(out_csv.read_text().splitlines()) == 1 + 2 * 500
+
+
+def test_compare_checks_a_given_gradient(tmp_path, monkeypatch, capsys):
+    (tmp_path / "bugmod.py").write_text(BUG_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["compare", "--function", "sphere", "--points", "200", "--no-reference", "--quiet"]
+    assert main([*argv, "--grad", "bugmod:right"]) == 0
+    assert main([*argv, "--grad", "bugmod:wrong"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out

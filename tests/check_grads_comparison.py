@@ -1,0 +1,77 @@
+"""jaxgrad.compare vs jax.test_util.check_grads on the same points: false alarms and misses, side by side.
+
+Run: python tests/check_grads_comparison.py [--points 500]
+False alarms: points flagged although the gradient is right (built-in functions and the zoo of correct ones).
+Misses: points where a planted bug is present (the wrong gradient differs from the true one) but not flagged.
+"""
+
+import argparse
+import sys
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.test_util import check_grads
+
+import jaxgrad as jg
+from jaxgrad import functions
+from jaxgrad._table import format_table
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import zoo
+
+
+def check_grads_flags(fun, points) -> np.ndarray:
+    flags = []
+    for x in points:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                check_grads(fun, (jnp.asarray(x),), order=1)
+            flags.append(False)
+        except AssertionError:
+            flags.append(True)
+    return np.asarray(flags)
+
+
+def true_gradient(bug_name, x):
+    """The right gradient, by the same formulas as the planted ones, in the same dtype (so "present" is exact)."""
+    x = jnp.asarray(x)
+    g = jax.vmap(zoo.base_grad)(x)
+    if bug_name == "missing small term":
+        g = g.at[:, 4].add(3 * zoo.SMALL[x.dtype.name] * x[:, 4] ** 2)
+    return np.asarray(g)
+
+
+def main(num_points: int) -> None:
+    rows = []
+    for dtype in ("float32", "float64"):
+        alarms_ours = alarms_theirs = total = 0
+        start = time.perf_counter()
+        cases = [(f, f.sample(num_points, f.default_dim, seed=31, dtype=dtype)) for f in functions.BUILTINS.values()]
+        cases += [(f, zoo.sample(num_points, 6, dtype, seed=31)) for f in zoo.CORRECT.values()]
+        for fun, points in cases:
+            alarms_ours += int((~jg.compare(fun, points, reference=False).passed).sum())
+            alarms_theirs += int(check_grads_flags(fun, points).sum())
+            total += len(points)
+        rows.append(["correct gradients", dtype, f"{total:,}", "-", "false alarms", alarms_ours, alarms_theirs])
+        for bug in zoo.bugs(dtype):
+            points = zoo.sample(64, 6, dtype, seed=9)
+            wrong = np.asarray(jax.vmap(jax.grad(bug.fun))(jnp.asarray(points)))
+            present = np.any(wrong != true_gradient(bug.name, points), axis=1)
+            ours = ~jg.compare(bug.fun, points, reference=False).passed
+            theirs = check_grads_flags(bug.fun, points)
+            rows.append([bug.name, dtype, 64, int(present.sum()), "missed points", int((present & ~ours).sum()),
+                         int((present & ~theirs).sum())])  # fmt: skip
+        print(f"{dtype}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    print(format_table(["case", "dtype", "points", "bug present at", "counted", "jaxgrad.compare",
+                        "jax check_grads"], rows))  # fmt: skip
+
+
+if __name__ == "__main__":
+    jax.config.update("jax_enable_x64", True)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=500, help="points per correct function")
+    main(parser.parse_args().points)

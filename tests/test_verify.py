@@ -1,0 +1,216 @@
+"""The verification layer: no false alarms on correct gradients, every planted bug caught and located."""
+
+import json
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import zoo
+from conftest import DTYPES
+
+import jaxgrad as jg
+from jaxgrad import functions
+from jaxgrad._verify import ROUNDING, SAFETY, noise_estimate, taylor_hint
+
+N_CORRECT = 10_000  # the issue's size: every correct gradient passes at 10,000 random points
+
+
+# --------------------------------------------------------------------------------------------------------- the rule
+def test_tolerance_is_built_from_its_terms():
+    eps = float(np.finfo(np.float64).eps)
+    base = jg.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0, 2, 3.0)
+    assert base == pytest.approx(SAFETY * (1e-15 / 1e-5 + ROUNDING * eps * 3.0))
+    # a Richardson difference of 3e-6 between steps h and 2h means a truncation error of 1e-6 (p = 2: 2^p - 1 = 3)
+    assert jg.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0 + 3e-6, 2, 3.0) == pytest.approx(base + SAFETY * 1e-6)
+    assert jg.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0, 2, 3.0, rtol=0.1, atol=1.0) == pytest.approx(
+        base + 1.0 + 0.3
+    )
+    # looser in float32, and never zero at a zero gradient
+    assert jg.tolerance("float32", 1e-2, 1.0, 1e-7, 0.0, 0.0, 2, 0.0) > 0
+
+
+def test_noise_estimate_recovers_injected_noise():
+    """f = smooth cubic + iid noise of known size σ along 200 lines: the pooled estimate is within 1.5× of σ."""
+    rng = np.random.default_rng(0)
+    positions = (-2, -1, 0, 1, 2)
+    t = np.asarray(positions, np.float64)[:, None] * 1e-3
+    sigma = 1e4 * np.finfo(DTYPES[-1]).eps  # far above the rounding of the values themselves
+    values = 5.0 + 2 * t + 3 * t**2 - t**3 + sigma * rng.normal(size=(5, 200))
+    estimate = np.asarray(noise_estimate(jnp.asarray(values, DTYPES[-1]), positions, DTYPES[-1]))
+    assert estimate.shape == (200,)
+    assert sigma / 1.5 < estimate[0] < 1.5 * sigma
+
+
+def test_noise_estimate_floor_is_the_rounding_of_f():
+    values = jnp.full((5, 3), 100.0, DTYPES[-1])  # constant: no noise visible
+    estimate = np.asarray(noise_estimate(values, (-2, -1, 0, 1, 2), DTYPES[-1]))
+    np.testing.assert_allclose(estimate, ROUNDING * np.finfo(DTYPES[-1]).eps * 100.0, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- correct never fails
+def correct_cases():
+    cases = [(f.name, f, lambda dt, f=f: f.sample(N_CORRECT, f.default_dim, seed=21, dtype=dt)) for f in
+             functions.BUILTINS.values()]  # fmt: skip
+    cases += [(name, f, lambda dt: zoo.sample(N_CORRECT, 6, dt, seed=21)) for name, f in zoo.CORRECT.items()]
+    cases.append(("mlp_loss", zoo.mlp_loss, lambda dt: zoo.sample_mlp(N_CORRECT, dt, seed=21)))
+    return cases
+
+
+@pytest.mark.parametrize(("name", "fun", "sample"), correct_cases(), ids=[c[0] for c in correct_cases()])
+def test_correct_gradients_never_fail(name, fun, sample, dtype):
+    rep = jg.compare(fun, sample(dtype.name), reference_points=25)
+    assert rep.ok, rep.summary()
+    assert rep.num_points == N_CORRECT and rep.passed.all()
+    for pair in rep.pairs:  # the NumPy reference agrees too, within its own tolerance
+        assert pair.pass_rate == 1.0, rep.summary()
+
+
+def test_gradients_near_zero_do_not_cry_wolf(dtype):
+    """At and around the minimum of sphere and Rosenbrock the gradient is ~0; relative errors would explode there."""
+    tiny = np.concatenate([np.zeros((1, 4)), 1e-30 * np.ones((1, 4)), np.random.default_rng(0).normal(size=(30, 4))])
+    assert jg.compare(functions.sphere, (1e-6 * tiny).astype(dtype), reference=False).ok
+    assert jg.compare(functions.rosenbrock, (1 + 1e-6 * tiny).astype(dtype), reference=False).ok
+
+
+# ----------------------------------------------------------------------------------------------- bugs are caught
+BUG_NAMES = [b.name for b in zoo.bugs("float32")]
+
+
+@pytest.mark.parametrize("bug_name", BUG_NAMES)
+def test_planted_bugs_are_caught_and_located(bug_name, dtype):
+    bug = next(b for b in zoo.bugs(dtype.name) if b.name == bug_name)
+    points = zoo.sample(64, 6, dtype.name, seed=9)
+    with pytest.raises(jg.GradientMismatchError) as caught:
+        jg.check_grad(bug.fun, points)
+    assert isinstance(caught.value, AssertionError)
+    rep = caught.value.comparison
+    assert rep.worst.coordinate in bug.coordinates
+    message = str(caught.value)
+    assert f"x[{rep.worst.coordinate}]" in message and "tolerance" in message
+    assert "Taylor test along" in message
+    # no false alarm at the coordinates the bug leaves alone
+    clean = [i for i in range(6) if i not in bug.coordinates]
+    assert (rep.ratio[:, clean] <= 1).all()
+
+
+@pytest.mark.parametrize("bug_name", BUG_NAMES)
+def test_taylor_slope_is_one_for_bugs(bug_name, dtype):
+    """Along the buggy coordinate, at the point where the bug shows most, the remainder shrinks like t."""
+    bug = next(b for b in zoo.bugs(dtype.name) if b.name == bug_name)
+    rep = jg.compare(bug.fun, zoo.sample(64, 6, dtype.name, seed=9), reference=False)
+    x = jnp.asarray(zoo.sample(64, 6, dtype.name, seed=9)[rep.worst.point])
+    axis = jnp.zeros(6, x.dtype).at[rep.worst.coordinate].set(1)
+    result = jg.taylor_test(bug.fun, x, direction=axis)
+    assert result.verdict == "wrong" and abs(result.slope - 1) < 0.2, result.summary()
+
+
+@pytest.mark.parametrize("name", list(zoo.CORRECT))
+def test_taylor_slope_is_two_for_correct_gradients(name, dtype):
+    for seed in range(3):
+        x = jnp.asarray(zoo.sample(1, 6, dtype.name, seed=seed)[0])
+        result = jg.taylor_test(zoo.CORRECT[name], x, seed=seed)
+        assert result.verdict == "correct" and abs(result.slope - 2) < 0.15, result.summary()
+
+
+def test_taylor_on_a_linear_function_is_correct_to_rounding():
+    result = jg.taylor_test(lambda x: jnp.sum(3 * x), jnp.asarray([1.0, 2.0]))
+    assert result.verdict == "correct" and math.isnan(result.slope) and not result.used.any()
+
+
+def test_taylor_hint_tells_a_wrong_gradient_from_a_step_problem(dtype):
+    """The hint check_grad adds: slope 1 blames the gradient, slope 2 the finite-difference step."""
+    x = jnp.asarray([0.3, -0.8, 1.2], dtype)
+    f = zoo.CORRECT["softplus_ridge"]
+
+    def slope(text):
+        return float(re.search(r"slope (\S+),", text).group(1))
+
+    right = taylor_hint(f, x, 1)
+    assert abs(slope(right) - 2) < 0.2 and "the finite-difference step is at fault" in right and "x[1]" in right
+    wrong = taylor_hint(f, x, 1, grad_fn=lambda v: jax.grad(f)(v) * jnp.asarray([1.0, 1.1, 1.0], dtype))
+    assert abs(slope(wrong) - 1) < 0.2 and "the gradient is wrong there" in wrong
+
+
+def test_a_step_too_large_for_the_function_is_diagnosed():
+    """f = sin x + 1e-3 sin(1000 x) with a forced step of 0.01 averages the fast wave away, so the numeric gradient
+    is wrong while jax.grad is right. The report says it cannot resolve most points, and where the check does fail,
+    the Taylor hint (slope 2) blames the step, not the gradient. With the default step all is well."""
+
+    def f(v):
+        return jnp.sum(jnp.sin(v) + 1e-3 * jnp.sin(1000 * v))
+
+    points = np.random.default_rng(0).uniform(-1, 1, (50, 1)).astype(DTYPES[-1])
+    rep = jg.compare(f, points, step=0.01, reference=False)
+    assert rep.unresolved > 25 and "cannot be resolved" in rep.summary()
+    with pytest.raises(jg.GradientMismatchError, match="the gradient looks right; the finite-difference step"):
+        jg.check_grad(f, points, step=0.01)
+    default = jg.compare(f, points, reference=False)
+    # float64's default step (6e-6) resolves the wave; float32's (5e-3, 1000·h ≈ 5 radians) cannot, and says so
+    assert default.ok and default.unresolved == (0 if DTYPES[-1] == "float64" else 50)
+
+
+# ------------------------------------------------------------------------------------------------ directional mode
+def test_directional_mode_passes_correct_and_catches_a_bug(dtype):
+    f = functions.rosenbrock
+    points = f.sample(200, 40, seed=2, dtype=dtype.name)
+    rep = jg.compare(f, points, directions=6)
+    assert rep.ok and rep.mode == "6 random directions" and rep.numeric.shape == (200, 6)
+    bug = next(b for b in zoo.bugs(dtype.name) if b.name == "sign flip")
+    with pytest.raises(jg.GradientMismatchError, match="direction"):
+        jg.check_grad(bug.fun, zoo.sample(64, 6, dtype.name, seed=9), directions=4)
+
+
+def test_directions_and_step_are_exclusive():
+    with pytest.raises(ValueError, match="`step` applies to coordinate mode"):
+        jg.compare(functions.sphere, np.ones((2, 3)), directions=3, step=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------ inputs and report
+def test_check_grad_takes_one_point_or_a_batch():
+    f = functions.rosenbrock
+    one = f.sample(1, 5, seed=0)[0]
+    assert jg.check_grad(f, one).num_points == 1
+    assert jg.check_grad(f, f.sample(7, 5, seed=0)).num_points == 7
+    assert jg.check_grad(lambda m: jnp.sum(m[0] * m[1]), np.ones((2, 3)), batched=False).num_points == 1
+
+
+def test_pytree_points_and_names():
+    rep = jg.compare(zoo.mlp_loss, zoo.sample_mlp(40, DTYPES[-1]), reference_points=3)
+    assert rep.ok and rep.dim == 4 * 3 + 3 + 3
+    assert "x['w1'][0, 0]" in rep.coordinate_names and "x['b1'][2]" in rep.coordinate_names
+
+
+def test_grad_fn_that_does_not_trace_runs_point_by_point():
+    rep = jg.compare(functions.sphere, functions.sphere.sample(20, 3), grad_fn=lambda x: 2 * np.asarray(x))
+    assert rep.ok and any("point by point" in note for note in rep.notes)
+
+
+def test_grad_fn_with_the_wrong_structure():
+    with pytest.raises(ValueError, match="structure of its input"):
+        jg.compare(lambda t: jnp.sum(t["a"]), {"a": jnp.ones((3, 2))}, grad_fn=lambda t: t["a"], reference=False)
+
+
+def test_rtol_atol_loosen_the_check():
+    bug = next(b for b in zoo.bugs("float32") if b.name == "relative error")
+    points = zoo.sample(16, 6, "float32", seed=1)
+    assert not jg.compare(bug.fun, points, reference=False).ok
+    assert jg.compare(bug.fun, points, reference=False, rtol=0.05).ok
+
+
+def test_report_exports(tmp_path):
+    f = functions.himmelblau
+    rep = jg.compare(f, f.sample(30, seed=3), reference_points=5)
+    summary = rep.summary()
+    for text in ("jaxgrad vs jax.grad", "numpy ref vs jax.grad", "jaxgrad vs numpy ref", "verdict: OK", "times:"):
+        assert text in summary
+    data = rep.to_dict()
+    assert data["ok"] and data["num_points"] == 30 and len(data["rows"]) == 30 and data["reference_points"] == 5
+    rep.to_json(tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["point"] == 0
+    rep.to_csv(tmp_path / "r.csv")
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert len(lines) == 31 and lines[0].startswith("function,dtype,point,passed")
+    assert rep.worst.tolerance > 0 and rep.worst.ratio <= 1
