@@ -8,10 +8,17 @@ Example:
 
 from . import functions as functions
 from . import reference as reference
+from ._derivatives import hessian as hessian
+from ._derivatives import jacobian as jacobian
+from ._derivatives import jvp as jvp
+from ._engine import Estimate as Estimate
 from ._engine import batch_grad as batch_grad
 from ._engine import default_memory_budget as default_memory_budget
 from ._engine import grad as grad
 from ._engine import num_evaluations as num_evaluations
+from ._errors import Status as Status
+from ._errors import error_estimate as error_estimate
+from ._errors import noise_estimate as noise_estimate
 from ._stencils import Stencil as Stencil
 from ._stencils import finite_difference_weights as finite_difference_weights
 from ._stencils import make_stencil as make_stencil
@@ -25,3 +32,30 @@ from ._verify import taylor_test as taylor_test
 from ._verify import tolerance as tolerance
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Comparison",
+    "Estimate",
+    "GradientMismatchError",
+    "Status",
+    "Stencil",
+    "TaylorResult",
+    "batch_grad",
+    "check_grad",
+    "compare",
+    "default_memory_budget",
+    "default_step",
+    "error_estimate",
+    "finite_difference_weights",
+    "functions",
+    "grad",
+    "hessian",
+    "jacobian",
+    "jvp",
+    "make_stencil",
+    "noise_estimate",
+    "num_evaluations",
+    "reference",
+    "taylor_test",
+    "tolerance",
+]

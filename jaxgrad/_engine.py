@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import math
 from typing import Any, NamedTuple
@@ -13,6 +14,7 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from ._errors import error_estimate, noise_estimate, status
 from ._stencils import Stencil, make_stencil
 from ._steps import check_step, default_step, representable_step, working_dtype
 
@@ -23,12 +25,21 @@ def _as_working_leaf(leaf):
     return leaf.astype(working_dtype(leaf.dtype))
 
 
-def _leaf_steps(x, step, order: int):
-    """The step of every coordinate, as a pytree like `x`, each leaf in its own dtype and exactly representable."""
+def _leaf_steps(x, step, stencil: Stencil):
+    """The step of every coordinate, as a pytree like `x`, each leaf in its own dtype.
+
+    Real steps are made exactly representable, h = (x + h) − x; the complex step is imaginary and taken as is.
+    """
+    adjust = (lambda leaf, h: h) if stencil.is_complex else representable_step
     if step is None:
-        return jax.tree_util.tree_map(lambda leaf: default_step(leaf, order), x)
+        return jax.tree_util.tree_map(
+            lambda leaf: default_step(
+                leaf, stencil.order, exponent=stencil.step_exponent, representable=not stencil.is_complex
+            ),
+            x,
+        )
     if not isinstance(step, (list, tuple, dict)) and np.ndim(step) == 0:
-        return jax.tree_util.tree_map(lambda leaf: representable_step(leaf, jnp.asarray(step, leaf.dtype)), x)
+        return jax.tree_util.tree_map(lambda leaf: adjust(leaf, jnp.full(leaf.shape, step, leaf.dtype)), x)
     x_def, step_def = jax.tree_util.tree_structure(x), jax.tree_util.tree_structure(step)
     if x_def != step_def:
         raise ValueError(f"`step` must be a scalar or have the structure of the input {x_def}, got {step_def}.")
@@ -40,37 +51,27 @@ def _leaf_steps(x, step, order: int):
                 f"`step` has shape {h.shape} where the input has shape {leaf.shape}; pass a scalar step or an "
                 f"array of shape {leaf.shape}."
             )
-        return representable_step(leaf, jnp.broadcast_to(h, leaf.shape))
+        return adjust(leaf, jnp.broadcast_to(h, leaf.shape))
 
     return jax.tree_util.tree_map(leaf_step, x, step)
 
 
-def _stencil_points(x, h, offsets, with_center: bool):
+def _stencil_points(x, h, offsets, with_center: bool, imaginary: bool = False):
     """All points `fun` is evaluated at for one flat point x: shape (K·d [+ 1], d).
 
-    Row k·d + i is x + offsets[k]·h[i]·e_i; `with_center` appends x itself. Coordinates other than i are copied
-    unchanged, so each row differs from x in exactly one coordinate.
+    Row k·d + i is x + offsets[k]·h[i]·e_i (times the imaginary unit for the complex step); `with_center` appends x
+    itself. Coordinates other than i are copied unchanged, so each row differs from x in exactly one coordinate.
     """
     d = x.shape[0]
     delta = jnp.asarray(offsets, x.dtype)[:, None] * h[None, :]  # (K, d): offsets[k] * h[i]
     on_diagonal = jnp.eye(d, dtype=bool)[None]  # (1, d, d)
+    if imaginary:
+        x, delta = x.astype(jnp.result_type(x.dtype, jnp.complex64)), delta * 1j
     rows = x[None, None, :] + jnp.where(on_diagonal, delta[:, :, None], jnp.zeros((), x.dtype))
     rows = rows.reshape(len(offsets) * d, d)
     if with_center:
         rows = jnp.concatenate([rows, x[None, :]])
     return rows
-
-
-def _check_output(values, x):
-    if not isinstance(values, jax.Array):
-        raise TypeError(
-            f"`fun` must return a scalar array, got {type(values).__name__}. Return one number, e.g. jnp.sum(...)."
-        )
-    if values.ndim != 1:
-        raise ValueError(
-            f"`fun` must return a scalar, but it returned shape {values.shape[1:]} for the input {_describe(x)}. "
-            "Reduce it to one number (e.g. jnp.sum), or differentiate each output separately."
-        )
 
 
 def _describe(x) -> str:
@@ -80,52 +81,154 @@ def _describe(x) -> str:
     return f"with leaf shapes {shapes}"
 
 
+def _check_output(values, x, scalar: bool):
+    if not isinstance(values, jax.Array):
+        raise TypeError(
+            f"`fun` must return {'a scalar array' if scalar else 'an array'}, got {type(values).__name__}."
+            + (" Return one number, e.g. jnp.sum(...)." if scalar else "")
+        )
+    if scalar and values.ndim != 1:
+        raise ValueError(
+            f"`fun` must return a scalar, but it returned shape {values.shape[1:]} for the input {_describe(x)}. "
+            "Reduce it to one number (e.g. jnp.sum), or use jg.jacobian for vector outputs."
+        )
+
+
+def _apply(fun, unravel, rows, imaginary: bool):
+    """`fun` at every row (one vmap); for the complex step, the imaginary parts, after checking they exist."""
+    if not imaginary:
+        return jax.vmap(lambda row: fun(unravel(row)))(rows)
+    try:
+        values = jax.vmap(lambda row: fun(unravel(row)))(rows)
+    except Exception as error:
+        raise TypeError(
+            f"`fun` cannot take complex input, which method='complex' needs ({type(error).__name__}: {error}). "
+            "Use method='central' or 'richardson', or write fun with complex-safe operations."
+        ) from error
+    if not jnp.iscomplexobj(values):
+        raise ValueError(
+            "method='complex' needs `fun` to keep the imaginary part of its input, but it returned a real value "
+            "(jnp.abs, .real, comparisons or a cast drop it): its gradient would come out 0. Use method='central'."
+        )
+    return jnp.imag(values)
+
+
 class _Evaluation(NamedTuple):
     """`fun` at the stencil points of one point: the values and what is needed to combine and unravel them."""
 
-    values: Any  # (K·d [+ 1],): f at each row of `_stencil_points`
+    values: Any  # (K·d [+ 1], ...): f at each row of `_stencil_points` (imaginary parts for the complex step)
     x: Any  # (d,) the flat point in its working dtype
-    h: Any  # (d,) the exactly representable step of each coordinate
+    h: Any  # (d,) the step of each coordinate
     unravel: Any  # flat (d,) -> the input's pytree
 
 
-def _evaluate(fun, x, step, offsets, with_center: bool, order: int) -> _Evaluation:
+def _evaluate(fun, x, step, stencil: Stencil, offsets, with_center: bool, scalar: bool = True) -> _Evaluation:
     """Evaluate `fun` at x + k·h_i·e_i for every offset k and coordinate i, as one vmap (no loop over coordinates)."""
     x = jax.tree_util.tree_map(_as_working_leaf, x)
     flat_x, unravel = ravel_pytree(x)
-    flat_h, _ = ravel_pytree(_leaf_steps(x, step, order))
-    rows = _stencil_points(flat_x, flat_h, offsets, with_center)
-    values = jax.vmap(lambda row: fun(unravel(row)))(rows)
-    _check_output(values, x)
+    flat_h, _ = ravel_pytree(_leaf_steps(x, step, stencil))
+    rows = _stencil_points(flat_x, flat_h, offsets, with_center, stencil.is_complex)
+    values = _apply(fun, unravel, rows, stencil.is_complex)
+    _check_output(values, x, scalar)
     return _Evaluation(values, flat_x, flat_h, unravel)
 
 
 def _combine(values, h, weights, center_weight: float = 0.0):
     """(w_0 f(x) + sum_k w_k f(x + k h_i e_i)) / h_i for every coordinate i, from the rows of `_stencil_points`.
 
-    `weights` are aligned with the offsets the rows were built from (zeros are skipped); the result has h's dtype.
+    `weights` are aligned with the offsets the rows were built from (zeros are skipped); values may carry trailing
+    output axes (for Jacobians). The result has h's dtype and shape (d, *outputs).
     """
     d = h.shape[0]
-    total = jnp.zeros((d,), values.dtype)
+    total = jnp.zeros((d, *values.shape[1:]), values.dtype)
     for k, weight in enumerate(weights):  # K ≤ 16 terms, unrolled at trace time: no loop over coordinates
         if weight:
             total = total + weight * values[k * d : (k + 1) * d]
     if center_weight:
         total = total + center_weight * values[-1]
-    return (total / h.astype(total.dtype)).astype(h.dtype)
+    scale = h.astype(total.dtype).reshape(d, *([1] * (total.ndim - 1)))
+    return (total / scale).astype(h.dtype)
 
 
 def _vanished(e: _Evaluation):
-    """Whether a step vanished (x + h == x) at a finite coordinate: the difference there is 0/0."""
+    """Whether a real step vanished (x + h == x) at a finite coordinate: the difference there is 0/0."""
     return jnp.any(jnp.isfinite(e.x) & (e.h == 0))
+
+
+def _is_empty(x) -> bool:
+    return sum(jnp.size(leaf) for leaf in jax.tree_util.tree_leaves(x)) == 0
 
 
 def _point_gradient(fun, stencil: Stencil, x, step):
     """Gradient of `fun` at one point `x` (a pytree), and whether a step vanished at a finite coordinate."""
-    if sum(jnp.size(leaf) for leaf in jax.tree_util.tree_leaves(x)) == 0:
+    if _is_empty(x):
         return jax.tree_util.tree_map(_as_working_leaf, x), jnp.zeros((), bool)
-    e = _evaluate(fun, x, step, stencil.offsets, stencil.uses_center, stencil.order)
+    e = _evaluate(fun, x, step, stencil, stencil.offsets, stencil.uses_center)
     return e.unravel(_combine(e.values, e.h, stencil.weights, stencil.center_weight)), _vanished(e)
+
+
+def estimate_positions(stencil: Stencil) -> tuple[int, ...]:
+    """The offsets one error estimate evaluates: the stencil at h and at 2h, and the point itself (for the noise
+    and, with ±1 and ±2, the smoothness test)."""
+    return tuple(sorted(set(stencil.offsets) | set(stencil.scaled(2).offsets) | {0}))
+
+
+def point_estimate(fun, stencil: Stencil, x, step):
+    """At one point: the flat point, steps, g(h), g(2h), the noise of f, the error estimate, the status and whether a
+    step vanished, from one vmap of `fun` over `estimate_positions(stencil)`."""
+    double = stencil.scaled(2)
+    positions = estimate_positions(stencil)
+    offsets = tuple(k for k in positions if k)
+    e = _evaluate(fun, x, step, stencil, offsets, True)
+    d = e.h.shape[0]
+    by_offset = jnp.concatenate([e.values[:-1].reshape(len(offsets), d), jnp.broadcast_to(e.values[-1], (1, d))])
+    line = by_offset[jnp.asarray([offsets.index(k) if k else len(offsets) for k in positions])]  # rows by position
+    g = _combine(e.values, e.h, stencil.weights_at(offsets), stencil.center_weight)
+    g_double = _combine(e.values, e.h, double.weights_at(offsets), double.center_weight)
+    f_noise = noise_estimate(line, positions, e.h.dtype).astype(e.h.dtype)
+    error = error_estimate(e.h, stencil.weight_sum, f_noise, g, g_double, stencil.order).astype(e.h.dtype)
+    second = {}
+    if {-2, -1, 1, 2} <= set(positions) and not stencil.is_complex:
+        at = {k: line[positions.index(k)] for k in (-2, -1, 0, 1, 2)}
+        second = {
+            "second_h": at[1] - 2 * at[0] + at[-1],
+            "second_2h": at[2] - 2 * at[0] + at[-2],
+            "second_noise": jnp.sqrt(6.0) * f_noise,
+        }
+    return {
+        "x": e.x,
+        "h": e.h,
+        "g": g,
+        "g_double": g_double,
+        "f_noise": f_noise,
+        "error": error,
+        "status": status(e.x, e.values, g, error, **second),
+        "vanished": jnp.zeros((), bool) if stencil.is_complex else _vanished(e),
+        "unravel": e.unravel,
+    }
+
+
+class Estimate(NamedTuple):
+    """A numerical gradient with its estimated error (`grad(..., with_error=True)`); a pytree, so it crosses jit.
+
+    Attributes:
+      value: the gradient, like the input.
+      error: the estimated absolute error of each coordinate, like the input (`jg.error_estimate`).
+      status: an int8 `jg.Status` code per point: 0 OK, 1 NONFINITE, 2 NOT_SMOOTH, 3 IMPRECISE.
+    """
+
+    value: Any
+    error: Any
+    status: Any
+
+
+def _point_gradient_with_error(fun, stencil: Stencil, x, step):
+    if _is_empty(x):
+        x = jax.tree_util.tree_map(_as_working_leaf, x)
+        return Estimate(x, x, jnp.zeros((), jnp.int8)), jnp.zeros((), bool)
+    parts = point_estimate(fun, stencil, x, step)
+    unravel = parts["unravel"]
+    return Estimate(unravel(parts["g"]), unravel(parts["error"]), parts["status"]), parts["vanished"]
 
 
 def _raise_if_step_vanished(vanished, step):
@@ -138,46 +241,137 @@ def _raise_if_step_vanished(vanished, step):
 
 
 # ------------------------------------------------------------------------------------------------------- public: grad
-def grad(fun, *, method: str = "central", order: int | None = None, step=None):
+@dataclasses.dataclass(frozen=True)
+class _Bound:
+    """`fun` seen as a function of its differentiated argument(s) only; hashable, so compiled programs are shared."""
+
+    fun: Any
+    argnums: Any
+    has_aux: bool
+
+    def arguments(self, x, rest):
+        """fun's positional arguments: `x` at `argnums` (a tuple of them for a tuple), `rest` elsewhere."""
+        args = list(rest)
+        for index, value in zip(self._positions(), (x,) if isinstance(self.argnums, int) else x, strict=True):
+            args.insert(index, value)
+        return args
+
+    def _positions(self):
+        return [self.argnums] if isinstance(self.argnums, int) else sorted(self.argnums)
+
+    def split(self, args):
+        """(the differentiated argument(s), the others) from fun's positional arguments."""
+        positions = self._positions()
+        if max(positions) >= len(args):
+            raise ValueError(f"`argnums`={self.argnums!r} refers past the {len(args)} arguments given.")
+        picked = args[self.argnums] if isinstance(self.argnums, int) else tuple(args[i] for i in self.argnums)
+        return picked, tuple(a for i, a in enumerate(args) if i not in positions)
+
+    def value(self, x, rest):
+        out = self.fun(*self.arguments(x, rest))
+        if self.has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"with has_aux=True `fun` must return a pair (value, aux), got {type(out).__name__}.")
+            return out[0]
+        return out
+
+    def aux(self, x, rest):
+        return self.fun(*self.arguments(x, rest))[1]
+
+
+def _gradient_of_bound(bound: _Bound, stencil: Stencil, with_error: bool, x, step, rest):
+    per_point = _point_gradient_with_error if with_error else _point_gradient
+    result, vanished = per_point(lambda point: bound.value(point, rest), stencil, x, step)
+    aux = bound.aux(jax.tree_util.tree_map(_as_working_leaf, x), rest) if bound.has_aux else None
+    return result, vanished, aux
+
+
+_gradient_program = jax.jit(_gradient_of_bound, static_argnums=(0, 1, 2))
+
+
+def _is_hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def grad(
+    fun,
+    argnums: int | tuple[int, ...] = 0,
+    *,
+    method: str = "central",
+    order: int | None = None,
+    step=None,
+    with_error: bool = False,
+    has_aux: bool = False,
+):
     """Numerical gradient by finite differences, as a transformation like `jax.grad`.
 
     The stencil's evaluations at one point are one `jax.vmap` of `fun` over the perturbed points x + k·h_i·e_i (no
-    Python loop over coordinates); the result is (sum_k w_k f(x + k h_i e_i)) / h_i per coordinate. Costs: central
-    order p takes p·d evaluations of `fun`, forward/backward order p take p·d + 1.
+    Python loop over coordinates); the result is (sum_k w_k f(x + k h_i e_i)) / h_i per coordinate.
+
+    Methods and their cost in evaluations of `fun` per point of d coordinates:
+      * "central" order p (2, 4, 6, 8): p·d. The default, order 2: error ≈ eps^(2/3).
+      * "forward" / "backward" order p: p·d + 1 (f(x) is shared); for points at the edge of f's domain.
+      * "richardson" order 6 (or 4, 8): central differences at h, 2h, 4h extrapolated: 6·d; error ≈ eps^(6/7).
+      * "complex": Im f(x + i h e_i) / h with h = eps²·max(|x|, 1): d evaluations, exact to rounding (≈ eps), but only
+        for f real-analytic and written with complex-safe operations. It is wrong, silently, where f uses jnp.abs,
+        max/min, comparisons or `where` on the real part, or .real/.imag; a real-valued output is refused.
+    With `with_error=True` each evaluates the stencil at h and 2h plus f(x): central order 2 then costs 4·d + 1.
 
     Args:
-      fun: a JAX-traceable function of one argument (an array of any shape, or a pytree of arrays) returning a scalar.
-      method: "central" (default), "forward" or "backward".
-      order: order p of the truncation error O(h^p); None means 2 for central, 1 for forward/backward.
-      step: None for the default eps^(1/(p+1))·max(|x|, 1) per coordinate, rounded to a power of two; or an absolute
-        step, a positive scalar or an array (pytree) of the input's shape. Every step is made exactly representable,
-        h = (x + h) - x.
+      fun: a JAX-traceable function returning a scalar; the argument(s) `argnums` are differentiated (arrays of any
+        shape, or pytrees of arrays), the others held fixed.
+      argnums: which positional argument(s) to differentiate, an int or a tuple of ints, as in `jax.grad`.
+      method: "central" (default), "forward", "backward", "richardson" or "complex".
+      order: order p of the truncation error O(h^p); None: 2 central, 1 one-sided, 6 Richardson, 2 complex.
+      step: None for the default eps^(1/(p+1))·max(|x|, 1) per coordinate (eps²·max(|x|, 1) for "complex"), rounded
+        to a power of two; or an absolute step, a positive scalar or an array (pytree) of the input's shape. Real
+        steps are made exactly representable, h = (x + h) - x.
+      with_error: also return the error estimate and a status (an `Estimate`).
+      has_aux: `fun` returns (value, aux); the gradient is returned with aux, as `jax.grad` does (one more
+        evaluation, at x itself).
 
     Returns:
-      A function x -> gradient with x's structure and shapes. Float inputs keep their dtype; integer inputs are
-      promoted to the default float dtype, float16/bfloat16 to float32. It composes with `jax.jit` and `jax.vmap`.
+      A function of fun's arguments -> gradient with the structure and shapes of the differentiated argument(s) (an
+      `Estimate(value, error, status)` with `with_error=True`; a pair (gradient, aux) with `has_aux=True`). Float
+      inputs keep their dtype; integer inputs are promoted to the default float dtype, float16/bfloat16 to float32.
+      It composes with `jax.jit` and `jax.vmap`.
 
     Raises:
       ValueError: bad `method`, `order` or `step`; `fun` returning a non-scalar; a user step so small that
         x + step == x (checked when called outside `jax.jit`; under jit such coordinates come out NaN).
+      TypeError: method="complex" with a `fun` that cannot take complex input.
 
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg
       >>> def function_2(x): return x[0] ** 2 + x[1] ** 2
       >>> print(jg.grad(function_2)(jnp.array([3.0, 4.0])))
       [6. 8.]
+      >>> g, err, status = jg.grad(jnp.sin, with_error=True)(jnp.array(0.5))
+      >>> bool(abs(g - jnp.cos(0.5)) <= err), int(status)
+      (True, 0)
     """
     stencil = make_stencil(method, order)
     if step is not None:
         check_step(step)
-    compiled = jax.jit(functools.partial(_point_gradient, fun, stencil))
+    if not (isinstance(argnums, int) or (isinstance(argnums, tuple) and all(isinstance(a, int) for a in argnums))):
+        raise TypeError(f"`argnums` must be an int or a tuple of ints, got {argnums!r}.")
+    bound = _Bound(fun, argnums, has_aux)
+    if _is_hashable(bound):  # one compiled program per function and options, however often grad(fun) is called
+        program = functools.partial(_gradient_program, bound, stencil, with_error)
+    else:
+        program = jax.jit(functools.partial(_gradient_of_bound, bound, stencil, with_error))
 
-    @functools.wraps(fun)
-    def gradient(x):
-        result, vanished = compiled(x, step)
+    @functools.wraps(fun, updated=())
+    def gradient(*args):
+        x, rest = bound.split(args)
+        result, vanished, aux = program(x, step, rest)
         if step is not None:
             _raise_if_step_vanished(vanished, step)
-        return result
+        return (result, aux) if has_aux else result
 
     return gradient
 
@@ -221,10 +415,11 @@ def map_points(per_point, points, step, chunk: int):
     return lax.fori_loop(0, -(-n // chunk), body, out)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "stencil", "chunk"))
-def _batch_gradient(points, step, *, fun, stencil: Stencil, chunk: int):
-    """Gradients and per-point "step vanished" flags at all points, in one program."""
-    return map_points(functools.partial(_point_gradient, fun, stencil), points, step, chunk)
+@functools.partial(jax.jit, static_argnames=("fun", "stencil", "chunk", "with_error"))
+def _batch_gradient(points, step, *, fun, stencil: Stencil, chunk: int, with_error: bool = False):
+    """Gradients (or `Estimate`s) and per-point "step vanished" flags at all points, in one program."""
+    per_point = _point_gradient_with_error if with_error else _point_gradient
+    return map_points(functools.partial(per_point, fun, stencil), points, step, chunk)
 
 
 class _Plan(NamedTuple):
@@ -305,6 +500,20 @@ def check_batch_arguments(step, chunk_size, memory_budget):
             raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
 
 
+def as_points(points):
+    """`points` with every leaf a JAX array. Nested lists or tuples of numbers are one array (as NumPy reads them),
+    not a pytree of scalars; any other pytree keeps its structure."""
+
+    def numbers_only(value):
+        if isinstance(value, (list, tuple)):
+            return all(numbers_only(v) for v in value)
+        return isinstance(value, (int, float, np.number, np.bool_))
+
+    if isinstance(points, (list, tuple)) and numbers_only(points):
+        return jnp.asarray(np.asarray(points))
+    return jax.tree_util.tree_map(jnp.asarray, points)
+
+
 def leading_size(points) -> int:
     """N, the leading (batch) size shared by every leaf of `points`, with a clear error when there is none."""
     leaves = jax.tree_util.tree_leaves(points)
@@ -348,6 +557,7 @@ def batch_grad(
     step=None,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
+    with_error: bool = False,
 ):
     """Numerical gradients of `fun` at N points in one compiled call: `grad` vmapped over the leading axis.
 
@@ -363,6 +573,8 @@ def batch_grad(
       chunk_size: points per chunk; None picks it from `memory_budget`.
       memory_budget: bytes of temporary memory one pass may use; None means 8 MiB on CPU (cache-sized temporaries
         are faster there) and 1 GiB on GPU/TPU.
+      with_error: return an `Estimate(value, error, status)` with the error of every coordinate and a status (N,)
+        per point, as in `grad`.
 
     Returns:
       Gradients with the structure and shapes of `points`. A NaN or Inf in one point makes only that point's
@@ -381,14 +593,16 @@ def batch_grad(
     """
     stencil = make_stencil(method, order)
     check_batch_arguments(step, chunk_size, memory_budget)
-    points = jax.tree_util.tree_map(jnp.asarray, points)
+    points = as_points(points)
     n = leading_size(points)
     if n == 0:
-        return jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, working_dtype(leaf.dtype)), points)
+        empty = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, working_dtype(leaf.dtype)), points)
+        return Estimate(empty, empty, jnp.zeros((0,), jnp.int8)) if with_error else empty
     try:
         result, vanished = run_program(
-            _batch_gradient, points, step, chunk_size=chunk_size, memory_budget=memory_budget, fun=fun, stencil=stencil
-        )
+            _batch_gradient, points, step, chunk_size=chunk_size, memory_budget=memory_budget, fun=fun,
+            stencil=stencil, with_error=with_error,
+        )  # fmt: skip
     except Exception as error:
         raise_if_missing_batch_axis(fun, points, error)
         raise
@@ -397,11 +611,15 @@ def batch_grad(
     return result
 
 
-def num_evaluations(dim: int, *, method: str = "central", order: int | None = None) -> int:
-    """Evaluations of `fun` per point of `dim` coordinates for a method and order (2d for central order 2).
+def num_evaluations(dim: int, *, method: str = "central", order: int | None = None, with_error: bool = False) -> int:
+    """Evaluations of `fun` per point of `dim` coordinates for a method and order (2d for central order 2); with
+    the error estimate, the stencil at h and 2h plus f(x).
 
     Example:
-      >>> num_evaluations(8)
-      16
+      >>> num_evaluations(8), num_evaluations(8, with_error=True), num_evaluations(8, method="complex")
+      (16, 33, 8)
     """
-    return make_stencil(method, order).evaluations(dim)
+    stencil = make_stencil(method, order)
+    if not with_error:
+        return stencil.evaluations(dim)
+    return (len(estimate_positions(stencil)) - 1) * dim + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 
-METHODS = ("central", "forward", "backward")
+METHODS = ("central", "forward", "backward", "richardson", "complex")
 MAX_ORDER = 8
 
 
@@ -56,12 +56,15 @@ def finite_difference_weights(offsets, derivative=1):
 class Stencil:
     """A first-derivative stencil: g ≈ (w_0 f(x) + sum_k w_k f(x + k h)) / h.
 
+    For the complex step the offsets are imaginary: g = sum_k w_k Im f(x + i k h) / h.
+
     Attributes:
-      method: "central", "forward" or "backward".
+      method: "central", "forward", "backward", "richardson" or "complex".
       order: the order p of the truncation error, O(h^p).
       offsets: the nonzero offsets k, in units of the step.
       weights: the weight of each offset in `offsets`.
       center_weight: w_0, the weight of f(x) itself (0 for central stencils, which never evaluate f(x)).
+      step_exponent: the default step is eps^step_exponent · max(|x|, 1).
     """
 
     method: str
@@ -69,6 +72,12 @@ class Stencil:
     offsets: tuple[int, ...]
     weights: tuple[float, ...]
     center_weight: float
+    step_exponent: float
+
+    @property
+    def is_complex(self) -> bool:
+        """Whether the offsets are imaginary (the complex step)."""
+        return self.method == "complex"
 
     @property
     def evaluations_per_coordinate(self) -> int:
@@ -76,7 +85,8 @@ class Stencil:
         return len(self.offsets)
 
     def evaluations(self, dim: int) -> int:
-        """Evaluations of `fun` for one point of `dim` coordinates: p·d for central, p·d + 1 for one-sided."""
+        """Evaluations of `fun` for one point of `dim` coordinates: p·d for central order p, p·d + 1 for one-sided,
+        6·d for Richardson (steps h, 2h, 4h), d for the complex step."""
         return len(self.offsets) * dim + self.uses_center
 
     @property
@@ -108,26 +118,32 @@ class Stencil:
             center_weight=self.center_weight / factor,
         )
 
-    @property
-    def step_exponent(self) -> float:
-        """1/(p+1): the default step eps^(1/(p+1)) balances truncation (h^p) against round-off (eps/h)."""
-        return 1.0 / (self.order + 1)
+
+NATURAL_ORDER = {"central": 2, "forward": 1, "backward": 1, "richardson": 6, "complex": 2}
+"""The order each method has when none is given."""
 
 
 def natural_order(method: str) -> int:
-    """The classic order of each method: 2 for central, 1 for forward/backward."""
-    return 2 if method == "central" else 1
+    """The classic order of each method: 2 for central, 1 for forward/backward, 6 for Richardson (h, 2h, 4h)."""
+    return NATURAL_ORDER[method]
 
 
 def make_stencil(method: str = "central", order: int | None = None) -> Stencil:
-    """The first-derivative stencil of a method and order (order None: 2 for central, 1 for one-sided).
+    """The first-derivative stencil of a method and order (order None: `natural_order(method)`).
 
-    Central stencils of even order p use offsets -p/2..p/2; forward ones 0..p; backward ones -p..0.
+    Central stencils of even order p use offsets -p/2..p/2; forward ones 0..p; backward ones -p..0. Richardson of
+    order 4, 6 or 8 extrapolates central differences at steps h, 2h (, 4h (, 8h)): offsets ±1, ±2, ±4, ±8, whose
+    weights the same routine gives (the unique ones exact for polynomials of degree < the number of offsets, which is
+    what repeated Richardson extrapolation computes). The complex step (order 2) evaluates f(x + i h) once per
+    coordinate. The default step exponent is 1/(p+1) (truncation h^p against round-off eps/h); for the complex step,
+    which has no subtraction, it is 2 (h = eps²·max(|x|, 1): truncation h² is far below eps).
 
     Example:
       >>> s = make_stencil("central", 2)
       >>> s.offsets, s.weights
       ((-1, 1), (-0.5, 0.5))
+      >>> make_stencil("richardson").offsets
+      (-4, -2, -1, 1, 2, 4)
     """
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
@@ -135,10 +151,19 @@ def make_stencil(method: str = "central", order: int | None = None) -> Stencil:
         order = natural_order(method)
     if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_ORDER:
         raise ValueError(f"`order` must be an integer from 1 to {MAX_ORDER}, got {order!r}.")
+    if method == "complex":
+        if order != 2:
+            raise ValueError(f"method='complex' has order 2 (its truncation error is h²), got order={order}.")
+        return Stencil("complex", 2, (1,), (1.0,), 0.0, 2.0)
     if method == "central":
         if order % 2:
             raise ValueError(f"`order` for method='central' must be even (2, 4, 6, 8), got {order}.")
         all_offsets = tuple(range(-order // 2, order // 2 + 1))
+    elif method == "richardson":
+        if order not in (4, 6, 8):
+            raise ValueError(f"`order` for method='richardson' must be 4, 6 or 8 (steps h..2^(p/2-1)·h), got {order}.")
+        levels = [2**k for k in range(order // 2)]
+        all_offsets = tuple(sorted([-k for k in levels] + levels))
     elif method == "forward":
         all_offsets = tuple(range(0, order + 1))
     else:
@@ -152,4 +177,5 @@ def make_stencil(method: str = "central", order: int | None = None) -> Stencil:
         offsets=tuple(k for k, _ in pairs),
         weights=tuple(w for _, w in pairs),
         center_weight=center,
+        step_exponent=1.0 / (order + 1),
     )

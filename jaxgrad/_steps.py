@@ -44,25 +44,34 @@ def round_to_power_of_two(h):
     return jnp.where(jnp.isfinite(h) & (h >= info.smallest_normal), power, h)
 
 
-def default_step(x, order: int):
+def default_step(x, order: int = 2, *, exponent: float | None = None, representable: bool = True):
     """The default step of a stencil of order p: eps^(1/(p+1)) · max(|x|, 1), per coordinate.
 
     eps^(1/(p+1)) balances the truncation error (∝ h^p) against the round-off error (∝ eps/h) for a function whose
     derivatives are of the size of its values: the total error is then ≈ eps^(p/(p+1)), e.g. 2e-5 in float32 and
     4e-11 in float64 for central order 2 (the notes' fixed h = 1e-4 gives 7.7e-4 in float32 on Rosenbrock). The factor
     max(|x|, 1) keeps x + h resolvable for large |x|. The step is then rounded to the nearest power of two and made
-    exactly representable, h = (x + h) - x, so the stencil's points are exactly x + k h.
+    exactly representable, h = (x + h) - x, so the stencil's points are exactly x + k h. The complex step passes
+    exponent=2 (h = eps²·max(|x|, 1)) and representable=False: its step is imaginary and never added to x.
 
     Args:
       x: a float array (the point, already in its working dtype).
       order: the order p of the stencil.
+      exponent: eps's exponent, if not 1/(p+1).
+      representable: make x + h exact (real steps).
 
     Returns:
       An array like x: the step of each coordinate. Non-finite x gives a non-finite step.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> print(default_step(jnp.array([0.0, 3.0, 100.0], jnp.float32), 2))  # eps^(1/3) ≈ 4.9e-3
+      [0.00390625 0.015625   0.5       ]
     """
     eps = float(jnp.finfo(x.dtype).eps)
-    h = eps ** (1.0 / (order + 1)) * jnp.maximum(jnp.abs(x), 1)
-    return representable_step(x, round_to_power_of_two(h.astype(x.dtype)))
+    power = 1.0 / (order + 1) if exponent is None else exponent
+    h = round_to_power_of_two((eps**power * jnp.maximum(jnp.abs(x), 1)).astype(x.dtype))
+    return representable_step(x, h) if representable else h
 
 
 def representable_step(x, h):

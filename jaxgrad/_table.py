@@ -17,7 +17,8 @@ def format_table(headers, rows, title: str | None = None) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def numeric(text: str) -> bool:
-        return text.replace(".", "", 1).replace("e", "", 1).replace("-", "").replace("+", "").replace("x", "").isdigit()
+        text = text.replace(",", "").rstrip("%x")
+        return text.replace(".", "", 1).replace("e", "", 1).replace("-", "").replace("+", "").isdigit()
 
     right = [all(numeric(row[i]) for row in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
 

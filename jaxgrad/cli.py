@@ -43,7 +43,9 @@ def _cmd_functions(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from . import _bench
+    from . import _bench, functions
+
+    functions.get(args.function).check_dim(args.dim)  # before any progress output
 
     def progress(message):
         print(message, file=sys.stderr, flush=True)
@@ -122,51 +124,81 @@ def _cmd_compare(args) -> int:
         ref = ref_pairs[0] if ref_pairs else None
         rows.append([
             label, dim, dtype, f"{rep.num_points:,}", f"{main_pair.max_ratio:.3g}",
-            f"{main_pair.median_rel_error:.2e}", f"{100 * main_pair.pass_rate:.2f}%",
+            f"{main_pair.median_rel_error:.2e}", f"{100 * main_pair.pass_rate:.2f}%", f"{rep.unresolved:,}",
             f"{ref.points}" if ref else "-", f"{ref.median_rel_error:.2e}" if ref else "-",
             f"{100 * ref.pass_rate:.0f}%" if ref else "-",
-            " ".join(f"{t:.2f}" for t in rep.times.values()), "OK" if rep.ok else "MISMATCH",
+            " ".join(f"{t:.2f}" for t in rep.times.values()), rep.verdict,
         ])  # fmt: skip
     progress.close()
     device = jax.devices()[0]
     exact = reports[0].exact_name if reports else "jax.grad"
-    headers = ["function", "d", "dtype", "points", "max err/tol", "median rel err", "pass",
-               "ref pts", "ref rel err", "ref pass", f"times s ({exact}, jaxgrad, ref)", "verdict"]  # fmt: skip
-    title = f"jaxgrad compare: jaxgrad (central, h and 2h) vs {exact} vs NumPy reference, on {device.platform}"
+    headers = ["function", "d", "dtype", "points", "max err/tol", "median rel err", "pass", "unresolved",
+               "ref pts", "ref rel err", "ref pass", f"times s ({exact}, jaxgrad, ref; incl. compile)",
+               "verdict"]  # fmt: skip
+    versus = "" if args.no_reference else " vs NumPy reference"
+    title = f"jaxgrad compare: jaxgrad (central, h and 2h) vs {exact}{versus}, on {device.platform} ({device})"
     print(format_table(headers, rows, title=title))
     failures = [rep for rep in reports if not rep.ok]
     for rep in failures:
         failed = int((~rep.passed).sum())
         print(f"{rep.function} {rep.dtype}: {failed} points fail; worst: {rep.worst.describe(rep.exact_name)}")
+    for rep in reports:
+        if rep.verdict == "INCONCLUSIVE":
+            print(
+                f"{rep.function} {rep.dtype}: inconclusive, {rep.unresolved:,} of {rep.num_points:,} points cannot be "
+                "resolved at the default step (the tolerance is as large as the gradient there)"
+            )
     if args.json:
         with open(args.json, "w") as stream:
             json.dump([rep.to_dict() for rep in reports], stream, default=float)
     if args.csv:
         write_rows_csv(args.csv, [dict(function=r.function, dtype=r.dtype, **row) for r in reports for row in r.rows()])
-    print(f"{len(reports) - len(failures)} of {len(reports)} runs OK" + (" (exit code 1)" if failures else ""))
+    counts = {v: sum(rep.verdict == v for rep in reports) for v in ("OK", "INCONCLUSIVE", "MISMATCH")}
+    print(
+        f"{counts['OK']} of {len(reports)} runs OK, {counts['INCONCLUSIVE']} inconclusive, "
+        f"{counts['MISMATCH']} mismatched" + (" (exit code 1)" if failures else "")
+    )
     return 1 if failures else 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="jaxgrad", description="Numerical gradients at scale on JAX.")
+    parser.add_argument("--version", action="version", version=f"jaxgrad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser(
         "compare",
         help="numeric vs autodiff vs NumPy at many points; exit code 1 on a mismatch",
         description="Check gradients at many random points: jaxgrad's numeric gradient against jax.grad (or --grad) "
-        "and the NumPy reference, with tolerances derived from the numerics. Exit code 0 when every point passes, "
-        "1 on a mismatch, 2 on bad usage.",
+        "and the NumPy reference, with tolerances derived from the numerics. Exit code 0 when no point mismatches "
+        "(runs whose tolerance cannot resolve most points are marked INCONCLUSIVE), 1 on a mismatch, 2 on bad usage.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--function", action="append", help="built-in name or module:attr (repeatable; default: all)")
     p.add_argument("--grad", help="module:attr of the gradient to check (default: jax.grad of the function)")
     p.add_argument("--dim", type=int, help="dimension (default: each function's own, 8 for your functions)")
-    p.add_argument("--points", type=int, default=10_000)
-    p.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--points", type=_positive_int, default=10_000, help="random points per function and dtype")
+    p.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES), help="dtypes to check")
+    p.add_argument("--seed", type=int, default=0, help="seed of the points, the reference sample and directions")
     p.add_argument("--domain", type=_parse_pair, help="LOW,HIGH box to sample from (default: the function's, or -1,1)")
-    p.add_argument("--directions", type=int, help="check K random directions per point instead of every coordinate")
-    p.add_argument("--reference-points", type=int, help="points the NumPy reference runs on (default: up to 100)")
+    p.add_argument(
+        "--directions", type=_positive_int, help="check K random directions per point instead of every coordinate"
+    )
+    p.add_argument(
+        "--reference-points", type=_positive_int, help="points the NumPy reference runs on (default: up to 100)"
+    )
     p.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     p.add_argument("--rtol", type=float, default=0.0, help="added to the derived tolerance, relative")
     p.add_argument("--atol", type=float, default=0.0, help="added to the derived tolerance, absolute")
@@ -175,7 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(run=_cmd_compare)
 
-    p = commands.add_parser("grad", help="the numerical gradient of a function at one point")
+    p = commands.add_parser(
+        "grad",
+        help="the numerical gradient of a function at one point",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--function", default="sphere", help="a built-in name (see `jaxgrad functions`) or module:attr")
     p.add_argument(
         "--point",
@@ -184,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="coordinates separated by commas, e.g. 3,4 (write --point=-3,4 for a leading minus)",
     )
     p.add_argument("--dtype", choices=DTYPES, default="float64")
-    p.add_argument("--method", choices=("central", "forward", "backward"), default="central")
+    p.add_argument("--method", choices=("central", "forward", "backward", "richardson", "complex"), default="central")
     p.add_argument("--order", type=int, default=None, help="order of the stencil (default: 2 central, 1 one-sided)")
     p.add_argument("--step", type=float, default=None, help="absolute step (default: eps^(1/(p+1))·max(|x|, 1))")
     p.set_defaults(run=_cmd_grad)
@@ -192,13 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("functions", help="list the built-in functions")
     p.set_defaults(run=_cmd_functions)
 
-    p = commands.add_parser("bench", help="time batch_grad against the floor, jax.grad and the NumPy reference")
-    p.add_argument("--function", default="rosenbrock")
-    p.add_argument("--points", type=int, default=100_000)
-    p.add_argument("--dim", type=int, default=8)
+    p = commands.add_parser(
+        "bench",
+        help="time batch_grad against the floor, jax.grad and the NumPy reference",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--function", default="rosenbrock", help="a built-in name")
+    p.add_argument("--points", type=_positive_int, default=100_000, help="N")
+    p.add_argument("--dim", type=_positive_int, default=8, help="d")
     p.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES))
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per figure (the median is shown)")
-    p.add_argument("--reference-points", type=int, default=1000, help="points the NumPy loop runs on (scaled to N)")
+    p.add_argument("--repeats", type=_positive_int, default=5, help="timed runs per figure (the median is shown)")
+    p.add_argument("--reference-points", type=_positive_int, default=1000, help="points the NumPy loop runs on")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(run=_cmd_bench)

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import math
 from collections.abc import Callable
@@ -203,7 +204,7 @@ ackley = BuiltinFunction(
     "ackley",
     _ackley,
     _ackley_grad,
-    (-32.768, 32.768),
+    (-5.0, 5.0),
     1,
     None,
     "-20 exp(-0.2 sqrt(mean x_i^2)) - exp(mean cos(2 pi x_i)) + 20 + e (not differentiable at 0)",
@@ -252,7 +253,11 @@ def get(name: str) -> BuiltinFunction:
     try:
         return BUILTINS[name]
     except KeyError:
-        raise ValueError(f"Unknown function {name!r}; the built-in functions are: {', '.join(BUILTINS)}.") from None
+        close = difflib.get_close_matches(name, BUILTINS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown function {name!r};{hint} the built-in functions are: {', '.join(BUILTINS)} (or pass module:attr)."
+        ) from None
 
 
 def resolve(spec: str) -> Callable:

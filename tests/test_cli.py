@@ -104,7 +104,7 @@ def test_compare_builtin_suite_exits_0(capsys):
 
     for name in functions.names():
         assert name in out
-    assert "16 of 16 runs OK" in out and "MISMATCH" not in out
+    assert "16 of 16 runs OK, 0 inconclusive, 0 mismatched" in out and "MISMATCH" not in out
 
 
 def test_compare_planted_bug_module_exits_1(tmp_path):

@@ -13,7 +13,8 @@ from conftest import DTYPES
 
 import jaxgrad as jg
 from jaxgrad import functions
-from jaxgrad._verify import ROUNDING, SAFETY, noise_estimate, taylor_hint
+from jaxgrad._errors import ROUNDING, noise_estimate
+from jaxgrad._verify import SAFETY, taylor_hint
 
 N_CORRECT = 10_000  # the issue's size: every correct gradient passes at 10,000 random points
 
@@ -33,12 +34,13 @@ def test_tolerance_is_built_from_its_terms():
 
 
 def test_noise_estimate_recovers_injected_noise():
-    """f = smooth cubic + iid noise of known size σ along 200 lines: the pooled estimate is within 1.5× of σ."""
+    """f = smooth polynomial + iid noise of known size σ along 200 lines: the pooled estimate is within 1.5× of σ.
+    (The odd third difference on 5 points cancels constants, linear, quadratic and quartic terms.)"""
     rng = np.random.default_rng(0)
     positions = (-2, -1, 0, 1, 2)
     t = np.asarray(positions, np.float64)[:, None] * 1e-3
     sigma = 1e4 * np.finfo(DTYPES[-1]).eps  # far above the rounding of the values themselves
-    values = 5.0 + 2 * t + 3 * t**2 - t**3 + sigma * rng.normal(size=(5, 200))
+    values = 5.0 + 2 * t + 3 * t**2 + 7 * t**4 + sigma * rng.normal(size=(5, 200))  # even terms: cancelled exactly
     estimate = np.asarray(noise_estimate(jnp.asarray(values, DTYPES[-1]), positions, DTYPES[-1]))
     assert estimate.shape == (200,)
     assert sigma / 1.5 < estimate[0] < 1.5 * sigma
@@ -134,22 +136,23 @@ def test_taylor_hint_tells_a_wrong_gradient_from_a_step_problem(dtype):
     assert abs(slope(wrong) - 1) < 0.2 and "the gradient is wrong there" in wrong
 
 
-def test_a_step_too_large_for_the_function_is_diagnosed():
+def test_a_step_too_large_for_the_function_is_inconclusive_not_a_false_alarm():
     """f = sin x + 1e-3 sin(1000 x) with a forced step of 0.01 averages the fast wave away, so the numeric gradient
-    is wrong while jax.grad is right. The report says it cannot resolve most points, and where the check does fail,
-    the Taylor hint (slope 2) blames the step, not the gradient. With the default step all is well."""
+    is wrong while jax.grad is right. The check must not cry wolf: its noise estimate sees the wave, the tolerance
+    grows, and the verdict is INCONCLUSIVE (check_grad warns instead of passing silently). With the default step
+    float64 resolves every point."""
 
     def f(v):
         return jnp.sum(jnp.sin(v) + 1e-3 * jnp.sin(1000 * v))
 
     points = np.random.default_rng(0).uniform(-1, 1, (50, 1)).astype(DTYPES[-1])
     rep = jg.compare(f, points, step=0.01, reference=False)
-    assert rep.unresolved > 25 and "cannot be resolved" in rep.summary()
-    with pytest.raises(jg.GradientMismatchError, match="the gradient looks right; the finite-difference step"):
+    assert rep.ok and rep.verdict == "INCONCLUSIVE" and "cannot be resolved" in rep.summary()
+    with pytest.warns(UserWarning, match="check_grad is inconclusive"):
         jg.check_grad(f, points, step=0.01)
     default = jg.compare(f, points, reference=False)
     # float64's default step (6e-6) resolves the wave; float32's (5e-3, 1000·h ≈ 5 radians) cannot, and says so
-    assert default.ok and default.unresolved == (0 if DTYPES[-1] == "float64" else 50)
+    assert default.ok and default.verdict == ("OK" if DTYPES[-1] == "float64" else "INCONCLUSIVE")
 
 
 # ------------------------------------------------------------------------------------------------ directional mode
