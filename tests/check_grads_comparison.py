@@ -68,6 +68,27 @@ def main(num_points: int) -> None:
         print(f"{dtype}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     print(format_table(["case", "dtype", "points", "bug present at", "counted", "jaxgrad.compare",
                         "jax check_grads"], rows))  # fmt: skip
+    print()
+    print(taylor_slopes())
+
+
+def taylor_slopes() -> str:
+    """Taylor-test slopes: correct zoo functions along a random direction at 3 points; each planted bug along its
+    coordinate at the point where compare found it worst."""
+    rows = []
+    for dtype in ("float32", "float64"):
+        for name, f in zoo.CORRECT.items():
+            slopes = [
+                jg.taylor_test(f, jnp.asarray(zoo.sample(1, 6, dtype, seed=s)[0]), seed=s).slope for s in range(3)
+            ]
+            rows.append([name, dtype, "correct", " ".join(f"{v:.3f}" for v in slopes)])
+        for bug in zoo.bugs(dtype):
+            points = zoo.sample(64, 6, dtype, seed=9)
+            worst = jg.compare(bug.fun, points, reference=False).worst
+            axis = jnp.zeros(6, dtype).at[worst.coordinate].set(1)
+            result = jg.taylor_test(bug.fun, jnp.asarray(points[worst.point]), direction=axis)
+            rows.append([bug.name, dtype, f"bug, along {worst.name}", f"{result.slope:.3f}"])
+    return format_table(["function", "dtype", "gradient", "taylor_test slope(s)"], rows)
 
 
 if __name__ == "__main__":
