@@ -23,6 +23,8 @@ from ._stencils import Stencil as Stencil
 from ._stencils import finite_difference_weights as finite_difference_weights
 from ._stencils import make_stencil as make_stencil
 from ._steps import default_step as default_step
+from ._study import Study as Study
+from ._study import step_study as step_study
 from ._verify import Comparison as Comparison
 from ._verify import GradientMismatchError as GradientMismatchError
 from ._verify import TaylorResult as TaylorResult
@@ -39,6 +41,7 @@ __all__ = [
     "GradientMismatchError",
     "Status",
     "Stencil",
+    "Study",
     "TaylorResult",
     "batch_grad",
     "check_grad",
@@ -56,6 +59,7 @@ __all__ = [
     "noise_estimate",
     "num_evaluations",
     "reference",
+    "step_study",
     "taylor_test",
     "tolerance",
 ]

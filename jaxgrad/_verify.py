@@ -261,6 +261,7 @@ class Comparison:
     coordinate_names: tuple[str, ...]
     times: dict[str, float]
     notes: tuple[str, ...] = ()
+    points: np.ndarray | None = None  # (N, d) the flattened points, float64, for pictures and studies
 
     @property
     def num_points(self) -> int:
@@ -382,7 +383,8 @@ class Comparison:
         if self.num_points:
             lines.append(
                 f"resolution: a gradient error above {np.nanmedian(self.resolution):.2g} relative would be caught at "
-                f"the median point; {self.unresolved:,} points cannot be resolved (tolerance ≥ |gradient|)"
+                f"the median point; {self.unresolved:,} point{'' if self.unresolved == 1 else 's'} cannot be resolved "
+                "(tolerance ≥ |gradient|)"
             )
         lines.extend(f"note: {n}" for n in self.notes)
         nonfinite = int(self.nonfinite.sum())
@@ -700,6 +702,7 @@ def compare(
         coordinate_names=names,
         times=times,
         notes=tuple(notes),
+        points=np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0].astype(dtype))(points), np.float64),
     )
 
 

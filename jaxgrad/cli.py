@@ -1,4 +1,4 @@
-"""The command line: `jaxgrad compare | grad | functions | bench` (also `python -m jaxgrad`)."""
+"""The command line: `jaxgrad compare | study | plot | grad | functions | bench` (also `python -m jaxgrad`)."""
 
 from __future__ import annotations
 
@@ -161,6 +161,84 @@ def _cmd_compare(args) -> int:
     return 1 if failures else 0
 
 
+def _parse_method(text: str):
+    method, _, order = text.partition(":")
+    return (method, int(order)) if order else method
+
+
+def _cmd_study(args) -> int:
+    import os
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from . import functions
+    from ._study import step_study
+
+    fun = functions.resolve(args.function)
+    if isinstance(fun, functions.BuiltinFunction):
+        dim = fun.default_dim if args.dim is None else args.dim
+        fun.check_dim(dim)
+        domain = args.domain or fun.domain
+    else:
+        dim, domain = args.dim or 8, args.domain or (-1.0, 1.0)
+    points = np.random.default_rng(args.seed).uniform(domain[0], domain[1], size=(args.points, dim))
+    bar = tqdm(total=len(args.dtype) * len(args.method), desc="study", unit="curve", file=sys.stderr, leave=False,
+               disable=True if args.quiet else None)  # fmt: skip
+
+    started = []
+
+    def progress(message):  # called before each curve: count the one before it as done
+        if started:
+            bar.update(1)
+        started.append(message)
+        bar.set_postfix_str(message)
+
+    study = step_study(fun, points, dtypes=tuple(args.dtype), methods=tuple(args.method), name=args.function,
+                       progress=progress)  # fmt: skip
+    bar.close()
+    print(study.summary())
+    os.makedirs(args.out, exist_ok=True)
+    written = [os.path.join(args.out, name) for name in ("study.csv", "study.json")]
+    study.to_csv(written[0])
+    study.to_json(written[1])
+    try:
+        from .plot import plot_study
+    except ImportError:  # pragma: no cover - matplotlib is an extra
+        print("(matplotlib is not installed: no pictures; pip install 'jaxgrad[plot]')")
+    else:
+        for suffix in ("png", "svg"):
+            picture = os.path.join(args.out, f"v_curve.{suffix}")
+            plot_study(study, picture)
+            written.append(picture)
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    import numpy as np
+
+    from . import functions, plot
+
+    fun = functions.resolve(args.function)
+    if isinstance(fun, functions.BuiltinFunction):
+        fun.check_dim(2)
+    domain = args.domain or getattr(fun, "domain", (-5.0, 5.0))
+    if args.what == "field":
+        plot.plot_gradient_field(fun, args.out, domain=(domain, domain), grid=args.grid, descent_from=args.descent,
+                                 learning_rate=args.learning_rate, steps=args.steps)  # fmt: skip
+    else:
+        from ._verify import compare
+
+        axis = np.linspace(domain[0], domain[1], args.grid)
+        points = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2).astype(args.dtype)
+        report = compare(fun, points, reference=False, name=args.function)
+        plot.plot_error_map(report, args.out)
+        print(repr(report))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -224,6 +302,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=int, default=None, help="order of the stencil (default: 2 central, 1 one-sided)")
     p.add_argument("--step", type=float, default=None, help="absolute step (default: eps^(1/(p+1))·max(|x|, 1))")
     p.set_defaults(run=_cmd_grad)
+
+    p = commands.add_parser(
+        "study",
+        help="error against step per dtype and method, with the theory; writes CSV, JSON and the V-curve pictures",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--function", default="rosenbrock", help="a built-in name or module:attr")
+    p.add_argument("--dim", type=_positive_int, help="dimension (default: the function's own, 8 for yours)")
+    p.add_argument("--points", type=_positive_int, default=1000)
+    p.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES))
+    p.add_argument("--method", type=_parse_method, nargs="+", default=["central", "forward", ("central", 4)],
+                   help="methods, as NAME or NAME:ORDER (central, central:4, forward, richardson, ...)")  # fmt: skip
+    p.add_argument("--domain", type=_parse_pair, help="LOW,HIGH box to sample from (default: the function's, or -1,1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="study", help="directory for study.csv, study.json, v_curve.png, v_curve.svg")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(run=_cmd_study)
+
+    p = commands.add_parser(
+        "plot",
+        help="pictures of a 2-D function: the -grad f field (with a descent path) or an error map",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("what", choices=("field", "errormap"), help="field: -grad f over contours; errormap: compare map")
+    p.add_argument("--function", default="sphere", help="a built-in 2-D-capable name or module:attr")
+    p.add_argument("--out", required=True, help="the picture's path (.png, .svg or .pdf)")
+    p.add_argument("--domain", type=_parse_pair, help="LOW,HIGH for both coordinates (default: the function's)")
+    p.add_argument("--grid", type=_positive_int, default=17, help="arrows (or points) per side")
+    p.add_argument("--descent", type=_parse_point, help="start a gradient-descent path here, e.g. --descent=-3,4")
+    p.add_argument("--learning-rate", type=float, default=0.1)
+    p.add_argument("--steps", type=_positive_int, default=30, help="descent steps")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="dtype of the error map's comparison")
+    p.set_defaults(run=_cmd_plot)
 
     p = commands.add_parser("functions", help="list the built-in functions")
     p.set_defaults(run=_cmd_functions)

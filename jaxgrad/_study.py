@@ -1,0 +1,275 @@
+"""Step studies: the error of a finite-difference gradient against the step, per dtype and method, with the theory."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+import math
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._engine import _point_gradient, as_points, batch_grad, leading_size
+from ._stencils import Stencil, make_stencil
+from ._table import format_table
+
+SMALLEST_STEP = {"float32": 1e-6, "float64": 1e-13}
+"""Where the default step grid ends, per dtype: round-off has long dominated there."""
+
+
+def default_steps(dtype, num: int = 40) -> np.ndarray:
+    """The default grid of step factors s (h = s·max(|x|, 1)): log-spaced from 1 down to SMALLEST_STEP[dtype]."""
+    return np.logspace(0, math.log10(SMALLEST_STEP[np.dtype(dtype).name]), num)
+
+
+def _parse_methods(methods) -> list[Stencil]:
+    stencils = []
+    for spec in methods:
+        method, order = (spec, None) if isinstance(spec, str) else spec
+        stencils.append(make_stencil(method, order))
+    if not stencils:
+        raise ValueError("`methods` is empty; pass e.g. ('central', ('central', 4), 'forward').")
+    return stencils
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "stencil"))
+def _errors_over_steps(points, factors, exact, *, fun, stencil):
+    """Relative error (norm per point) of the numeric gradient at every point and step factor: shape (S, N).
+
+    The step grid is an argument, so the whole sweep is one compiled program (no retrace per step); steps run one
+    after another (lax.map) to bound memory.
+    """
+
+    def at_factor(factor):
+        def one(x):
+            step = factor * jnp.maximum(jnp.abs(x), 1)
+            return _point_gradient(fun, stencil, x, step)[0]
+
+        g = jax.vmap(one)(points).astype(exact.dtype)
+        return jnp.linalg.norm(g - exact, axis=1) / jnp.linalg.norm(exact, axis=1)
+
+    return jax.lax.map(at_factor, factors)
+
+
+def truncation_constant(stencil: Stencil) -> float:
+    """C with g(h) − g* ≈ C·f^(p+1)·h^p: sum_k w_k k^(p+1) / (p+1)! (1/6 for central order 2, 1/2 for forward)."""
+    p = stencil.order
+    total = sum(w * k ** (p + 1) for k, w in zip(stencil.offsets, stencil.weights, strict=True))
+    return abs(total) / math.factorial(p + 1)
+
+
+def _axis_derivatives(fun, x, order: int):
+    """d^order f(x + t e_i)/dt^order at t = 0 for every coordinate i of a flat point x (by autodiff)."""
+
+    def along(i):
+        def line(t):
+            return fun(x + t * jax.nn.one_hot(i, x.shape[0], dtype=x.dtype))
+
+        derivative = line
+        for _ in range(order):
+            derivative = jax.grad(derivative)
+        return derivative(jnp.zeros((), x.dtype))
+
+    return jax.vmap(along)(jnp.arange(x.shape[0]))
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "order"))
+def _theory_inputs(points, *, fun, order):
+    """|f(x)| and |f^(p+1)| along each axis, per point: what the error model needs."""
+    values = jax.vmap(fun)(points)
+    derivatives = jax.vmap(lambda x: _axis_derivatives(fun, x, order))(points)
+    return jnp.abs(values), jnp.abs(derivatives)
+
+
+def theory_errors(stencil: Stencil, dtype, factors, points, f_abs, f_deriv, exact) -> np.ndarray:
+    """The error model at each step factor, (S, N): per coordinate C·|f^(p+1)|·h^p (truncation) + eps·|f|·sum|w|/h
+    (the rounding of the f values; eps·|g*| for the complex step, which subtracts nothing), h = s·max(|x|, 1); its
+    norm over coordinates, relative to |g*|."""
+    eps = float(np.finfo(dtype).eps)
+    scale = np.maximum(np.abs(points), 1)[None]  # (1, N, d)
+    h = np.asarray(factors)[:, None, None] * scale
+    per_coordinate = truncation_constant(stencil) * f_deriv[None] * h**stencil.order
+    if stencil.is_complex:  # no subtraction: the rounding is that of the derivative itself
+        per_coordinate = per_coordinate + eps * np.abs(exact)[None]
+    else:
+        per_coordinate = per_coordinate + eps * f_abs[None, :, None] * stencil.weight_sum / h
+    return np.linalg.norm(per_coordinate, axis=2) / np.linalg.norm(exact, axis=1)[None]
+
+
+def _theory_best_step(steps, errors) -> float:
+    """The largest step whose modelled error is within 1% of the minimum: the bottom of a V, or where the flat
+    floor of the complex step begins."""
+    return float(np.max(steps[errors <= 1.01 * np.min(errors)]))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Study:
+    """Error against step for every (dtype, method): medians, 90th percentiles and maxima over the points, the best
+    step found, and the theoretical best step and error beside it.
+
+    Steps are factors s of the relative step h_i = s·max(|x_i|, 1) (jaxgrad's default is s = eps^(1/(p+1))); errors
+    are norm-wise relative, |g − g*| / |g*| per point, against `grad_fn` (default jax.grad in the widest dtype).
+    """
+
+    function: str
+    num_points: int
+    dim: int
+    curves: list[dict[str, Any]]  # one per (dtype, method): arrays over the step grid
+    notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Study({self.function}, d={self.dim}, {self.num_points:,} points, {len(self.curves)} curves)"
+
+    def best(self) -> list[dict[str, Any]]:
+        """Per (dtype, method): the best step found, its error, the theoretical best, and the default step's error."""
+        out = []
+        for c in self.curves:
+            i = int(np.nanargmin(c["median"]))
+            out.append({
+                "dtype": c["dtype"], "method": c["method"], "order": c["order"],
+                "best_step": float(c["steps"][i]), "best_error": float(c["median"][i]),
+                "theory_step": c["theory_step"], "theory_error": c["theory_error"],
+                "default_step": c["default_step"], "default_error": c["default_error"],
+                "step_ratio": float(c["steps"][i]) / c["theory_step"],
+                "default_vs_best": c["default_error"] / float(c["median"][i]),
+            })  # fmt: skip
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per (dtype, method, order, step): median, 90th percentile and max error, and the theory."""
+        return [
+            {"function": self.function, "dtype": c["dtype"], "method": c["method"], "order": c["order"],
+             "step": float(s), "median": float(m), "p90": float(q), "max": float(x), "theory": float(t)}
+            for c in self.curves
+            for s, m, q, x, t in zip(c["steps"], c["median"], c["p90"], c["max"], c["theory"], strict=True)
+        ]  # fmt: skip
+
+    def summary(self) -> str:
+        body = [
+            [b["dtype"], f"{b['method']} {b['order']}", f"{b['best_step']:.2e}", f"{b['best_error']:.2e}",
+             f"{b['theory_step']:.2e}", f"{b['theory_error']:.2e}", f"{b['step_ratio']:.2f}",
+             f"{b['default_step']:.2e}", f"{b['default_error']:.2e}", f"{b['default_vs_best']:.2f}"]
+            for b in self.best()
+        ]  # fmt: skip
+        headers = ["dtype", "method", "best step", "best error", "theory step", "theory error", "best/theory",
+                   "default step", "default error", "default/best"]  # fmt: skip
+        title = (
+            f"step study {self.function}: d={self.dim}, {self.num_points:,} points; steps are factors s of "
+            "h = s·max(|x|, 1); errors are median |g − g*|/|g*|"
+        )
+        lines = [format_table(headers, body, title=title)]
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"function": self.function, "num_points": self.num_points, "dim": self.dim, "best": self.best(),
+                "rows": self.rows(), "notes": list(self.notes)}  # fmt: skip
+
+    def to_json(self, path) -> None:
+        with open(path, "w") as stream:
+            json.dump(self.to_dict(), stream, indent=1)
+
+    def to_csv(self, path) -> None:
+        rows = self.rows()
+        with open(path, "w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def step_study(
+    fun,
+    points,
+    *,
+    steps=None,
+    dtypes=("float32", "float64"),
+    methods=("central",),
+    grad_fn=None,
+    name: str | None = None,
+    progress=None,
+) -> Study:
+    """Sweep the step of the numerical gradient and measure its error, per dtype and method, beside the theory.
+
+    For each dtype and method the whole step grid is one compiled program (the grid is an array argument, never a
+    Python loop that retraces). The theory is the textbook error model per coordinate, truncation C·|f^(p+1)|·h^p
+    plus the rounding of f, eps·|f|·sum|w_k|/h, with f^(p+1) from autodiff; its minimum over the grid is the
+    theoretical best step (for central order 2: h* = (3 eps |f| / |f'''|)^(1/3)).
+
+    Args:
+      fun: scalar function of one point (a 1-D array of d coordinates), traceable by JAX.
+      points: (N, d) array of points.
+      steps: step factors s (h = s·max(|x|, 1)), or None for `default_steps(dtype)`.
+      dtypes: dtypes to run in; float64 needs jax_enable_x64 (it is dropped, with a warning, when disabled).
+      methods: method names or (method, order) pairs, e.g. ("central", ("central", 4), "forward").
+      grad_fn: the exact gradient (None: jax.grad(fun) in the widest dtype).
+      name: the function's name in the result.
+      progress: optional callable, called with a message before each (dtype, method).
+
+    Returns:
+      A `Study`.
+
+    Example:
+      >>> import jaxgrad as jg
+      >>> study = jg.step_study(jg.functions.rosenbrock, jg.functions.rosenbrock.sample(100, 4), dtypes=("float32",))
+      >>> b = study.best()[0]
+      >>> 0.25 <= b["best_step"] / b["theory_step"] <= 4
+      True
+    """
+    points = as_points(points)
+    n = leading_size(points)
+    if not isinstance(points, jax.Array) or points.ndim != 2:
+        raise ValueError(
+            f"`points` must be an (N, d) array for a step study, got {jax.tree_util.tree_structure(points)}."
+        )
+    notes = []
+    wanted = [np.dtype(d) for d in dtypes]
+    x64 = bool(jax.config.jax_enable_x64)
+    if not x64 and any(d == np.float64 for d in wanted):
+        warnings.warn("step_study: float64 needs jax.config.update('jax_enable_x64', True); running float32 only.",
+                      stacklevel=2)  # fmt: skip
+        notes.append("float64 was asked for but jax_enable_x64 is off: float32 only")
+        wanted = [d for d in wanted if d != np.float64]
+    if not wanted:
+        raise ValueError("`dtypes` has nothing to run; pass dtypes=('float32',) or enable x64.")
+    widest = np.dtype(np.float64) if x64 else np.dtype(np.float32)
+    reference_points = jnp.asarray(points, widest)
+    grad_fn = jax.grad(fun) if grad_fn is None else grad_fn
+    exact = jnp.asarray(jax.vmap(grad_fn)(reference_points), widest)
+    exact_np = np.asarray(exact, np.float64)
+    curves = []
+    for dtype in wanted:
+        grid = np.asarray(default_steps(dtype) if steps is None else steps, np.float64)
+        if grid.ndim != 1 or not np.all(np.isfinite(grid) & (grid > 0)):
+            raise ValueError("`steps` must be a 1-D array of positive finite step factors.")
+        for stencil in _parse_methods(methods):
+            if progress:
+                progress(f"{dtype.name} {stencil.method} {stencil.order}")
+            errors = np.asarray(
+                _errors_over_steps(jnp.asarray(points, dtype), jnp.asarray(grid, dtype), exact.astype(dtype),
+                                   fun=fun, stencil=stencil), np.float64)  # fmt: skip
+            f_abs, f_deriv = _theory_inputs(reference_points, fun=fun, order=stencil.order + 1)
+            f_abs, f_deriv = np.asarray(f_abs, np.float64), np.asarray(f_deriv, np.float64)
+            fine = np.logspace(1, math.log10(SMALLEST_STEP[dtype.name]) - 1, 400)
+            theory_fine = np.median(theory_errors(stencil, dtype, fine, np.asarray(points, np.float64), f_abs, f_deriv,
+                                                  exact_np), axis=1)  # fmt: skip
+            default = float(np.finfo(dtype).eps) ** stencil.step_exponent  # before rounding to a power of two
+            g_default = np.asarray(
+                batch_grad(fun, jnp.asarray(points, dtype), method=stencil.method, order=stencil.order), np.float64
+            )
+            default_error = np.linalg.norm(g_default - exact_np, axis=1) / np.linalg.norm(exact_np, axis=1)
+            curves.append({
+                "dtype": dtype.name, "method": stencil.method, "order": stencil.order, "steps": grid,
+                "median": np.median(errors, axis=1), "p90": np.percentile(errors, 90, axis=1),
+                "max": np.max(errors, axis=1),
+                "theory": np.median(theory_errors(stencil, dtype, grid, np.asarray(points, np.float64), f_abs, f_deriv,
+                                                  exact_np), axis=1),
+                "theory_step": _theory_best_step(fine, theory_fine), "theory_error": float(np.min(theory_fine)),
+                "default_step": default, "default_error": float(np.median(default_error)),
+            })  # fmt: skip
+    return Study(name or getattr(fun, "name", None) or getattr(fun, "__name__", "f"), n, int(points.shape[1]), curves,
+                 tuple(notes))  # fmt: skip
