@@ -70,6 +70,28 @@ def main(num_points: int) -> None:
                         "jax check_grads"], rows))  # fmt: skip
     print()
     print(taylor_slopes())
+    print()
+    print(false_alarm_margins())
+
+
+def false_alarm_margins(num_points: int = 10_000) -> str:
+    """jaxgrad alone, at 10,000 points per function and dtype: failures and the largest error/tolerance (< 1)."""
+    rows = []
+    cases = [(f.name, f, lambda dt, f=f: f.sample(num_points, f.default_dim, seed=5, dtype=dt))
+             for f in functions.BUILTINS.values()]  # fmt: skip
+    cases += [(n, f, lambda dt: zoo.sample(num_points, 6, dt, seed=5)) for n, f in zoo.CORRECT.items()]
+    cases.append(("mlp_loss", zoo.mlp_loss, lambda dt: zoo.sample_mlp(num_points, dt, seed=5)))
+    for name, fun, sample in cases:
+        row = [name]
+        for dtype in ("float32", "float64"):
+            rep = jg.compare(fun, sample(dtype), reference_points=100)
+            row += [int((~rep.passed).sum()), f"{max(p.max_ratio for p in rep.pairs):.3f}", rep.verdict]
+        rows.append(row)
+    headers = ["function", "f32 failures", "f32 max err/tol", "f32 verdict", "f64 failures", "f64 max err/tol",
+               "f64 verdict"]  # fmt: skip
+    return format_table(
+        headers, rows, title=f"correct gradients at {num_points:,} points (all pairs, reference on 100)"
+    )
 
 
 def taylor_slopes() -> str:
