@@ -19,6 +19,8 @@ from ._engine import num_evaluations as num_evaluations
 from ._errors import Status as Status
 from ._errors import error_estimate as error_estimate
 from ._errors import noise_estimate as noise_estimate
+from ._scale import points_sharding as points_sharding
+from ._scale import stream_grad as stream_grad
 from ._stencils import Stencil as Stencil
 from ._stencils import finite_difference_weights as finite_difference_weights
 from ._stencils import make_stencil as make_stencil
@@ -58,8 +60,10 @@ __all__ = [
     "make_stencil",
     "noise_estimate",
     "num_evaluations",
+    "points_sharding",
     "reference",
     "step_study",
+    "stream_grad",
     "taylor_test",
     "tolerance",
 ]

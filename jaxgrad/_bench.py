@@ -1,166 +1,268 @@
-"""The engine benchmark: `batch_grad` against the floor (fun alone on the stencil points), jax.grad and NumPy.
+"""The benchmark: `batch_grad` against the floor (fun alone on the stencil points), jax.grad, the NumPy reference and
+scipy.differentiate, over functions, dimensions, batch sizes, dtypes and methods.
 
-Run it as `jaxgrad bench` (or `python -m jaxgrad bench`). Every figure is the median of `repeats` timed runs after a
-warm-up run, with the device synchronised (`block_until_ready`); the ratios compare figures of the same run.
+Run it as `jaxgrad bench` (or `--quick`). Every time is the median of `repeats` timed runs after a warm-up run, with
+the device synchronised (`block_until_ready`); compile time is the first call minus that median. All figures of a
+table come from one run on one machine, so their ratios are comparable; the machines are shared and noisy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from . import functions, reference
-from ._engine import _stencil_points, batch_grad
+from ._engine import _batch_gradient, _stencil_points, batch_grad, default_memory_budget, plan
 from ._stencils import make_stencil
 from ._steps import default_step
 from ._table import format_table
 
+FLOOR_LIMIT = 2**30
+"""The floor materialises N·evaluations·d stencil values; above this many bytes it is not measured."""
+
+
+def mlp(dim: int):
+    """A small MLP loss as a function of its d inputs: f(x) = ½ (w2 · tanh(W1 x + b1))², 16 hidden units, fixed
+    weights drawn from `dim`. Works on NumPy and JAX arrays, with its gradient by hand."""
+    rng = np.random.default_rng(dim)
+    w1, b1, w2 = rng.normal(size=(16, dim)) / math.sqrt(dim), rng.normal(size=16), rng.normal(size=16) / 4
+
+    def fun(x):
+        xp = np if isinstance(x, np.ndarray) else jnp
+        y = xp.tanh(x @ xp.asarray(w1, x.dtype).T + xp.asarray(b1, x.dtype)) @ xp.asarray(w2, x.dtype)
+        return 0.5 * y**2
+
+    def gradient(x):
+        a = np.tanh(x @ w1.T + b1)
+        y = a @ w2
+        return (y[..., None] * (w2 * (1 - a**2))) @ w1
+
+    fun.__name__ = "mlp"
+    return functions.BuiltinFunction("mlp", fun, gradient, (-2.0, 2.0), 1, None, "½ (w2·tanh(W1 x + b1))²")
+
+
+def _function(name: str, dim: int):
+    return mlp(dim) if name == "mlp" else functions.get(name)
+
 
 @dataclasses.dataclass(frozen=True)
 class BenchRow:
-    """One benchmark configuration and its timings (seconds)."""
+    """One configuration: times in seconds (None where not measured), errors as median |g − g*|/|g*|."""
 
     function: str
-    dtype: str
-    num_points: int
     dim: int
+    num_points: int
+    dtype: str
+    method: str
     device: str
     compile_s: float
     batch_grad_s: float
-    floor_s: float
+    error: float
+    floor_s: float | None
     jax_grad_s: float
     reference_s: float
-    reference_points: int
+    reference_error: float
+    scipy_s: float | None
+    scipy_error: float | None
+    chunk: int
+    program_bytes: int
 
     @property
-    def ratio_to_floor(self) -> float:
-        return self.batch_grad_s / self.floor_s
+    def ratio_to_floor(self) -> float | None:
+        return None if self.floor_s is None else self.batch_grad_s / self.floor_s
 
     @property
     def speedup_over_reference(self) -> float:
         return self.reference_s / self.batch_grad_s
 
+    @property
+    def speedup_over_scipy(self) -> float | None:
+        return None if self.scipy_s is None else self.scipy_s / self.batch_grad_s
 
-def _median_time(call, repeats: int) -> float:
-    jax.block_until_ready(call())  # warm-up
+
+def _median_time(call, repeats: int) -> tuple[float, float]:
+    """(first call, median of `repeats` later calls), in seconds, each synchronised."""
+    start = time.perf_counter()
+    jax.block_until_ready(call())
+    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(call())
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return first, statistics.median(times)
 
 
-def _floor_time(fun, points, stencil, repeats: int) -> float:
-    """Time of `fun` alone, vmapped over the same N·2d stencil points, materialised in memory beforehand."""
-    rows_of = lambda x: _stencil_points(x, default_step(x, stencil.order), stencil.offsets, stencil.uses_center)  # noqa: E731
-    make_rows = jax.jit(jax.vmap(rows_of))
-    rows = jax.block_until_ready(make_rows(points))
+def _rel(g, exact) -> float:
+    g = np.asarray(g, np.float64)
+    return float(np.median(np.linalg.norm(g - exact, axis=1) / np.linalg.norm(exact, axis=1)))
+
+
+def _floor_time(fun, points, stencil, repeats: int) -> float | None:
+    """Time of `fun` alone, vmapped over the same stencil points, materialised in memory beforehand."""
+    n, d = points.shape
+    if n * stencil.evaluations(d) * d * points.dtype.itemsize > FLOOR_LIMIT:
+        return None
+
+    def rows_of(x):
+        return _stencil_points(x, default_step(x, stencil.order), stencil.offsets, stencil.uses_center)
+
+    rows = jax.block_until_ready(jax.jit(jax.vmap(rows_of))(points))
     evaluate = jax.jit(jax.vmap(jax.vmap(fun)))
-    return _median_time(lambda: evaluate(rows), repeats)
+    return _median_time(lambda: evaluate(rows), repeats)[1]
 
 
-def bench_one(
-    fun_name: str, num_points: int, dim: int, dtype: str, *, repeats: int, reference_points: int, seed: int = 0
-) -> BenchRow:
-    """Time batch_grad, the floor, jax.vmap(jax.grad) and the NumPy reference for one configuration."""
-    fun = functions.get(fun_name)
+def _scipy_time(fun, points: np.ndarray):
+    """scipy.differentiate.jacobian (vectorised over the points) on `points`: (seconds, its gradients) or None."""
+    try:
+        from scipy.differentiate import jacobian
+    except ImportError:
+        return None
+    start = time.perf_counter()
+    result = jacobian(lambda xi: fun(np.moveaxis(xi, 0, -1)), points.T)
+    return time.perf_counter() - start, result.df.T
+
+
+def bench_one(name, dim, num_points, dtype, method, order, *, repeats=5, reference_points=200, scipy_points=2000,
+              seed=0, cache=None) -> BenchRow:  # fmt: skip
+    """One row: batch_grad, the floor, jax.grad, the NumPy reference and scipy at one configuration."""
+    cache = {} if cache is None else cache
+    fun = _function(name, dim)
     points_np = fun.sample(num_points, dim, seed=seed, dtype=dtype)
+    exact = fun.gradient(points_np.astype(np.float64))
     points = jax.device_put(points_np)
-    stencil = make_stencil("central", 2)
-
-    start = time.perf_counter()
-    jax.block_until_ready(batch_grad(fun, points))
-    compile_s = time.perf_counter() - start
-    batch_s = _median_time(lambda: batch_grad(fun, points), repeats)
-
-    # The floor: fun alone, vmapped over the same 2·d·N stencil points, already materialised in memory.
+    stencil = make_stencil(method, order)
+    first, batch_s = _median_time(lambda: batch_grad(fun, points, method=method, order=order), repeats)
+    error = _rel(batch_grad(fun, points, method=method, order=order), exact)
+    chosen = plan(_batch_gradient, points, None, default_memory_budget(), fun=fun, stencil=stencil)
     floor_s = _floor_time(fun, points, stencil, repeats)
-
     autodiff = jax.jit(jax.vmap(jax.grad(fun)))
-    jax_grad_s = _median_time(lambda: autodiff(points), repeats)
-
-    sample = points_np[:reference_points]
-    start = time.perf_counter()
-    reference.batch_numerical_gradient(fun, sample)
-    reference_s = (time.perf_counter() - start) * num_points / len(sample)
+    jax_grad_s = _median_time(lambda: autodiff(points), repeats)[1]
+    key = (name, dim, dtype)
+    if key not in cache:  # the baselines do not depend on the method or on N: measure them once, scale to N
+        sample = points_np[:reference_points]
+        start = time.perf_counter()
+        ref = reference.batch_numerical_gradient(fun, sample)
+        per_ref = (time.perf_counter() - start) / len(sample)
+        cache[key] = {"reference": (per_ref, _rel(ref, exact[: len(sample)]))}
+        scipy_run = _scipy_time(fun, points_np[:scipy_points].astype(np.float64)) if dtype == "float64" else None
+        if scipy_run is not None:
+            seconds, grads = scipy_run
+            cache[key]["scipy"] = (seconds / len(grads), _rel(grads, exact[: len(grads)]))
+    per_ref, ref_error = cache[key]["reference"]
+    per_scipy, scipy_error = cache[key].get("scipy", (None, None))
+    memory = 0
+    if chosen.one_pass is not None:
+        analysis = chosen.one_pass.memory_analysis()
+        memory = sum(getattr(analysis, f, 0) for f in ("temp_size_in_bytes", "argument_size_in_bytes",
+                                                        "output_size_in_bytes"))  # fmt: skip
     device = jax.devices()[0]
     return BenchRow(
-        fun_name,
-        dtype,
-        num_points,
-        dim,
-        f"{device.platform}:{device.device_kind}",
-        compile_s,
-        batch_s,
-        floor_s,
-        jax_grad_s,
-        reference_s,
-        len(sample),
-    )
+        name, dim, num_points, dtype, f"{stencil.method} {stencil.order}", f"{device.platform}:{device.device_kind}",
+        max(first - batch_s, 0.0), batch_s, error, floor_s, jax_grad_s, per_ref * num_points, ref_error,
+        None if per_scipy is None else per_scipy * num_points, scipy_error, chosen.chunk, memory,
+    )  # fmt: skip
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
 
 
 def format_rows(rows) -> str:
-    """The benchmark table: one line per configuration."""
+    """The benchmark table."""
     body = [
-        [
-            r.function,
-            r.dtype,
-            f"{r.num_points:,}",
-            r.dim,
-            f"{r.compile_s:.2f}",
-            f"{r.batch_grad_s * 1e3:.1f}",
-            f"{r.num_points / r.batch_grad_s:.3g}",
-            f"{r.floor_s * 1e3:.1f}",
-            f"{r.ratio_to_floor:.2f}",
-            f"{r.jax_grad_s * 1e3:.2f}",
-            f"{r.reference_s:.1f}",
-            f"{r.speedup_over_reference:,.0f}x",
-        ]
+        [r.function, r.dim, f"{r.num_points:,}", r.dtype, r.method, f"{r.compile_s:.2f}", f"{r.batch_grad_s * 1e3:.2f}",
+         f"{r.num_points / r.batch_grad_s:.3g}", f"{r.num_points * r.dim / r.batch_grad_s:.3g}", f"{r.error:.1e}",
+         _fmt(None if r.floor_s is None else r.floor_s * 1e3, ".2f"), _fmt(r.ratio_to_floor, ".2f"),
+         f"{r.jax_grad_s * 1e3:.2f}", f"{r.reference_s:.3g}", f"{r.speedup_over_reference:,.0f}x",
+         _fmt(r.scipy_s, ".3g"), _fmt(r.scipy_error, ".1e"), _fmt(r.speedup_over_scipy, ",.0f"),
+         f"{r.chunk:,}", _fmt(r.program_bytes / 2**20 if r.program_bytes else None, ".1f")]
         for r in rows
-    ]
-    headers = [
-        "function",
-        "dtype",
-        "N",
-        "d",
-        "compile s",
-        "batch_grad ms",
-        "points/s",
-        "floor ms",
-        "ratio",
-        "jax.grad ms",
-        "numpy ref s",
-        "vs ref",
-    ]
+    ]  # fmt: skip
+    headers = ["fun", "d", "N", "dtype", "method", "compile s", "batch_grad ms", "points/s", "coords/s", "error",
+               "floor ms", "ratio", "jax.grad ms", "numpy s", "vs numpy", "scipy s", "scipy error", "vs scipy",
+               "chunk", "MiB"]  # fmt: skip
     device = rows[0].device if rows else "?"
-    return format_table(
-        headers,
-        body,
-        title=f"jaxgrad bench on {device} (medians; numpy ref: "
-        f"{rows[0].reference_points if rows else 0} points, scaled to N)",
+    title = (
+        f"jaxgrad bench on {device}: medians; numpy and scipy timed on a sample and scaled to N; error = median "
+        "|g - g*|/|g*| vs the analytic gradient; ratio = batch_grad / floor; MiB = the one-pass program's memory"
     )
+    return format_table(headers, body, title=title)
 
 
-def run(
-    function: str = "rosenbrock",
-    num_points: int = 100_000,
-    dim: int = 8,
-    dtypes=("float32", "float64"),
-    repeats: int = 5,
-    reference_points: int = 1000,
-    seed: int = 0,
-    progress=None,
-):
-    """All rows of the benchmark, one per dtype."""
-    rows = []
-    for dtype in dtypes:
+QUICK = {"functions": ("sphere", "rosenbrock", "mlp"), "dims": (2, 10, 100), "sizes": (10_000, 100_000),
+         "dtypes": ("float32", "float64"), "methods": (("central", 2), ("richardson", 6))}  # fmt: skip
+FULL = {"functions": ("sphere", "rosenbrock", "mlp"), "dims": (2, 10, 100, 1000),
+        "sizes": (1_000, 10_000, 100_000, 1_000_000), "dtypes": ("float32", "float64"),
+        "methods": (("central", 2), ("central", 4), ("richardson", 6))}  # fmt: skip
+MATCHED_ACCURACY_ONLY = {("richardson", 6): ("float64",)}
+"""Methods run only in some dtypes: Richardson is there to meet scipy.differentiate's float64 accuracy (~1e-14)."""
+MAX_WORK = 2e10
+"""Skip configurations whose stencil work N·evaluations(d)·d exceeds this (a minute or more on two CPU cores)."""
+
+
+def configurations(matrix, functions_=None, dims=None, sizes=None, dtypes=None):
+    """Every (function, d, N, dtype, method, order) of a matrix, without the ones too big to run."""
+    for name in functions_ or matrix["functions"]:
+        for dim in dims or matrix["dims"]:
+            for n in sizes or matrix["sizes"]:
+                for dtype in dtypes or matrix["dtypes"]:
+                    for method, order in matrix["methods"]:
+                        if dtype not in MATCHED_ACCURACY_ONLY.get((method, order), (dtype,)):
+                            continue
+                        if n * make_stencil(method, order).evaluations(dim) * dim <= MAX_WORK:
+                            yield name, dim, n, dtype, method, order
+
+
+def run(matrix=QUICK, *, functions_=None, dims=None, sizes=None, dtypes=None, repeats=5, reference_points=200,
+        seed=0, progress=None):  # fmt: skip
+    """All rows of a benchmark matrix."""
+    cache, rows = {}, []
+    for name, dim, n, dtype, method, order in configurations(matrix, functions_, dims, sizes, dtypes):
         if progress:
-            progress(f"{function} d={dim} N={num_points:,} {dtype} ...")
-        rows.append(
-            bench_one(function, num_points, dim, dtype, repeats=repeats, reference_points=reference_points, seed=seed)
-        )
+            progress(f"{name} d={dim} N={n:,} {dtype} {method} {order}")
+        rows.append(bench_one(name, dim, n, dtype, method, order, repeats=repeats, reference_points=reference_points,
+                              seed=seed, cache=cache))  # fmt: skip
     return rows
+
+
+def large(num_points=1_000_000, dim=100, name="rosenbrock", dtype="float32", seed=0) -> str:
+    """One memory-bounded run of N points of dimension d (default 1e6 × 100 float32, whose naive stencil needs
+    N·2d·d·4 = 80 GB): the time, the chunk the plan chose and the accuracy on a sample. Peak memory is best read
+    from outside, e.g. `/usr/bin/time -v jaxgrad bench --large`."""
+    fun = _function(name, dim)
+    low, high = fun.domain
+    points = jax.random.uniform(jax.random.key(seed), (num_points, dim), jnp.dtype(dtype), low, high)
+    jax.block_until_ready(points)
+    start = time.perf_counter()
+    grads = jax.block_until_ready(batch_grad(fun, points))
+    seconds = time.perf_counter() - start
+    chosen = plan(_batch_gradient, points, None, default_memory_budget(), fun=fun, stencil=make_stencil())
+    sample = np.arange(0, num_points, max(1, num_points // 1000))
+    error = _rel(np.asarray(grads[sample]), fun.gradient(np.asarray(points[sample], np.float64)))
+    naive = num_points * make_stencil().evaluations(dim) * dim * jnp.dtype(dtype).itemsize
+    rows = [
+        [
+            name,
+            dim,
+            f"{num_points:,}",
+            dtype,
+            f"{seconds:.2f}",
+            f"{num_points / seconds:.3g}",
+            f"{chosen.chunk:,}",
+            f"{chosen.temp_bytes / 1e9:.1f}",
+            f"{naive / 1e9:.1f}",
+            f"{2 * points.nbytes / 1e9:.2f}",
+            f"{error:.1e}",
+        ]
+    ]
+    headers = ["fun", "d", "N", "dtype", "seconds (incl. compile)", "points/s", "chunk", "one-pass temp GB",
+               "naive stencil GB", "inputs+outputs GB", "error"]  # fmt: skip
+    device = jax.devices()[0]
+    return format_table(headers, rows, title=f"jaxgrad bench --large on {device.platform}:{device.device_kind}")

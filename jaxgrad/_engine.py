@@ -558,13 +558,15 @@ def batch_grad(
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     with_error: bool = False,
+    sharding=None,
 ):
     """Numerical gradients of `fun` at N points in one compiled call: `grad` vmapped over the leading axis.
 
     Compiles once per shape, dtype and options; later calls with the same ones reuse the program. When one pass over
     all N points would need more temporary memory than `memory_budget` (as XLA's own memory analysis of the compiled
     program reports; the naive stencil of N points holds N · evaluations(d) · d values), the points are processed in
-    chunks by a loop inside the same program, with the same result bit for bit.
+    chunks by a loop inside the same program. The result equals one big call up to the rounding of f: XLA may fuse
+    (and contract into FMAs) the operations of `fun` differently in the two programs.
 
     Args:
       fun: a JAX-traceable function of one point (array or pytree) returning a scalar.
@@ -575,6 +577,10 @@ def batch_grad(
         are faster there) and 1 GiB on GPU/TPU.
       with_error: return an `Estimate(value, error, status)` with the error of every coordinate and a status (N,)
         per point, as in `grad`.
+      sharding: None (the points stay where they are), "auto" (split the points over all of `jax.devices()`), a
+        `jax.sharding.Mesh` or a `NamedSharding` splitting the leading axis. N need not divide by the device count
+        (the points are padded and the padding dropped); each device runs the chunked program on its shard. See
+        `jaxgrad._scale` for several GPUs and several hosts.
 
     Returns:
       Gradients with the structure and shapes of `points`. A NaN or Inf in one point makes only that point's
@@ -599,10 +605,16 @@ def batch_grad(
         empty = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, working_dtype(leaf.dtype)), points)
         return Estimate(empty, empty, jnp.zeros((0,), jnp.int8)) if with_error else empty
     try:
-        result, vanished = run_program(
-            _batch_gradient, points, step, chunk_size=chunk_size, memory_budget=memory_budget, fun=fun,
-            stencil=stencil, with_error=with_error,
-        )  # fmt: skip
+        if sharding is not None:
+            from ._scale import run_sharded
+
+            result, vanished = run_sharded(fun, stencil, with_error, points, step, sharding, chunk_size=chunk_size,
+                                           memory_budget=memory_budget)  # fmt: skip
+        else:
+            result, vanished = run_program(
+                _batch_gradient, points, step, chunk_size=chunk_size, memory_budget=memory_budget, fun=fun,
+                stencil=stencil, with_error=with_error,
+            )  # fmt: skip
     except Exception as error:
         raise_if_missing_batch_axis(fun, points, error)
         raise

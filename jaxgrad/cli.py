@@ -43,27 +43,35 @@ def _cmd_functions(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    from tqdm import tqdm
+
     from . import _bench, functions
 
-    functions.get(args.function).check_dim(args.dim)  # before any progress output
+    if args.large:
+        print(_bench.large(args.points[0] if args.points else 1_000_000, args.dim[0] if args.dim else 100,
+                           (args.function or ["rosenbrock"])[0], (args.dtype or ["float32"])[0]))  # fmt: skip
+        return 0
+    for name in args.function or []:  # before any progress output
+        if name != "mlp":
+            functions.get(name)
+    matrix = _bench.QUICK if args.quick else _bench.FULL
+    jobs = list(_bench.configurations(matrix, args.function, args.dim, args.points, args.dtype))
+    bar = tqdm(total=len(jobs), desc="bench", unit="row", file=sys.stderr, leave=False)
 
     def progress(message):
-        print(message, file=sys.stderr, flush=True)
+        bar.set_postfix_str(message)
+        bar.update(1)
 
-    rows = _bench.run(
-        args.function,
-        args.points,
-        args.dim,
-        tuple(args.dtype),
-        repeats=args.repeats,
-        reference_points=args.reference_points,
-        seed=args.seed,
-        progress=progress,
-    )
+    rows = _bench.run(matrix, functions_=args.function, dims=args.dim, sizes=args.points, dtypes=args.dtype,
+                      repeats=args.repeats, reference_points=args.reference_points, seed=args.seed,
+                      progress=progress)  # fmt: skip
+    bar.close()
     print(_bench.format_rows(rows))
     if args.json:
         with open(args.json, "w") as stream:
-            json.dump([dict(vars(r), ratio_to_floor=r.ratio_to_floor) for r in rows], stream, indent=2)
+            rows_out = [dict(vars(r), ratio_to_floor=r.ratio_to_floor, speedup_over_reference=r.speedup_over_reference,
+                             speedup_over_scipy=r.speedup_over_scipy) for r in rows]  # fmt: skip
+            json.dump(rows_out, stream, indent=1)
     return 0
 
 
@@ -341,15 +349,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "bench",
-        help="time batch_grad against the floor, jax.grad and the NumPy reference",
+        help="time batch_grad against the floor, jax.grad, the NumPy reference and scipy",
+        description="A matrix of functions (sphere, rosenbrock, mlp), dimensions, batch sizes, dtypes and methods; "
+        "--quick runs a small one, --large one memory-bounded run of 1e6 x 100 (measure its memory from outside: "
+        "/usr/bin/time -v jaxgrad bench --large).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--function", default="rosenbrock", help="a built-in name")
-    p.add_argument("--points", type=_positive_int, default=100_000, help="N")
-    p.add_argument("--dim", type=_positive_int, default=8, help="d")
-    p.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES))
+    p.add_argument("--quick", action="store_true", help="the small matrix (a minute or two on a laptop CPU)")
+    p.add_argument("--large", action="store_true", help="one run of --points x --dim (default 1e6 x 100, float32)")
+    p.add_argument("--function", action="append", help="sphere, rosenbrock, mlp or any built-in (repeatable)")
+    p.add_argument("--dim", type=_positive_int, nargs="+", help="dimensions (default: the matrix's)")
+    p.add_argument("--points", type=_positive_int, nargs="+", help="batch sizes N (default: the matrix's)")
+    p.add_argument("--dtype", choices=DTYPES, nargs="+", help="dtypes (default: both)")
     p.add_argument("--repeats", type=_positive_int, default=5, help="timed runs per figure (the median is shown)")
-    p.add_argument("--reference-points", type=_positive_int, default=1000, help="points the NumPy loop runs on")
+    p.add_argument("--reference-points", type=_positive_int, default=200, help="points the NumPy loop runs on")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(run=_cmd_bench)

@@ -63,16 +63,33 @@ def test_bad_point_is_explained():
 
 def test_bench_prints_the_table_and_json(tmp_path, capsys):
     out_json = tmp_path / "bench.json"
-    argv = ["bench", "--points", "2000", "--dim", "4", "--repeats", "1", "--reference-points", "20"]
+    argv = ["bench", "--quick", "--function", "rosenbrock", "--function", "mlp", "--points", "2000", "--dim", "4",
+            "--repeats", "1", "--reference-points", "20"]  # fmt: skip
     assert main([*argv, "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    for column in ("batch_grad ms", "floor ms", "ratio", "numpy ref s", "vs ref", "float32", "float64"):
+    for column in ("batch_grad ms", "floor ms", "ratio", "numpy s", "vs numpy", "scipy s", "float32", "float64"):
         assert column in out
     rows = json.loads(out_json.read_text())
-    assert [r["dtype"] for r in rows] == ["float32", "float64"]
+    assert [(r["function"], r["dtype"], r["method"]) for r in rows] == [
+        ("rosenbrock", "float32", "central 2"),
+        ("rosenbrock", "float64", "central 2"),
+        ("rosenbrock", "float64", "richardson 6"),
+        ("mlp", "float32", "central 2"),
+        ("mlp", "float64", "central 2"),
+        ("mlp", "float64", "richardson 6"),
+    ]
     for row in rows:
         assert row["batch_grad_s"] > 0 and row["floor_s"] > 0 and row["reference_s"] > 0
         assert row["ratio_to_floor"] == pytest.approx(row["batch_grad_s"] / row["floor_s"])
+        assert row["error"] < (1e-3 if row["dtype"] == "float32" else 1e-8)  # checked against the analytic gradient
+    assert rows[1]["scipy_error"] < 1e-10 and rows[0]["scipy_s"] is None  # scipy runs in float64 only
+    assert rows[2]["error"] < 1e-12  # Richardson meets scipy's accuracy
+
+
+def test_bench_large_runs_small(capsys):
+    assert main(["bench", "--large", "--points", "3000", "--dim", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "naive stencil GB" in out and "3,000" in out
 
 
 # ------------------------------------------------------------------------------------------------------ compare

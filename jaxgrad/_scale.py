@@ -1,0 +1,149 @@
+"""Scale: spreading points over devices (sharding) and streaming results chunk by chunk to the host.
+
+Several devices: `batch_grad(..., sharding="auto")` puts the points on a 1-D mesh over `jax.devices()` (a
+`NamedSharding` with `PartitionSpec("points")`), pads N to a multiple of the device count with copies of the last
+point, runs the same chunked program on every device's shard (`jax.shard_map`), and drops the padding. The same code
+runs on several GPUs of one host. On several hosts, call `jax.distributed.initialize()` first in every process; then
+`jax.devices()` lists the devices of all hosts and "auto" spans them (each process passes the same global `points`,
+or builds them with `jax.make_array_from_process_local_data` and the sharding of `points_sharding()`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+AXIS = "points"
+
+
+def points_sharding(sharding="auto") -> NamedSharding:
+    """The `NamedSharding` that splits the leading (points) axis: "auto" builds a 1-D mesh over `jax.devices()`; a
+    `Mesh` is split along its first axis; a `NamedSharding` is taken as it is (its spec's first entry names the
+    axis the points are split along)."""
+    if isinstance(sharding, NamedSharding):
+        return sharding
+    if isinstance(sharding, Mesh):
+        return NamedSharding(sharding, P(sharding.axis_names[0]))
+    if sharding == "auto":
+        return NamedSharding(Mesh(np.asarray(jax.devices()), (AXIS,)), P(AXIS))
+    raise ValueError(
+        f"`sharding` must be None, 'auto', a jax.sharding.Mesh or a NamedSharding, got {sharding!r}. Use 'auto' to "
+        "spread the points over every device."
+    )
+
+
+def _axis_of(sharding: NamedSharding):
+    first = sharding.spec[0] if len(sharding.spec) else None
+    if first is None:
+        raise ValueError("the `sharding`'s PartitionSpec must split the leading (points) axis, e.g. P('points').")
+    return first
+
+
+def pad_points(points, multiple: int):
+    """Pad the leading axis to a multiple of `multiple` with copies of the last point; returns (padded, N)."""
+    n = jax.tree_util.tree_leaves(points)[0].shape[0]
+    pad = (-n) % multiple
+    if not pad:
+        return points, n
+    return jax.tree_util.tree_map(lambda leaf: jnp.concatenate([leaf, jnp.repeat(leaf[-1:], pad, axis=0)]), points), n
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "stencil", "with_error", "chunk", "mesh", "axis"))
+def _sharded_gradient(points, step, *, fun, stencil, with_error, chunk, mesh, axis):
+    from ._engine import _point_gradient, _point_gradient_with_error, map_points
+
+    per_point = functools.partial(_point_gradient_with_error if with_error else _point_gradient, fun, stencil)
+
+    def local(shard, st):
+        return map_points(per_point, shard, st, chunk)
+
+    mapped = jax.shard_map(local, mesh=mesh, in_specs=(P(axis), P()), out_specs=P(axis), check_vma=False)
+    return mapped(points, step)
+
+
+def run_sharded(fun, stencil, with_error, points, step, sharding, *, chunk_size, memory_budget):
+    """`batch_grad` with the points split across devices: pad, place, run the chunked map on every shard, unpad.
+
+    Each device's chunk comes from the same plan as on one device (XLA's memory analysis of the single-device
+    program for one shard), unless `chunk_size` is given. Returns (gradients, per-point "step vanished" flags).
+    """
+    from ._engine import _batch_gradient, default_memory_budget, plan
+
+    sharding = points_sharding(sharding)
+    axis = _axis_of(sharding)
+    devices = sharding.mesh.shape[axis]
+    padded, n = pad_points(points, devices)
+    local = jax.tree_util.tree_leaves(padded)[0].shape[0] // devices
+    if chunk_size is not None:
+        chunk = min(chunk_size, local)
+    else:
+        shard = jax.tree_util.tree_map(lambda leaf: leaf[:local], padded)
+        budget = memory_budget or default_memory_budget(sharding.mesh.devices.flat[0].platform)
+        chunk = plan(_batch_gradient, shard, step, budget, fun=fun, stencil=stencil, with_error=with_error).chunk
+    placed = jax.device_put(padded, sharding)
+    result = _sharded_gradient(placed, step, fun=fun, stencil=stencil, with_error=with_error, chunk=chunk,
+                               mesh=sharding.mesh, axis=axis)  # fmt: skip
+    return jax.tree_util.tree_map(lambda leaf: leaf[:n], result)
+
+
+def stream_grad(
+    fun,
+    points,
+    *,
+    chunk_size: int = 65536,
+    method: str = "central",
+    order: int | None = None,
+    step=None,
+    out=None,
+):
+    """Gradients chunk by chunk, on the host's schedule: yields (start, stop, gradients) for each chunk as it
+    finishes, and writes it into `out` (a NumPy array or `np.lib.format.open_memmap` of the result's shape) when
+    given. An interrupted run keeps every finished chunk, e.g. in the memmapped .npy file.
+
+    Every chunk has the same shape (the last one starts at N − chunk and overlaps the one before), so one compiled
+    program serves them all. For results that fit in memory, one `batch_grad` call is simpler and as fast.
+
+    Args:
+      fun: scalar function of one point (an array), traceable by JAX.
+      points: (N, ...) array (NumPy arrays stay on the host; each chunk is moved to the device when its turn comes).
+      chunk_size: points per chunk.
+      method, order, step: as in `grad`.
+      out: optional array of shape points.shape to write the gradients into.
+
+    Example:
+      >>> import numpy as np, jaxgrad as jg
+      >>> points = np.random.default_rng(0).normal(size=(10, 3))
+      >>> out = np.zeros_like(points)
+      >>> [(a, b) for a, b, _ in jg.stream_grad(jg.functions.sphere, points, chunk_size=4, out=out)]
+      [(0, 4), (4, 8), (6, 10)]
+      >>> bool(np.allclose(out, 2 * points, rtol=1e-3, atol=1e-3))
+      True
+    """
+    from ._engine import _batch_gradient, _raise_if_step_vanished, check_batch_arguments
+    from ._stencils import make_stencil
+
+    stencil = make_stencil(method, order)
+    check_batch_arguments(step, chunk_size, None)
+    n = len(points)
+    if out is not None and tuple(out.shape) != tuple(np.shape(points)):
+        raise ValueError(f"`out` must have the shape of `points`, {np.shape(points)}, got {tuple(out.shape)}.")
+    chunk = min(chunk_size, n)
+    done = 0
+    while done < n:
+        start = min(done, n - chunk)
+        grads, vanished = _batch_gradient(jnp.asarray(points[start : start + chunk]), step, fun=fun, stencil=stencil,
+                                          chunk=chunk)  # fmt: skip
+        if step is not None:
+            _raise_if_step_vanished(vanished, step)
+        grads = np.asarray(grads)
+        if out is not None:
+            out[start : start + chunk] = grads
+            if hasattr(out, "flush"):
+                out.flush()
+        yield start, start + chunk, grads
+        done = start + chunk
