@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._engine import _as_working_leaf, _combine, _evaluate, _raise_if_step_vanished, _vanished
+from ._engine import _as_working_leaf, _combine, _evaluate, _raise_if_step_vanished, _vanished, compiled_with
 from ._stencils import make_stencil
 from ._steps import check_step, default_step, representable_step, round_to_power_of_two
 
@@ -43,6 +43,9 @@ def _point_jacobian(fun, stencil, x, step):
     return _blocks(columns.T, out_example, x), _vanished(e)
 
 
+_jacobian_program = jax.jit(_point_jacobian, static_argnums=(0, 1))
+
+
 def jacobian(fun, *, method: str = "central", order: int | None = None, step=None):
     """The Jacobian of a vector-valued `fun` by finite differences, laid out like `jax.jacfwd`.
 
@@ -62,19 +65,23 @@ def jacobian(fun, *, method: str = "central", order: int | None = None, step=Non
       [[4. 3.]
        [1. 2.]]
     """
-    stencil = make_stencil(method, order)
+    program = compiled_with(_jacobian_program, _point_jacobian, fun, make_stencil(method, order))
+    return _transformation(program, fun, step)
+
+
+def _transformation(program, fun, step):
+    """x -> program(x, step), with the step checked first and a vanished step reported (outside jit)."""
     if step is not None:
         check_step(step)
-    compiled = jax.jit(functools.partial(_point_jacobian, fun, stencil))
 
     @functools.wraps(fun, updated=())
-    def jac(x):
-        result, vanished = compiled(x, step)
+    def transformed(x):
+        result, vanished = program(x, step)
         if step is not None:
             _raise_if_step_vanished(vanished, step)
         return result
 
-    return jac
+    return transformed
 
 
 def _point_hessian(fun, x, step):
@@ -113,6 +120,9 @@ def _point_hessian(fun, x, step):
     return _blocks(matrix, x, x), vanished
 
 
+_hessian_program = jax.jit(_point_hessian, static_argnums=(0,))
+
+
 def hessian(fun, *, step=None):
     """The Hessian of a scalar `fun` by second differences, symmetric by construction, laid out like `jax.hessian`.
 
@@ -135,18 +145,7 @@ def hessian(fun, *, step=None):
       [[8. 6.]
        [6. 0.]]
     """
-    if step is not None:
-        check_step(step)
-    compiled = jax.jit(functools.partial(_point_hessian, fun))
-
-    @functools.wraps(fun, updated=())
-    def hess(x):
-        result, vanished = compiled(x, step)
-        if step is not None:
-            _raise_if_step_vanished(vanished, step)
-        return result
-
-    return hess
+    return _transformation(compiled_with(_hessian_program, _point_hessian, fun), fun, step)
 
 
 @functools.partial(jax.jit, static_argnames=("fun", "stencil"))

@@ -289,12 +289,15 @@ def _gradient_of_bound(bound: _Bound, stencil: Stencil, with_error: bool, x, ste
 _gradient_program = jax.jit(_gradient_of_bound, static_argnums=(0, 1, 2))
 
 
-def _is_hashable(value) -> bool:
+def compiled_with(program, function, *static):
+    """`program` (a function jitted with its leading arguments static) with `static` bound: one compiled program per
+    function and options, however often the transformation is created. An unhashable `fun` gets a private jit of
+    `function` instead."""
     try:
-        hash(value)
+        hash(static)
     except TypeError:
-        return False
-    return True
+        return jax.jit(functools.partial(function, *static))
+    return functools.partial(program, *static)
 
 
 def grad(
@@ -360,10 +363,7 @@ def grad(
     if not (isinstance(argnums, int) or (isinstance(argnums, tuple) and all(isinstance(a, int) for a in argnums))):
         raise TypeError(f"`argnums` must be an int or a tuple of ints, got {argnums!r}.")
     bound = _Bound(fun, argnums, has_aux)
-    if _is_hashable(bound):  # one compiled program per function and options, however often grad(fun) is called
-        program = functools.partial(_gradient_program, bound, stencil, with_error)
-    else:
-        program = jax.jit(functools.partial(_gradient_of_bound, bound, stencil, with_error))
+    program = compiled_with(_gradient_program, _gradient_of_bound, bound, stencil, with_error)
 
     @functools.wraps(fun, updated=())
     def gradient(*args):

@@ -83,6 +83,19 @@ def _parse_pair(text: str):
     return low, high
 
 
+def _function_dim_domain(spec, dim, domain):
+    """The function named by `spec`, its dimension and sampling box: the built-in's own unless given; 8 and [-1, 1]
+    for a user's function."""
+    from . import functions
+
+    fun = functions.resolve(spec)
+    if isinstance(fun, functions.BuiltinFunction):
+        dim = fun.default_dim if dim is None else dim
+        fun.check_dim(dim)
+        return fun, dim, domain or fun.domain
+    return fun, dim or 8, domain or (-1.0, 1.0)
+
+
 def _compare_jobs(args):
     """(label, function, points factory, dim) for every function asked for."""
     import numpy as np
@@ -92,13 +105,7 @@ def _compare_jobs(args):
     specs = args.function or functions.names()
     jobs = []
     for spec in specs:
-        fun = functions.resolve(spec)
-        if isinstance(fun, functions.BuiltinFunction):
-            dim = fun.default_dim if args.dim is None else args.dim
-            fun.check_dim(dim)
-            domain = args.domain or fun.domain
-        else:
-            dim, domain = args.dim or 8, args.domain or (-1.0, 1.0)
+        fun, dim, domain = _function_dim_domain(spec, args.dim, args.domain)
 
         def sample(dtype, dim=dim, domain=domain):
             rng = np.random.default_rng(args.seed)
@@ -180,16 +187,9 @@ def _cmd_study(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from . import functions
     from ._study import step_study
 
-    fun = functions.resolve(args.function)
-    if isinstance(fun, functions.BuiltinFunction):
-        dim = fun.default_dim if args.dim is None else args.dim
-        fun.check_dim(dim)
-        domain = args.domain or fun.domain
-    else:
-        dim, domain = args.dim or 8, args.domain or (-1.0, 1.0)
+    fun, dim, domain = _function_dim_domain(args.function, args.dim, args.domain)
     points = np.random.default_rng(args.seed).uniform(domain[0], domain[1], size=(args.points, dim))
     bar = tqdm(total=len(args.dtype) * len(args.method), desc="study", unit="curve", file=sys.stderr, leave=False,
                disable=True if args.quiet else None)  # fmt: skip
