@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import functools
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -94,23 +95,72 @@ def _check_output(values, x, scalar: bool):
         )
 
 
+NOT_TRACEABLE = (
+    jax.errors.ConcretizationTypeError,  # float(x), int(x), Python `if` on a value (TracerBoolConversionError)
+    jax.errors.TracerArrayConversionError,  # np.<function> on a traced array
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+def _not_traceable(error) -> TypeError:
+    return TypeError(
+        f"`fun` is not traceable by JAX ({type(error).__name__}): it converts a traced value to NumPy or Python "
+        "(np.<function>(x), float(x), a Python `if` on a value). Pass traceable=False to evaluate it on the host "
+        "with NumPy (batched when fun accepts a batch of points, else point by point), or write it with jax.numpy."
+    )
+
+
+def _note(error: Exception, text: str) -> None:
+    if hasattr(error, "add_note"):  # Python 3.11+
+        error.add_note(text)
+
+
 def _apply(fun, unravel, rows, imaginary: bool):
     """`fun` at every row (one vmap); for the complex step, the imaginary parts, after checking they exist."""
-    if not imaginary:
-        return jax.vmap(lambda row: fun(unravel(row)))(rows)
     try:
         values = jax.vmap(lambda row: fun(unravel(row)))(rows)
+    except NOT_TRACEABLE as error:
+        raise _not_traceable(error) from error
     except Exception as error:
-        raise TypeError(
-            f"`fun` cannot take complex input, which method='complex' needs ({type(error).__name__}: {error}). "
-            "Use method='central' or 'richardson', or write fun with complex-safe operations."
-        ) from error
+        if imaginary:
+            raise TypeError(
+                f"`fun` cannot take complex input, which method='complex' needs ({type(error).__name__}: {error}). "
+                "Use method='central' or 'richardson', or write fun with complex-safe operations."
+            ) from error
+        _note(error, f"(raised by `fun` while jaxgrad evaluated it at {rows.shape[0]} stencil points)")
+        raise
+    if not imaginary:
+        return values
     if not jnp.iscomplexobj(values):
         raise ValueError(
             "method='complex' needs `fun` to keep the imaginary part of its input, but it returned a real value "
             "(jnp.abs, .real, comparisons or a cast drop it): its gradient would come out 0. Use method='central'."
         )
     return jnp.imag(values)
+
+
+def host_values(fun, unravel, rows, single_array: bool):
+    """`fun` at every row, on the host with NumPy: one call on the whole (R, d) batch when fun maps it to R values
+    that agree with row-by-row calls on the first and last rows, else one call per row."""
+    rows = np.asarray(rows)
+    dtype = rows.dtype
+
+    def one(row):
+        return np.asarray(fun(row if single_array else unravel(row)), dtype)
+
+    if single_array and len(rows):
+        try:
+            batched = np.asarray(fun(rows), dtype)
+        except Exception:  # fun takes one point only
+            batched = None
+        if batched is not None and batched.shape == (len(rows),):
+            ends = np.stack([one(rows[0]), one(rows[-1])])
+            if np.allclose(batched[[0, -1]], ends, rtol=64 * np.finfo(dtype).eps, atol=0, equal_nan=True):
+                return batched
+    values = [one(row) for row in rows]
+    if values and values[0].shape != ():
+        raise ValueError(f"`fun` must return a scalar, but it returned shape {values[0].shape} for one point.")
+    return np.asarray(values, dtype).reshape(len(rows))
 
 
 class _Evaluation(NamedTuple):
@@ -131,6 +181,21 @@ def _evaluate(fun, x, step, stencil: Stencil, offsets, with_center: bool, scalar
     values = _apply(fun, unravel, rows, stencil.is_complex)
     _check_output(values, x, scalar)
     return _Evaluation(values, flat_x, flat_h, unravel)
+
+
+def warn_if_low_precision(x) -> None:
+    """A UserWarning when x has float16/bfloat16 leaves: they are computed, and returned, in float32."""
+    low = {
+        str(np.dtype(leaf.dtype))
+        for leaf in jax.tree_util.tree_leaves(x)
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating) and jnp.finfo(leaf.dtype).bits < 32
+    }
+    if low:
+        warnings.warn(
+            f"jaxgrad computes {', '.join(sorted(low))} input in float32 (its own eps^(1/3) step of ~0.1 would make "
+            "the difference meaningless) and returns the gradient in float32.",
+            stacklevel=3,
+        )
 
 
 def _combine(values, h, weights, center_weight: float = 0.0):
@@ -159,12 +224,17 @@ def _is_empty(x) -> bool:
     return sum(jnp.size(leaf) for leaf in jax.tree_util.tree_leaves(x)) == 0
 
 
+def _gradient_from(e: _Evaluation, stencil: Stencil):
+    """The gradient (like the input) and whether a step vanished, from `fun`'s values at the stencil's points."""
+    return e.unravel(_combine(e.values, e.h, stencil.weights, stencil.center_weight)), _vanished(e)
+
+
 def _point_gradient(fun, stencil: Stencil, x, step):
     """Gradient of `fun` at one point `x` (a pytree), and whether a step vanished at a finite coordinate."""
     if _is_empty(x):
         return jax.tree_util.tree_map(_as_working_leaf, x), jnp.zeros((), bool)
     e = _evaluate(fun, x, step, stencil, stencil.offsets, stencil.uses_center)
-    return e.unravel(_combine(e.values, e.h, stencil.weights, stencil.center_weight)), _vanished(e)
+    return _gradient_from(e, stencil)
 
 
 def estimate_positions(stencil: Stencil) -> tuple[int, ...]:
@@ -173,13 +243,12 @@ def estimate_positions(stencil: Stencil) -> tuple[int, ...]:
     return tuple(sorted(set(stencil.offsets) | set(stencil.scaled(2).offsets) | {0}))
 
 
-def point_estimate(fun, stencil: Stencil, x, step):
-    """At one point: the flat point, steps, g(h), g(2h), the noise of f, the error estimate, the status and whether a
-    step vanished, from one vmap of `fun` over `estimate_positions(stencil)`."""
+def _estimate_from(e: _Evaluation, stencil: Stencil):
+    """g(h), g(2h), the noise of f, the error estimate, the status and whether a step vanished, from `fun`'s values
+    at the nonzero `estimate_positions(stencil)` followed by the point itself."""
     double = stencil.scaled(2)
     positions = estimate_positions(stencil)
     offsets = tuple(k for k in positions if k)
-    e = _evaluate(fun, x, step, stencil, offsets, True)
     d = e.h.shape[0]
     by_offset = jnp.concatenate([e.values[:-1].reshape(len(offsets), d), jnp.broadcast_to(e.values[-1], (1, d))])
     line = by_offset[jnp.asarray([offsets.index(k) if k else len(offsets) for k in positions])]  # rows by position
@@ -204,8 +273,14 @@ def point_estimate(fun, stencil: Stencil, x, step):
         "error": error,
         "status": status(e.x, e.values, g, error, **second),
         "vanished": jnp.zeros((), bool) if stencil.is_complex else _vanished(e),
-        "unravel": e.unravel,
     }
+
+
+def point_estimate(fun, stencil: Stencil, x, step):
+    """`_estimate_from` at one point, from one vmap of `fun` over `estimate_positions(stencil)`."""
+    offsets = tuple(k for k in estimate_positions(stencil) if k)
+    e = _evaluate(fun, x, step, stencil, offsets, True)
+    return {**_estimate_from(e, stencil), "unravel": e.unravel}
 
 
 class Estimate(NamedTuple):
@@ -222,13 +297,91 @@ class Estimate(NamedTuple):
     status: Any
 
 
+def _estimate_result(parts, unravel):
+    return Estimate(unravel(parts["g"]), unravel(parts["error"]), parts["status"]), parts["vanished"]
+
+
 def _point_gradient_with_error(fun, stencil: Stencil, x, step):
     if _is_empty(x):
         x = jax.tree_util.tree_map(_as_working_leaf, x)
         return Estimate(x, x, jnp.zeros((), jnp.int8)), jnp.zeros((), bool)
     parts = point_estimate(fun, stencil, x, step)
-    unravel = parts["unravel"]
-    return Estimate(unravel(parts["g"]), unravel(parts["error"]), parts["status"]), parts["vanished"]
+    return _estimate_result(parts, parts["unravel"])
+
+
+# ------------------------------------------------------------------------------------------------ host evaluation
+@functools.partial(jax.jit, static_argnames=("stencil", "offsets", "with_center"))
+def _host_rows(points, step, *, stencil: Stencil, offsets, with_center: bool):
+    """The stencil points of every point (N, R, d) with the flat points and steps: the traceable half of the host
+    path (fun itself is then called on the host)."""
+
+    def one(x):
+        x = jax.tree_util.tree_map(_as_working_leaf, x)
+        flat_x, _ = ravel_pytree(x)
+        flat_h, _ = ravel_pytree(_leaf_steps(x, step, stencil))
+        return _stencil_points(flat_x, flat_h, offsets, with_center), flat_x, flat_h
+
+    return jax.vmap(one)(points)
+
+
+def host_evaluations(fun, stencil: Stencil, points, step, offsets, with_center: bool):
+    """`fun` evaluated on the host (NumPy) at the stencil points of every point: (values (N, R), x, h, unravel).
+
+    For functions written with NumPy (traceable=False): the steps, stencil points and combinations are the JAX ones,
+    so results equal the JAX path's to rounding; only the calls of `fun` leave JAX.
+    """
+    if stencil.is_complex:
+        raise ValueError("traceable=False takes real stencils; method='complex' needs a JAX-traceable `fun`.")
+    rows, xs, hs = _host_rows(points, step, stencil=stencil, offsets=offsets, with_center=with_center)
+    point0 = jax.tree_util.tree_map(lambda leaf: _as_working_leaf(leaf[0]), points)
+    _, unravel = ravel_pytree(point0)
+    n, r, d = rows.shape
+    single = isinstance(points, jax.Array)
+    flat_rows = np.asarray(rows).reshape(n * r, d)
+    if single:
+        flat_rows = flat_rows.reshape(n * r, *np.shape(point0))
+    values = host_values(fun, unravel, flat_rows, single)
+    return jnp.asarray(values.reshape(n, r)), xs, hs, unravel
+
+
+@functools.partial(jax.jit, static_argnames=("stencil", "with_error"))
+def _host_combine(values, xs, hs, *, stencil: Stencil, with_error: bool):
+    """The flat gradients (and estimates) of every point from the values `fun` took on the host."""
+
+    def one(v, x, h):
+        e = _Evaluation(v, x, h, None)
+        if with_error:
+            parts = _estimate_from(e, stencil)
+            return (parts["g"], parts["error"], parts["status"]), parts["vanished"]
+        return _combine(v, h, stencil.weights, stencil.center_weight), _vanished(e)
+
+    return jax.vmap(one)(values, xs, hs)
+
+
+@functools.partial(jax.jit, static_argnames=("stencil",))
+def _host_estimates(values, xs, hs, *, stencil: Stencil):
+    return jax.vmap(lambda v, x, h: _estimate_from(_Evaluation(v, x, h, None), stencil))(values, xs, hs)
+
+
+def host_estimate_parts(fun, stencil: Stencil, points, step):
+    """`point_estimate`'s parts at every point (flat, one row per point), with `fun` called on the host."""
+    offsets = tuple(k for k in estimate_positions(stencil) if k)
+    values, xs, hs, _ = host_evaluations(fun, stencil, points, step, offsets, True)
+    return _host_estimates(values, xs, hs, stencil=stencil)
+
+
+def host_batch(fun, stencil: Stencil, points, step, with_error: bool):
+    """batch_grad's result with `fun` called on the host: (gradients or Estimate, per-point vanished flags)."""
+    if with_error:
+        offsets, with_center = tuple(k for k in estimate_positions(stencil) if k), True
+    else:
+        offsets, with_center = stencil.offsets, stencil.uses_center
+    values, xs, hs, unravel = host_evaluations(fun, stencil, points, step, offsets, with_center)
+    flat, vanished = _host_combine(values, xs, hs, stencil=stencil, with_error=with_error)
+    if with_error:
+        g, error, codes = flat
+        return Estimate(jax.vmap(unravel)(g), jax.vmap(unravel)(error), codes), vanished
+    return jax.vmap(unravel)(flat), vanished
 
 
 def _raise_if_step_vanished(vanished, step):
@@ -309,6 +462,7 @@ def grad(
     step=None,
     with_error: bool = False,
     has_aux: bool = False,
+    traceable: bool = True,
 ):
     """Numerical gradient by finite differences, as a transformation like `jax.grad`.
 
@@ -336,6 +490,9 @@ def grad(
       with_error: also return the error estimate and a status (an `Estimate`).
       has_aux: `fun` returns (value, aux); the gradient is returned with aux, as `jax.grad` does (one more
         evaluation, at x itself).
+      traceable: False for a `fun` written with NumPy (or anything JAX cannot trace): the steps and stencil points
+        are computed by JAX as usual, `fun` is called on the host on NumPy arrays (the whole stencil in one call when
+        it accepts a batch of points, else row by row), and the results equal the JAX path's to rounding.
 
     Returns:
       A function of fun's arguments -> gradient with the structure and shapes of the differentiated argument(s) (an
@@ -365,10 +522,18 @@ def grad(
     bound = _Bound(fun, argnums, has_aux)
     program = compiled_with(_gradient_program, _gradient_of_bound, bound, stencil, with_error)
 
+    def on_host(x, rest):
+        batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
+        result, vanished = host_batch(lambda point: bound.value(point, rest), stencil, batch, step, with_error)
+        aux = bound.aux(jax.tree_util.tree_map(_as_working_leaf, x), rest) if has_aux else None
+        return jax.tree_util.tree_map(lambda leaf: leaf[0], result), vanished[0], aux
+
     @functools.wraps(fun, updated=())
     def gradient(*args):
         x, rest = bound.split(args)
-        result, vanished, aux = program(x, step, rest)
+        if not isinstance(x, jax.core.Tracer):
+            warn_if_low_precision(x)
+        result, vanished, aux = program(x, step, rest) if traceable else on_host(x, rest)
         if step is not None:
             _raise_if_step_vanished(vanished, step)
         return (result, aux) if has_aux else result
@@ -559,6 +724,7 @@ def batch_grad(
     memory_budget: int | None = None,
     with_error: bool = False,
     sharding=None,
+    traceable: bool = True,
 ):
     """Numerical gradients of `fun` at N points in one compiled call: `grad` vmapped over the leading axis.
 
@@ -581,6 +747,8 @@ def batch_grad(
         `jax.sharding.Mesh` or a `NamedSharding` splitting the leading axis. N need not divide by the device count
         (the points are padded and the padding dropped); each device runs the chunked program on its shard. See
         `jaxgrad._scale` for several GPUs and several hosts.
+      traceable: False for a `fun` written with NumPy: it is called on the host on NumPy arrays, as in `grad`
+        (all points' stencils in one call when fun accepts a batch, else row by row).
 
     Returns:
       Gradients with the structure and shapes of `points`. A NaN or Inf in one point makes only that point's
@@ -604,8 +772,13 @@ def batch_grad(
     if n == 0:
         empty = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, working_dtype(leaf.dtype)), points)
         return Estimate(empty, empty, jnp.zeros((0,), jnp.int8)) if with_error else empty
+    warn_if_low_precision(points)
+    if not traceable and sharding is not None:
+        raise ValueError("traceable=False evaluates `fun` on the host: it cannot be combined with `sharding`.")
     try:
-        if sharding is not None:
+        if not traceable:
+            result, vanished = host_batch(fun, stencil, points, step, with_error)
+        elif sharding is not None:
             from ._scale import run_sharded
 
             result, vanished = run_sharded(fun, stencil, with_error, points, step, sharding, chunk_size=chunk_size,

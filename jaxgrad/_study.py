@@ -101,6 +101,13 @@ def theory_errors(stencil: Stencil, dtype, factors, points, f_abs, f_deriv, exac
     return np.linalg.norm(per_coordinate, axis=2) / np.linalg.norm(exact, axis=1)[None]
 
 
+def _safe_ratio(a: float, b: float) -> float:
+    """a / b, with 0/0 = 1 (both exact) and a/0 = inf."""
+    if b == 0:
+        return 1.0 if a == 0 else math.inf
+    return a / b
+
+
 def _theory_best_step(steps, errors) -> float:
     """The largest step whose modelled error is within 1% of the minimum: the bottom of a V, or where the flat
     floor of the complex step begins."""
@@ -136,7 +143,7 @@ class Study:
                 "theory_step": c["theory_step"], "theory_error": c["theory_error"],
                 "default_step": c["default_step"], "default_error": c["default_error"],
                 "step_ratio": float(c["steps"][i]) / c["theory_step"],
-                "default_vs_best": c["default_error"] / float(c["median"][i]),
+                "default_vs_best": _safe_ratio(c["default_error"], float(c["median"][i])),
             })  # fmt: skip
         return out
 
@@ -226,6 +233,11 @@ def step_study(
         raise ValueError(
             f"`points` must be an (N, d) array for a step study, got {jax.tree_util.tree_structure(points)}."
         )
+    if n == 0:
+        raise ValueError("`points` is empty: a step study needs at least one point.")
+    out = jax.eval_shape(fun, points[0])
+    if getattr(out, "shape", None) != ():
+        raise ValueError(f"`fun` must return a scalar, but it returned {getattr(out, 'shape', type(out).__name__)}.")
     notes = []
     wanted = [np.dtype(d) for d in dtypes]
     x64 = bool(jax.config.jax_enable_x64)
@@ -241,6 +253,14 @@ def step_study(
     grad_fn = jax.grad(fun) if grad_fn is None else grad_fn
     exact = jnp.asarray(jax.vmap(grad_fn)(reference_points), widest)
     exact_np = np.asarray(exact, np.float64)
+    bad = ~(np.all(np.isfinite(np.asarray(points, np.float64)), axis=1) & np.all(np.isfinite(exact_np), axis=1))
+    if bad.any():  # NaN/Inf points: flagged, and left out of the statistics (they would make every median NaN)
+        notes.append(f"{int(bad.sum())} of {n} points are not finite (or their gradient is not) and are left out")
+        keep = np.flatnonzero(~bad)
+        if not keep.size:
+            raise ValueError("every point (or its gradient) is NaN or infinite: nothing to study.")
+        points, reference_points, exact = points[keep], reference_points[keep], exact[keep]
+        exact_np = exact_np[keep]
     curves = []
     for dtype in wanted:
         grid = np.asarray(default_steps(dtype) if steps is None else steps, np.float64)

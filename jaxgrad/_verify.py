@@ -20,14 +20,17 @@ from . import reference as _reference
 from ._engine import (
     _as_working_leaf,
     _combine,
+    _raise_if_step_vanished,
     as_points,
     check_batch_arguments,
     estimate_positions,
+    host_estimate_parts,
     leading_size,
     map_points,
     point_estimate,
     raise_if_missing_batch_axis,
     run_program,
+    warn_if_low_precision,
 )
 from ._errors import ROUNDING, error_estimate, noise_estimate
 from ._stencils import Stencil, make_stencil
@@ -68,15 +71,16 @@ def tolerance(dtype, step, weight_sum, f_noise, g_step, g_double_step, order, ex
     step, f_noise, exact, g_step, g_double_step = (
         np.asarray(a, np.float64) for a in (step, f_noise, exact, g_step, g_double_step)
     )
-    estimate = error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order)
-    return SAFETY * (estimate + ROUNDING * eps * np.abs(exact)) + atol + rtol * np.abs(exact)
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN points and vanished steps are reported, not warned
+        estimate = error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order)
+        return SAFETY * (estimate + ROUNDING * eps * np.abs(exact)) + atol + rtol * np.abs(exact)
 
 
 # ------------------------------------------------------------------------------------------------------ programs
 def _point_check(fun, stencil: Stencil, x, step):
     """At one point: g(h), g(2h) and the noise of f per coordinate (from f at 0, ±h, ±2h along each axis)."""
     parts = point_estimate(fun, stencil, x, step)
-    return {key: parts[key] for key in ("h", "g", "g_double", "f_noise")}
+    return {key: parts[key] for key in ("h", "g", "g_double", "f_noise", "vanished")}
 
 
 @functools.partial(jax.jit, static_argnames=("fun", "stencil", "chunk"))
@@ -574,6 +578,7 @@ def compare(
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     name: str | None = None,
+    traceable: bool = True,
 ) -> Comparison:
     """Compare jaxgrad's numeric gradient with `grad_fn` (default `jax.grad(fun)`) and the NumPy reference, per point.
 
@@ -601,6 +606,8 @@ def compare(
       seed: picks the reference sample and the random directions.
       chunk_size, memory_budget: as in `batch_grad`.
       name: the function's name in the report.
+      traceable: False for a `fun` written with NumPy: it is called on the host (see `grad`); `grad_fn` must then be
+        given (jax.grad cannot differentiate it), and only coordinate mode is available.
 
     Returns:
       A `Comparison`.
@@ -622,6 +629,12 @@ def compare(
     exact_name = "jax.grad" if grad_fn is None else _name_of(grad_fn)
     if n == 0:
         return _empty_comparison(name or _name_of(fun), exact_name, dtype, stencil, dim, point0)
+    if not traceable and (grad_fn is None or directions is not None):
+        raise ValueError(
+            "traceable=False needs `grad_fn` (jax.grad cannot differentiate a function JAX cannot trace) and "
+            "coordinate mode (directions=None)."
+        )
+    warn_if_low_precision(points)
     if grad_fn is None:
         _check_scalar_output(fun, point0)
         grad_fn = jax.grad(fun)
@@ -643,9 +656,16 @@ def compare(
         if note:
             notes.append(note)
         if directions is None:
-            values, times["jaxgrad (h and 2h)"] = _timed(
-                lambda: run_program(_batch_check, points, step, fun=fun, stencil=stencil, **knobs)
-            )
+            if traceable:
+                values, times["jaxgrad (h and 2h)"] = _timed(
+                    lambda: run_program(_batch_check, points, step, fun=fun, stencil=stencil, **knobs)
+                )
+            else:
+                values, times["jaxgrad (h and 2h), fun on the host"] = _timed(
+                    lambda: host_estimate_parts(fun, stencil, points, step)
+                )
+            if step is not None:
+                _raise_if_step_vanished(values["vanished"], step)
             values = {k: np.asarray(v, np.float64) for k, v in values.items()}
             numeric, exact_columns = values["g"], exact
             tol = tolerance(dtype, values["h"], stencil.weight_sum, values["f_noise"], values["g"],

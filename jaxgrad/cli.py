@@ -121,7 +121,7 @@ def _cmd_compare(args) -> int:
 
     from . import functions
     from ._table import format_table
-    from ._verify import compare, write_rows_csv
+    from ._verify import compare
 
     grad_fn = functions.resolve(args.grad) if args.grad else None
     jobs = [(job, dtype) for job in _compare_jobs(args) for dtype in args.dtype]
@@ -129,12 +129,18 @@ def _cmd_compare(args) -> int:
     progress = tqdm(
         jobs, desc="compare", unit="run", disable=True if args.quiet else None, file=sys.stderr, leave=False
     )
+    interrupted = False
     for (label, fun, sample, dim), dtype in progress:
         progress.set_postfix_str(f"{label} d={dim} {dtype}")
-        rep = compare(fun, sample(dtype), grad_fn=grad_fn, reference=not args.no_reference,
-                      reference_points=args.reference_points, directions=args.directions, rtol=args.rtol,
-                      atol=args.atol, seed=args.seed, name=label)  # fmt: skip
+        try:
+            rep = compare(fun, sample(dtype), grad_fn=grad_fn, reference=not args.no_reference,
+                          reference_points=args.reference_points, directions=args.directions, rtol=args.rtol,
+                          atol=args.atol, seed=args.seed, name=label)  # fmt: skip
+        except KeyboardInterrupt:
+            interrupted = True
+            break
         reports.append(rep)
+        _write_reports(reports, args.json, args.csv)  # after every run: an interruption keeps the finished ones
         main_pair, *ref_pairs = rep.pairs
         ref = ref_pairs[0] if ref_pairs else None
         rows.append([
@@ -163,11 +169,13 @@ def _cmd_compare(args) -> int:
                 f"{rep.function} {rep.dtype}: inconclusive, {rep.unresolved:,} of {rep.num_points:,} points cannot be "
                 "resolved at the default step (the tolerance is as large as the gradient there)"
             )
-    if args.json:
-        with open(args.json, "w") as stream:
-            json.dump([rep.to_dict() for rep in reports], stream, default=float)
-    if args.csv:
-        write_rows_csv(args.csv, [dict(function=r.function, dtype=r.dtype, **row) for r in reports for row in r.rows()])
+    if interrupted:
+        written = " and ".join(path for path in (args.json, args.csv) if path)
+        print(
+            f"interrupted: {len(reports)} of {len(jobs)} runs finished"
+            + (f"; their points are in {written}" if written and reports else "")
+        )
+        return 130
     counts = {v: sum(rep.verdict == v for rep in reports) for v in ("OK", "INCONCLUSIVE", "MISMATCH")}
     print(
         f"{counts['OK']} of {len(reports)} runs OK, {counts['INCONCLUSIVE']} inconclusive, "
@@ -176,12 +184,39 @@ def _cmd_compare(args) -> int:
     return 1 if failures else 0
 
 
+def _write_reports(reports, json_path, csv_path) -> None:
+    """Write every finished run: JSON (a list of `Comparison.to_dict()`) and CSV (their per-point rows), each file
+    replaced whole, so it is valid whenever the command stops."""
+    from ._verify import write_rows_csv
+
+    if json_path:
+
+        def write_json(path):
+            with open(path, "w") as stream:
+                json.dump([r.to_dict() for r in reports], stream, default=float)
+
+        _replace(json_path, write_json)
+    if csv_path:
+        rows = [dict(function=r.function, dtype=r.dtype, **row) for r in reports for row in r.rows()]
+        _replace(csv_path, lambda path: write_rows_csv(path, rows))
+
+
+def _replace(path, write) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path` (atomic on POSIX)."""
+    import os
+
+    temporary = f"{path}.partial"
+    write(temporary)
+    os.replace(temporary, path)
+
+
 def _parse_method(text: str):
     method, _, order = text.partition(":")
     return (method, int(order)) if order else method
 
 
 def _cmd_study(args) -> int:
+    import dataclasses
     import os
 
     import numpy as np
@@ -191,25 +226,27 @@ def _cmd_study(args) -> int:
 
     fun, dim, domain = _function_dim_domain(args.function, args.dim, args.domain)
     points = np.random.default_rng(args.seed).uniform(domain[0], domain[1], size=(args.points, dim))
-    bar = tqdm(total=len(args.dtype) * len(args.method), desc="study", unit="curve", file=sys.stderr, leave=False,
+    curves = [(dtype, method) for dtype in args.dtype for method in args.method]
+    bar = tqdm(curves, desc="study", unit="curve", file=sys.stderr, leave=False,
                disable=True if args.quiet else None)  # fmt: skip
-
-    started = []
-
-    def progress(message):  # called before each curve: count the one before it as done
-        if started:
-            bar.update(1)
-        started.append(message)
-        bar.set_postfix_str(message)
-
-    study = step_study(fun, points, dtypes=tuple(args.dtype), methods=tuple(args.method), name=args.function,
-                       progress=progress)  # fmt: skip
-    bar.close()
-    print(study.summary())
     os.makedirs(args.out, exist_ok=True)
     written = [os.path.join(args.out, name) for name in ("study.csv", "study.json")]
-    study.to_csv(written[0])
-    study.to_json(written[1])
+    study = None
+    for dtype, method in bar:  # one curve at a time, files rewritten after each: an interruption keeps them
+        bar.set_postfix_str(f"{dtype} {method}")
+        try:
+            part = step_study(fun, points, dtypes=(dtype,), methods=(method,), name=args.function)
+        except KeyboardInterrupt:
+            bar.close()
+            done = 0 if study is None else len(study.curves)
+            print(f"interrupted: {done} of {len(curves)} curves finished" + (f"; in {written[0]}" if done else ""))
+            return 130
+        study = part if study is None else dataclasses.replace(study, curves=study.curves + part.curves,
+                                                               notes=study.notes + part.notes)  # fmt: skip
+        _replace(written[0], study.to_csv)
+        _replace(written[1], study.to_json)
+    bar.close()
+    print(study.summary())
     try:
         from .plot import plot_study
     except ImportError:  # pragma: no cover - matplotlib is an extra

@@ -18,7 +18,8 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 DTYPES = ("float32", "float64") if X64 else ("float32",)
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, print_blob=True)
-settings.load_profile("ci")
+settings.register_profile("explore", max_examples=1000, deadline=None, derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))  # HYPOTHESIS_PROFILE=explore: a long random hunt
 
 
 @pytest.fixture(autouse=True)

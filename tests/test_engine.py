@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import DTYPES, X64, central_bound, eps, steps_of
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -99,6 +99,14 @@ def test_oscillating_functions_error_is_truncation(name):
 finite32 = {"allow_nan": False, "allow_infinity": False, "allow_subnormal": False, "width": 32}
 
 
+def affine(v, a, c):
+    return jnp.dot(a, v) + c
+
+
+def quadratic(v, q):
+    return 0.5 * v @ q @ v
+
+
 @given(
     a=hnp.arrays(np.float32, 4, elements=st.floats(-100, 100, **finite32)),
     x=hnp.arrays(np.float32, 4, elements=st.floats(-1000, 1000, **finite32)),
@@ -108,7 +116,7 @@ finite32 = {"allow_nan": False, "allow_infinity": False, "allow_subnormal": Fals
 def test_linear_functions_are_exact_to_rounding(a, x, c, method):
     dtype = DTYPES[-1]
     a_, x_ = jnp.asarray(a, dtype), jnp.asarray(x, dtype)
-    g = np.asarray(jg.grad(lambda v: jnp.dot(a_, v) + c, method=method)(x_), np.float64)
+    g = np.asarray(jg.grad(affine, method=method)(x_, a_, c), np.float64)  # one compiled program per method
     h = np.asarray(jg.default_step(x_, 1 if method != "central" else 2), np.float64)
     size = np.abs(a.astype(np.float64)) @ np.abs(x.astype(np.float64)) + abs(c) + np.abs(a) * h
     assert np.all(np.abs(g - a) <= central_bound(dtype, size, h))
@@ -121,7 +129,7 @@ def test_linear_functions_are_exact_to_rounding(a, x, c, method):
 def test_quadratics_are_exact_to_rounding_for_central_differences(m, x):
     dtype = DTYPES[-1]
     q = jnp.asarray(m + m.T, dtype)
-    g = np.asarray(jg.grad(lambda v: 0.5 * v @ q @ v)(jnp.asarray(x, dtype)), np.float64)
+    g = np.asarray(jg.grad(quadratic)(jnp.asarray(x, dtype), q), np.float64)
     qn, xn = m + m.T, x.astype(np.float64)
     h = np.asarray(jg.default_step(jnp.asarray(x, dtype), 2), np.float64)
     size = 0.5 * np.abs(xn) @ np.abs(qn) @ np.abs(xn) + np.abs(qn) @ np.abs(xn) * h + np.abs(np.diag(qn)) * h**2
@@ -268,6 +276,7 @@ def test_pytree_in_pytree_out(dtype):
         np.testing.assert_allclose(np.asarray(leaf), np.asarray(ref), atol=20 * eps(dtype) ** (2 / 3))
 
 
+@settings(max_examples=25)  # every example has new shapes, so a new compile
 @given(
     shapes=st.lists(hnp.array_shapes(min_dims=0, max_dims=2, max_side=3), min_size=1, max_size=3),
     seed=st.integers(0, 2**16),

@@ -1,0 +1,266 @@
+"""The bad-input catalogue: each row is one mistake a user makes, the message they get, and this test pinning it.
+Also: NumPy-only functions (traceable=False), inputs never mutated, interrupted commands keep what finished."""
+
+import json
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import DTYPES
+
+import jaxgrad as jg
+from jaxgrad import functions
+from jaxgrad.cli import main
+
+
+def function_2(x):
+    return x[0] ** 2 + x[1] ** 2
+
+
+# --------------------------------------------------------------------------------------------- integer input
+def test_integer_points_are_promoted_everywhere():
+    ints = np.array([[3, 4], [0, 2], [3, 0]])
+    expected = [[6.0, 8.0], [0.0, 4.0], [6.0, 0.0]]
+    np.testing.assert_array_equal(np.asarray(jg.batch_grad(function_2, ints)), expected)
+    np.testing.assert_array_equal(np.asarray(jg.grad(function_2)(ints[0])), expected[0])
+    np.testing.assert_allclose(jg.reference.batch_numerical_gradient(function_2, ints), expected, atol=1e-9)
+    rep = jg.compare(function_2, ints)
+    assert rep.ok and rep.dtype in ("float32", "float64")
+    np.testing.assert_array_equal(rep.numeric, expected)
+    study = jg.step_study(functions.sphere, np.array([[1, 2], [3, -1]]), dtypes=("float32",), steps=[1e-2])
+    assert study.best()[0]["best_error"] < 1e-5  # sphere is exact to rounding for central differences
+
+
+# --------------------------------------------------------------------------------------------- NaN and Inf
+def test_nonfinite_points_are_flagged_and_the_others_unaffected(dtype):
+    f = functions.rosenbrock
+    points = f.sample(6, 3, seed=2, dtype=dtype.name)
+    points[1, 0], points[4, 2] = np.nan, np.inf
+    est = jg.batch_grad(f, points, with_error=True)
+    assert np.asarray(est.status).tolist() == [0, 1, 0, 0, 1, 0]
+    rep = jg.compare(f, points, reference=False)
+    assert rep.nonfinite.tolist() == [False, True, False, False, True, False]
+    assert rep.passed.tolist() == [True, False, True, True, False, True]
+    assert "non-finite: at 2 points" in rep.summary() and "non-finite values" in rep.worst.describe()
+    study = jg.step_study(f, points, dtypes=(dtype.name,), steps=[1e-3, 1e-2])
+    assert "2 of 6 points are not finite" in study.notes[0] and np.isfinite(study.curves[0]["median"]).all()
+
+
+# --------------------------------------------------------------------------------------------- fun's output
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: jg.grad(lambda x: x * 2)(jnp.ones(3)), ValueError, r"must return a scalar, but it returned shape"),
+        (lambda: jg.batch_grad(lambda x: x * 2, jnp.ones((2, 3))), ValueError, r"returned shape \(3,\)"),
+        (lambda: jg.compare(lambda x: x * 2, np.ones((2, 3))), ValueError, r"returned shape \(3,\) for one point"),
+        (lambda: jg.step_study(lambda x: x * 2, np.ones((2, 3))), ValueError, r"must return a scalar"),
+        (lambda: jg.grad(lambda x: (x[0], x[1]))(jnp.ones(2)), TypeError, "must return a scalar array, got tuple"),
+        (lambda: jg.grad(lambda x: {"v": x[0]})(jnp.ones(2)), TypeError, "must return a scalar array, got dict"),
+    ],
+)
+def test_fun_with_a_wrong_output(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_fun_returning_a_python_float_is_a_constant():
+    np.testing.assert_array_equal(np.asarray(jg.grad(lambda x: 1.5)(jnp.ones(3))), 0.0)
+
+
+def test_fun_that_raises_keeps_its_error_and_gets_a_note():
+    def broken(x):
+        raise RuntimeError("my model is broken")
+
+    with pytest.raises(RuntimeError, match="my model is broken") as caught:
+        jg.grad(broken)(jnp.ones(3))
+    assert any("while jaxgrad evaluated it" in note for note in getattr(caught.value, "__notes__", []))
+
+
+@pytest.mark.parametrize(
+    "fun",
+    [
+        lambda x: np.sum(np.asarray(x) ** 2),  # NumPy on a traced array
+        lambda x: float(x[0]) ** 2 + x[1] ** 2,  # float() of a traced value
+        lambda x: x[0] ** 2 if x[0] > 0 else x[1] ** 2,  # Python `if` on a value
+    ],
+)
+def test_non_traceable_fun_names_the_fallback(fun):
+    with pytest.raises(TypeError, match=r"not traceable by JAX.*traceable=False"):
+        jg.grad(fun)(jnp.ones(2))
+    with pytest.raises(TypeError, match="traceable=False"):
+        jg.batch_grad(fun, np.ones((3, 2)))
+
+
+# --------------------------------------------------------------------------------------------- NumPy functions
+def numpy_rosenbrock(x):
+    """The notes' style: NumPy, one point at a time (a batch would be summed over the wrong axis)."""
+    return float(np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+
+@pytest.mark.parametrize("fun", [numpy_rosenbrock, functions.rosenbrock.fun], ids=["loop", "vectorised"])
+def test_traceable_false_matches_the_jax_path(fun, dtype):
+    points = functions.rosenbrock.sample(40, 5, seed=3, dtype=dtype.name)
+    host = np.asarray(jg.batch_grad(fun, points, traceable=False), np.float64)
+    device = np.asarray(jg.batch_grad(functions.rosenbrock, points), np.float64)
+    h = np.maximum(np.abs(points.astype(np.float64)), 1) * np.finfo(dtype).eps ** (1 / 3)
+    bound = 8 * np.finfo(dtype).eps * (np.abs(functions.rosenbrock(points.astype(np.float64)))[:, None] + 1) / h
+    assert np.all(np.abs(host - device) <= bound)  # the same steps and points: equal to the rounding of f
+    single = np.asarray(jg.grad(fun, traceable=False)(points[0]), np.float64)
+    assert np.all(np.abs(single - device[0]) <= bound[0])
+
+
+def test_traceable_false_for_the_notes_function_and_compare():
+    np.testing.assert_array_equal(np.asarray(jg.grad(function_2, traceable=False)(np.array([3.0, 4.0]))), [6, 8])
+    rep = jg.compare(numpy_rosenbrock, functions.rosenbrock.sample(30, 4, seed=1), traceable=False,
+                     grad_fn=functions.rosenbrock.gradient)  # fmt: skip
+    assert rep.ok
+    with pytest.raises(ValueError, match="traceable=False needs `grad_fn`"):
+        jg.compare(numpy_rosenbrock, np.ones((2, 3)), traceable=False)
+
+
+# --------------------------------------------------------------------------------------------- steps
+@pytest.mark.parametrize("step", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_steps_are_refused_everywhere(step):
+    for call in (
+        lambda: jg.grad(function_2, step=step),
+        lambda: jg.batch_grad(function_2, np.ones((2, 2)), step=step),
+        lambda: jg.compare(function_2, np.ones((2, 2)), step=step),
+        lambda: jg.check_grad(function_2, np.ones(2), step=step),
+        lambda: jg.step_study(function_2, np.ones((2, 2)), steps=[step]),
+    ):
+        with pytest.raises(ValueError, match="step"):
+            call()
+
+
+def test_wrong_shaped_step_and_a_step_below_resolution():
+    with pytest.raises(ValueError, match=r"`step` has shape \(3,\) where the input has shape \(2,\)"):
+        jg.batch_grad(function_2, np.ones((2, 2)), step=np.full(3, 1e-3))
+    with pytest.raises(ValueError, match="below the resolution"):
+        jg.compare(function_2, np.full((2, 2), 1e9, DTYPES[-1]), step=1e-12)
+
+
+# --------------------------------------------------------------------------------------------- points
+def test_points_of_the_wrong_rank_or_empty():
+    with pytest.raises(ValueError, match="needs a leading batch axis"):
+        jg.batch_grad(function_2, np.float64(3.0))
+    with pytest.raises(ValueError, match=r"points\[None\]"):
+        jg.compare(function_2, np.array([3.0, 4.0]))
+    with pytest.raises(ValueError, match=r"must be an \(N, d\) array"):
+        jg.step_study(function_2, np.ones((2, 2, 2)))
+    assert jg.batch_grad(function_2, np.zeros((0, 2))).shape == (0, 2)
+    assert jg.compare(function_2, np.zeros((0, 2))).num_points == 0
+    with pytest.raises(ValueError, match="at least one point"):
+        jg.step_study(function_2, np.zeros((0, 2)))
+
+
+@pytest.mark.parametrize("low", [jnp.float16, jnp.bfloat16])
+def test_sixteen_bit_input_is_computed_in_float32_and_said_so(low):
+    x = jnp.asarray([[3.0, 4.0]], low)
+    with pytest.warns(UserWarning, match="input in float32"):
+        g = jg.batch_grad(function_2, x)
+    assert g.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(g), [[6.0, 8.0]])
+    with pytest.warns(UserWarning, match="input in float32"):
+        assert jg.grad(function_2)(x[0]).dtype == jnp.float32
+
+
+def test_grad_fn_with_another_structure_or_shape():
+    with pytest.raises(ValueError, match="structure of its input"):
+        jg.compare(lambda t: jnp.sum(t["a"]), {"a": np.ones((2, 3))}, grad_fn=lambda t: [t["a"]])
+    with pytest.raises(ValueError, match=r"got shape \(1,\) for shape \(3,\)"):
+        jg.check_grad(functions.sphere, np.ones((2, 3)), grad_fn=lambda x: x[:1])
+
+
+@pytest.mark.parametrize("knob", ["chunk_size", "memory_budget"])
+@pytest.mark.parametrize("value", [0, -2, 1.5])
+def test_bad_chunking_knobs(knob, value):
+    with pytest.raises(ValueError, match=f"`{knob}` must be a positive integer"):
+        jg.batch_grad(function_2, np.ones((3, 2)), **{knob: value})
+    with pytest.raises(ValueError, match=f"`{knob}` must be a positive integer"):
+        jg.compare(function_2, np.ones((3, 2)), **{knob: value})
+
+
+# --------------------------------------------------------------------------------------------- the CLI
+def test_cli_unknown_function_and_broken_module(capsys, tmp_path, monkeypatch):
+    assert main(["compare", "--function", "rastrigen", "--points", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'rastrigin'?" in err and "sphere, rosenbrock" in err
+    (tmp_path / "broken_module.py").write_text("import not_a_package_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["grad", "--function", "broken_module:f", "--point", "1,2"]) == 2
+    assert "does not import: ModuleNotFoundError" in capsys.readouterr().err
+
+
+def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypatch):
+    import jaxgrad._verify as verify
+
+    real, calls = verify.compare, []
+
+    def compare_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(verify, "compare", compare_then_interrupt)
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "50", "--quiet"]
+    assert main([*argv, "--json", str(out_json), "--csv", str(out_csv)]) == 130
+    assert "interrupted: 2 of 4 runs finished" in capsys.readouterr().out
+    runs = json.loads(out_json.read_text())
+    assert [(r["function"], r["dtype"]) for r in runs] == [("sphere", "float32"), ("sphere", "float64")]
+    assert len(out_csv.read_text().splitlines()) == 1 + 2 * 50
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_interrupted_study_keeps_the_finished_curves(tmp_path, capsys, monkeypatch):
+    import jaxgrad._study as study_module
+
+    real, calls = study_module.step_study, []
+
+    def study_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_module, "step_study", study_then_interrupt)
+    argv = ["study", "--function", "sphere", "--points", "20", "--dtype", "float32", "--method", "central", "forward"]
+    assert main([*argv, "--out", str(tmp_path), "--quiet"]) == 130
+    assert "interrupted: 1 of 2 curves finished" in capsys.readouterr().out
+    assert {r["method"] for r in json.loads((tmp_path / "study.json").read_text())["rows"]} == {"central"}
+
+
+# --------------------------------------------------------------------------------------------- never mutate
+def test_no_public_function_mutates_its_inputs():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-1, 1, (6, 3))
+    tree = {"a": rng.uniform(-1, 1, (6, 2)), "b": rng.uniform(-1, 1, (6,))}
+    step = np.full(3, 1e-3)
+    snapshot = [points.copy(), tree["a"].copy(), tree["b"].copy(), step.copy()]
+    f = functions.rosenbrock
+
+    def tree_f(t):
+        return jnp.sum(t["a"] ** 2) + jnp.sum(t["b"] ** 3)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jg.grad(f)(points[0])
+        jg.grad(f, step=step)(points[0])
+        jg.batch_grad(f, points)
+        jg.batch_grad(f, points, step=step, with_error=True)
+        jg.batch_grad(tree_f, tree)
+        jg.batch_grad(lambda x: float(np.sum(x**2)), points, traceable=False)
+        jg.compare(f, points)
+        jg.compare(tree_f, tree, reference_points=2)
+        jg.check_grad(f, points)
+        jg.taylor_test(f, points[0])
+        jg.step_study(f, points, dtypes=("float32",), steps=[1e-3])
+        jg.jacobian(f.gradient)(points[0])
+        jg.hessian(f)(points[0])
+        jg.jvp(f, points[0], points[1])
+        jg.reference.batch_numerical_gradient(f, points)
+        list(jg.stream_grad(f, points, chunk_size=4))
+    for before, after in zip(snapshot, [points, tree["a"], tree["b"], step], strict=True):
+        np.testing.assert_array_equal(before, after)
