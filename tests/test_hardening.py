@@ -127,7 +127,7 @@ def test_bad_steps_are_refused_everywhere(step):
         lambda: jg.batch_grad(function_2, np.ones((2, 2)), step=step),
         lambda: jg.compare(function_2, np.ones((2, 2)), step=step),
         lambda: jg.check_grad(function_2, np.ones(2), step=step),
-        lambda: jg.step_study(function_2, np.ones((2, 2)), steps=[step]),
+        lambda: jg.step_study(function_2, np.ones((2, 2)), steps=[step], dtypes=("float32",)),
     ):
         with pytest.raises(ValueError, match="step"):
             call()
