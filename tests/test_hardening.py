@@ -192,18 +192,23 @@ def test_cli_unknown_function_and_broken_module(capsys, tmp_path, monkeypatch):
     assert "does not import: ModuleNotFoundError" in capsys.readouterr().err
 
 
-def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypatch):
-    import jaxgrad._verify as verify
+def interrupt_on_call(monkeypatch, module, name: str, call: int) -> None:
+    """Make module.name raise KeyboardInterrupt (as Ctrl-C would) on its `call`-th call."""
+    real, calls = getattr(module, name), []
 
-    real, calls = verify.compare, []
-
-    def compare_then_interrupt(*args, **kwargs):
+    def interrupted(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == call:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(verify, "compare", compare_then_interrupt)
+    monkeypatch.setattr(module, name, interrupted)
+
+
+def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypatch):
+    import jaxgrad._verify as verify
+
+    interrupt_on_call(monkeypatch, verify, "compare", 3)
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "50", "--quiet"]
     assert main([*argv, "--json", str(out_json), "--csv", str(out_csv)]) == 130
@@ -217,15 +222,7 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypat
 def test_interrupted_study_keeps_the_finished_curves(tmp_path, capsys, monkeypatch):
     import jaxgrad._study as study_module
 
-    real, calls = study_module.step_study, []
-
-    def study_then_interrupt(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(study_module, "step_study", study_then_interrupt)
+    interrupt_on_call(monkeypatch, study_module, "step_study", 2)
     argv = ["study", "--function", "sphere", "--points", "20", "--dtype", "float32", "--method", "central", "forward"]
     assert main([*argv, "--out", str(tmp_path), "--quiet"]) == 130
     assert "interrupted: 1 of 2 curves finished" in capsys.readouterr().out
