@@ -393,7 +393,10 @@ class Comparison:
         lines.extend(f"note: {n}" for n in self.notes)
         nonfinite = int(self.nonfinite.sum())
         if nonfinite:
-            lines.append(f"non-finite: at {nonfinite:,} points f, the numeric or the exact gradient is NaN or infinite")
+            lines.append(
+                f"non-finite: at {nonfinite:,} point{'' if nonfinite == 1 else 's'} f, the numeric or the exact "
+                "gradient is NaN or infinite"
+            )
         failed = int((~self.passed).sum())
         if self.verdict == "OK":
             lines.append(f"verdict: OK, all {self.num_points:,} points within tolerance")
