@@ -54,6 +54,10 @@ def tolerance(dtype, step, weight_sum, f_noise, g_step, g_double_step, order, ex
     wrong gradient cannot inflate its own tolerance. SAFETY = 16 leaves a margin of 3 over the largest ratio of error
     to (unscaled) estimate seen on 16 functions × 10,000 points × 2 dtypes (tests/test_verify.py).
 
+    Its limit: a wave much shorter than the step (sin x at |x| ≈ 1400 in float32, order 4: h = 32) is aliased alike
+    at h and 2h, so the estimate cannot see the error; `check_grad`'s Taylor hint then calls the mismatch
+    inconclusive. Use float64 or a step shorter than the wave.
+
     Args:
       dtype: the dtype the numeric gradient was computed in.
       step: h per coordinate (or a scalar).

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from conftest import X64
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -42,15 +42,36 @@ def cases(draw):
     return points, method, order, step, chunk
 
 
+def _computed_in(dtype):
+    """The dtype jaxgrad computes in: float16 becomes float32, integers the default float."""
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if np.issubdtype(dtype, np.integer):
+        return np.dtype(np.float64 if X64 else np.float32)
+    return dtype
+
+
 def _unresolvable(leaf, step) -> bool:
-    """Whether x + step == x for some coordinate, in the dtype jaxgrad computes in (ints and float16 promoted)."""
+    """Whether x + step == x for some coordinate, in the dtype jaxgrad computes in."""
     x = np.asarray(leaf)
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
-    elif x.dtype == np.int32:
-        x = x.astype(np.float64 if X64 else np.float32)
+    x = x.astype(_computed_in(x.dtype))
     h = np.asarray(step, x.dtype)
     return bool(np.any(np.isfinite(x) & ((x + h) - x == 0)))
+
+
+def _default_step_resolves_the_wave(points, order) -> bool:
+    """Whether the default step, eps^(1/(p+1))·max(|x|, 1), stays below half a radian of f's sin(x) at every
+    point.
+
+    Beyond that (e.g. float32, order 4, |x| ≈ 1400: h = 32) the stencil aliases the wave: g(h) and g(2h) both miss
+    cos(x) alike, so no data-driven estimate can see the error (hypothesis found this with seed 20261128 in the
+    explore profile). The README's Troubleshooting names it; check_grad's Taylor hint calls it inconclusive."""
+    for leaf in jax.tree_util.tree_leaves(points):
+        x = np.asarray(leaf)
+        eps = float(np.finfo(_computed_in(x.dtype)).eps)
+        if x.size and eps ** (1 / (order + 1)) * max(float(np.max(np.abs(x))), 1.0) > 0.5:
+            return False
+    return True
 
 
 def error_bound(x, h, method, order, eps):
@@ -104,6 +125,7 @@ def test_compare_never_cries_wolf_on_a_correct_gradient(case):
     points, method, order, _, chunk = case  # default steps: user steps may legitimately be poor
     if method == "richardson" and order == 6:  # its h, 2h check needs offsets up to ±8: fine, but slow to compile
         method, order = "central", 4
+    assume(_default_step_resolves_the_wave(points, order))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = jg.compare(f, points, method=method, order=order, chunk_size=chunk, reference_points=2)

@@ -155,6 +155,22 @@ def test_a_step_too_large_for_the_function_is_inconclusive_not_a_false_alarm():
     assert default.ok and default.verdict == ("OK" if DTYPES[-1] == "float64" else "INCONCLUSIVE")
 
 
+def test_an_aliased_wave_is_a_mismatch_whose_hint_says_inconclusive():
+    """The known limit (README, Troubleshooting): float32, order 4, x ≈ -1381 gives the default step 32, about 5
+    periods of sin plus 0.58 radians, so g(h) and g(2h) both see almost none of cos(x) and agree: the estimate, and
+    with it the tolerance, is blind to an error of 0.5. The check then cannot tell, and check_grad's Taylor hint says
+    so instead of blaming the gradient; float64 (step 1) resolves the point and passes."""
+
+    def f(v):
+        return jnp.sum(jnp.sin(v) + 0.5 * v**2)
+
+    x = np.asarray([821.77014, -1381.2797], np.float32)
+    with pytest.raises(jg.GradientMismatchError, match=r"(?s)x\[1\].*inconclusive.*run the check in float64"):
+        jg.check_grad(f, x, order=4)
+    if DTYPES[-1] == "float64":
+        assert jg.compare(f, x[None].astype(np.float64), order=4, reference=False).verdict == "OK"
+
+
 # ------------------------------------------------------------------------------------------------ directional mode
 def test_directional_mode_passes_correct_and_catches_a_bug(dtype):
     f = functions.rosenbrock
