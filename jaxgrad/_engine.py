@@ -106,7 +106,8 @@ def _not_traceable(error) -> TypeError:
     return TypeError(
         f"`fun` is not traceable by JAX ({type(error).__name__}): it converts a traced value to NumPy or Python "
         "(np.<function>(x), float(x), a Python `if` on a value). Pass traceable=False to evaluate it on the host "
-        "with NumPy (batched when fun accepts a batch of points, else point by point), or write it with jax.numpy."
+        "with NumPy (batched when fun accepts a batch of points, else point by point; command line: --numpy), or "
+        "write it with jax.numpy."
     )
 
 

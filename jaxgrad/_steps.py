@@ -99,7 +99,7 @@ def check_step(step, name: str = "step"):
             raise TypeError(f"`{name}` must be real numbers, got dtype {values.dtype}.")
         bad = ~(np.isfinite(values) & (values > 0))
         if bad.any():
-            example = values.reshape(-1)[np.argmax(bad.reshape(-1))]
+            example = values.reshape(-1)[np.argmax(bad.reshape(-1))].item()  # a Python number prints plainly
             raise ValueError(
                 f"`{name}` must be positive and finite, got {example!r}. Pass a positive step, e.g. {name}=1e-3, "
                 f"or {name}=None for the default eps^(1/(p+1))·max(|x|, 1)."

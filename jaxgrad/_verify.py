@@ -18,6 +18,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import reference as _reference
 from ._engine import (
+    NOT_TRACEABLE,
     _as_working_leaf,
     _combine,
     _raise_if_step_vanished,
@@ -415,24 +416,29 @@ class Comparison:
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per point: whether it passed, its worst column and values there, its errors."""
-        ratio = self.ratio
-        worst_col = np.argmax(ratio, axis=1) if ratio.size else np.zeros(0, int)
-        rel = np.linalg.norm(self.numeric - self.exact, axis=1) / np.maximum(np.linalg.norm(self.exact, axis=1), 1e-300)
-        out = []
-        for n in range(self.num_points):
-            c = int(worst_col[n])
-            out.append({
-                "point": n,
-                "passed": bool(self.passed[n]),
-                "worst_column": self.coordinate_names[c] if self.coordinate_names else "",
-                "numeric": float(self.numeric[n, c]) if ratio.shape[1] else math.nan,
-                "exact": float(self.exact[n, c]) if ratio.shape[1] else math.nan,
-                "abs_error": float(self.error[n, c]) if ratio.shape[1] else 0.0,
-                "tolerance": float(self.tolerance[n, c]) if ratio.shape[1] else math.inf,
-                "max_ratio": float(ratio[n, c]) if ratio.shape[1] else 0.0,
-                "rel_error": float(rel[n]),
-            })  # fmt: skip
-        return out
+        ratio, error = self.ratio, self.error  # computed once: each property is a whole-array pass
+        n = self.num_points
+        if not ratio.shape[1]:
+            columns = {"numeric": [math.nan] * n, "exact": [math.nan] * n, "abs_error": [0.0] * n,
+                       "tolerance": [math.inf] * n, "max_ratio": [0.0] * n, "worst_column": [""] * n}  # fmt: skip
+        else:
+            worst = np.argmax(ratio, axis=1)[:, None]
+            columns = {
+                name: np.take_along_axis(values, worst, axis=1)[:, 0].astype(np.float64).tolist()
+                for name, values in (("numeric", self.numeric), ("exact", self.exact), ("abs_error", error),
+                                     ("tolerance", self.tolerance), ("max_ratio", ratio))
+            }  # fmt: skip
+            columns["worst_column"] = [self.coordinate_names[c] if self.coordinate_names else "" for c in worst[:, 0]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm = np.maximum(np.linalg.norm(self.exact, axis=1), 1e-300)
+            rel = (np.linalg.norm(self.numeric - self.exact, axis=1) / norm).tolist()
+        passed = np.all(ratio <= 1, axis=1).tolist()
+        return [
+            {"point": i, "passed": passed[i], "worst_column": columns["worst_column"][i],
+             **{k: columns[k][i] for k in ("numeric", "exact", "abs_error", "tolerance", "max_ratio")},
+             "rel_error": rel[i]}
+            for i in range(n)
+        ]  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """Summary statistics and the per-point rows, as plain Python (JSON-ready)."""
@@ -542,9 +548,15 @@ def _reference_gradients(fun, points, index, h):
 
 
 def _check_scalar_output(fun, point) -> None:
-    """The clear error `grad` gives for a non-scalar `fun`, before jax.grad gives its own."""
+    """The clear errors `grad` gives for a non-scalar or non-traceable `fun`, before jax.grad gives its own."""
     try:
         out = jax.eval_shape(fun, point)
+    except NOT_TRACEABLE as error:
+        raise TypeError(
+            f"`fun` is not traceable by JAX ({type(error).__name__}), so jax.grad cannot give the gradient to compare "
+            "with. Write fun with jax.numpy, or pass traceable=False and your gradient as grad_fn= (command line: "
+            "--numpy --grad module:attr)."
+        ) from error
     except Exception:  # let the real evaluation report it
         return
     if not hasattr(out, "shape"):

@@ -3,18 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
+import re
 import sys
 
 DTYPES = ("float32", "float64")
+PLOT_EXTRA = "pip install 'jaxgrad[plot]', or '.[plot]' from a checkout"
+NUMPY_HELP = "the function is NumPy code that JAX cannot trace: evaluate it on the host (traceable=False)"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" where there is a default and the help does not already state it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _parse_point(text: str):
     try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
+        values = []
+    if not values:
         message = f"--point must be numbers separated by commas, e.g. 3,4; got {text!r}"
         raise argparse.ArgumentTypeError(message) from None
+    return values
+
+
+NUMBER_LISTS = ("--point", "--domain", "--descent")
+"""Options whose value is numbers separated by commas, and may start with a minus."""
+
+
+def _join_negative_points(argv: list[str]) -> list[str]:
+    """`--point -1,2` as `--point=-1,2` (also --domain, --descent): argparse would read "-1,2" as an option."""
+    out = list(argv)
+    for i in range(len(out) - 1):
+        if out[i] in NUMBER_LISTS and re.match(r"-[0-9.]", out[i + 1]):
+            out[i : i + 2] = [f"{out[i]}={out[i + 1]}", ""]
+    return [a for a in out if a != ""]
 
 
 def _cmd_grad(args) -> int:
@@ -28,7 +58,7 @@ def _cmd_grad(args) -> int:
     point = jnp.asarray(args.point, dtype=args.dtype)
     if isinstance(fun, functions.BuiltinFunction):
         fun.check_dim(point.shape[0])
-    gradient = grad(fun, method=args.method, order=args.order, step=args.step)(point)
+    gradient = grad(fun, method=args.method, order=args.order, step=args.step, traceable=not args.numpy)(point)
     print(np.asarray(gradient))
     return 0
 
@@ -123,7 +153,9 @@ def _cmd_compare(args) -> int:
     from ._table import format_table
     from ._verify import compare
 
-    grad_fn = functions.resolve(args.grad) if args.grad else None
+    if args.numpy and not args.grad:
+        raise ValueError("--numpy needs --grad module:attr: jax.grad cannot differentiate NumPy code.")
+    grad_fn = functions.resolve(args.grad, flag="--grad") if args.grad else None
     jobs = [(job, dtype) for job in _compare_jobs(args) for dtype in args.dtype]
     reports, rows = [], []
     progress = tqdm(
@@ -135,7 +167,7 @@ def _cmd_compare(args) -> int:
         try:
             rep = compare(fun, sample(dtype), grad_fn=grad_fn, reference=not args.no_reference,
                           reference_points=args.reference_points, directions=args.directions, rtol=args.rtol,
-                          atol=args.atol, seed=args.seed, name=label)  # fmt: skip
+                          atol=args.atol, seed=args.seed, name=label, traceable=not args.numpy)  # fmt: skip
         except KeyboardInterrupt:
             interrupted = True
             break
@@ -247,11 +279,11 @@ def _cmd_study(args) -> int:
         _replace(written[1], study.to_json)
     bar.close()
     print(study.summary())
-    try:
-        from .plot import plot_study
-    except ImportError:  # pragma: no cover - matplotlib is an extra
-        print("(matplotlib is not installed: no pictures; pip install 'jaxgrad[plot]')")
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"no pictures: matplotlib is not installed ({PLOT_EXTRA})")
     else:
+        from .plot import plot_study
+
         for suffix in ("png", "svg"):
             picture = os.path.join(args.out, f"v_curve.{suffix}")
             plot_study(study, picture)
@@ -307,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check gradients at many random points: jaxgrad's numeric gradient against jax.grad (or --grad) "
         "and the NumPy reference, with tolerances derived from the numerics. Exit code 0 when no point mismatches "
         "(runs whose tolerance cannot resolve most points are marked INCONCLUSIVE), 1 on a mismatch, 2 on bad usage.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--function", action="append", help="built-in name or module:attr (repeatable; default: all)")
     p.add_argument("--grad", help="module:attr of the gradient to check (default: jax.grad of the function)")
@@ -323,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference-points", type=_positive_int, help="points the NumPy reference runs on (default: up to 100)"
     )
     p.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
+    p.add_argument("--numpy", action="store_true", help=NUMPY_HELP + "; needs --grad")
     p.add_argument("--rtol", type=float, default=0.0, help="added to the derived tolerance, relative")
     p.add_argument("--atol", type=float, default=0.0, help="added to the derived tolerance, absolute")
     p.add_argument("--json", help="write every run's summary and per-point rows to this JSON file")
@@ -333,34 +366,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "grad",
         help="the numerical gradient of a function at one point",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--function", default="sphere", help="a built-in name (see `jaxgrad functions`) or module:attr")
     p.add_argument(
         "--point",
         type=_parse_point,
         required=True,
-        help="coordinates separated by commas, e.g. 3,4 (write --point=-3,4 for a leading minus)",
+        help="coordinates separated by commas, e.g. 3,4 or -3,4",
     )
-    p.add_argument("--dtype", choices=DTYPES, default="float64")
-    p.add_argument("--method", choices=("central", "forward", "backward", "richardson", "complex"), default="central")
+    p.add_argument("--dtype", choices=DTYPES, default="float64", help="the dtype of the point")
+    p.add_argument("--method", choices=("central", "forward", "backward", "richardson", "complex"), default="central",
+                   help="the finite-difference method")  # fmt: skip
     p.add_argument("--order", type=int, default=None, help="order of the stencil (default: 2 central, 1 one-sided)")
     p.add_argument("--step", type=float, default=None, help="absolute step (default: eps^(1/(p+1))·max(|x|, 1))")
+    p.add_argument("--numpy", action="store_true", help=NUMPY_HELP)
     p.set_defaults(run=_cmd_grad)
 
     p = commands.add_parser(
         "study",
         help="error against step per dtype and method, with the theory; writes CSV, JSON and the V-curve pictures",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--function", default="rosenbrock", help="a built-in name or module:attr")
     p.add_argument("--dim", type=_positive_int, help="dimension (default: the function's own, 8 for yours)")
-    p.add_argument("--points", type=_positive_int, default=1000)
-    p.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES))
+    p.add_argument("--points", type=_positive_int, default=1000, help="random points of the study")
+    p.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES), help="dtypes to study")
     p.add_argument("--method", type=_parse_method, nargs="+", default=["central", "forward", ("central", 4)],
-                   help="methods, as NAME or NAME:ORDER (central, central:4, forward, richardson, ...)")  # fmt: skip
+                   help="methods, as NAME or NAME:ORDER (central, central:4, forward, richardson, ...; default: "
+                        "central forward central:4)")  # fmt: skip
     p.add_argument("--domain", type=_parse_pair, help="LOW,HIGH box to sample from (default: the function's, or -1,1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the points")
     p.add_argument("--out", default="study", help="directory for study.csv, study.json, v_curve.png, v_curve.svg")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(run=_cmd_study)
@@ -368,15 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "plot",
         help="pictures of a 2-D function: the -grad f field (with a descent path) or an error map",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("what", choices=("field", "errormap"), help="field: -grad f over contours; errormap: compare map")
     p.add_argument("--function", default="sphere", help="a built-in 2-D-capable name or module:attr")
     p.add_argument("--out", required=True, help="the picture's path (.png, .svg or .pdf)")
     p.add_argument("--domain", type=_parse_pair, help="LOW,HIGH for both coordinates (default: the function's)")
     p.add_argument("--grid", type=_positive_int, default=17, help="arrows (or points) per side")
-    p.add_argument("--descent", type=_parse_point, help="start a gradient-descent path here, e.g. --descent=-3,4")
-    p.add_argument("--learning-rate", type=float, default=0.1)
+    p.add_argument("--descent", type=_parse_point, help="start a gradient-descent path here, e.g. -3,4")
+    p.add_argument("--learning-rate", type=float, default=0.1, help="step of the gradient-descent path")
     p.add_argument("--steps", type=_positive_int, default=30, help="descent steps")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="dtype of the error map's comparison")
     p.set_defaults(run=_cmd_plot)
@@ -390,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A matrix of functions (sphere, rosenbrock, mlp), dimensions, batch sizes, dtypes and methods; "
         "--quick runs a small one, --large one memory-bounded run of 1e6 x 100 (measure its memory from outside: "
         "/usr/bin/time -v jaxgrad bench --large).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="the small matrix (a minute or two on a laptop CPU)")
     p.add_argument("--large", action="store_true", help="one run of --points x --dim (default 1e6 x 100, float32)")
@@ -400,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=DTYPES, nargs="+", help="dtypes (default: both)")
     p.add_argument("--repeats", type=_positive_int, default=5, help="timed runs per figure (the median is shown)")
     p.add_argument("--reference-points", type=_positive_int, default=200, help="points the NumPy loop runs on")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the points")
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(run=_cmd_bench)
     return parser
@@ -408,13 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the `jaxgrad` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_negative_points(sys.argv[1:] if argv is None else argv))
+    if "" not in sys.path and os.getcwd() not in sys.path:  # as under `python -m`: module:attr finds ./mypkg
+        sys.path.insert(0, os.getcwd())
     import jax
 
     try:
         with jax.enable_x64(True):  # so --dtype float64 is float64; float32 input stays float32
             return args.run(args)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, ImportError) as error:
         print(f"jaxgrad {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -256,12 +256,14 @@ def get(name: str) -> BuiltinFunction:
         close = difflib.get_close_matches(name, BUILTINS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
-            f"Unknown function {name!r};{hint} the built-in functions are: {', '.join(BUILTINS)} (or pass module:attr)."
+            f"Unknown function {name!r}.{hint} The built-in functions are: {', '.join(BUILTINS)} (or pass module:attr)."
         ) from None
 
 
-def resolve(spec: str) -> Callable:
+def resolve(spec: str, *, flag: str = "--function") -> Callable:
     """A function from a built-in name ("rosenbrock") or an import path ("mypkg.losses:loss").
+
+    `flag` names the command-line option in the messages.
 
     Raises:
       ValueError: an unknown name, a module that does not import (with the reason) or a missing attribute.
@@ -272,12 +274,15 @@ def resolve(spec: str) -> Callable:
     try:
         target = importlib.import_module(module_name)
     except Exception as error:
-        raise ValueError(f"`--function {spec}`: module {module_name!r} does not import: {error!r}.") from error
+        raise ValueError(
+            f"`{flag} {spec}`: module {module_name!r} does not import: {error!r}. Run from the directory that holds "
+            "it, or add that directory to PYTHONPATH."
+        ) from error
     for part in attr.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise ValueError(f"`--function {spec}`: {module_name!r} has no attribute {attr!r}.") from None
+            raise ValueError(f"`{flag} {spec}`: {module_name!r} has no attribute {attr!r}.") from None
     if not callable(target):
-        raise ValueError(f"`--function {spec}` is a {type(target).__name__}, not a function.")
+        raise ValueError(f"`{flag} {spec}` is a {type(target).__name__}, not a function.")
     return target

@@ -19,7 +19,9 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as error:
-        raise ImportError("jaxgrad.plot needs matplotlib: pip install 'jaxgrad[plot]'") from error
+        raise ImportError(
+            "jaxgrad.plot needs matplotlib: pip install 'jaxgrad[plot]', or '.[plot]' from a checkout"
+        ) from error
     return plt
 
 

@@ -148,3 +148,50 @@ def test_compare_checks_a_given_gradient(tmp_path, monkeypatch, capsys):
     assert main([*argv, "--grad", "bugmod:right"]) == 0
     assert main([*argv, "--grad", "bugmod:wrong"]) == 1
     assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_negative_numbers_after_point_and_domain(capsys):
+    assert main(["grad", "--function", "sphere", "--point", "-1,2.5"]) == 0
+    assert capsys.readouterr().out.strip() == "[-2.  5.]"
+    assert main(["compare", "--function", "sphere", "--domain", "-2,-1", "--points", "20", "--quiet"]) == 0
+    done = run_cli("grad", "--point=")
+    assert done.returncode == 2 and "--point must be numbers separated by commas" in done.stderr
+
+
+def test_module_in_the_current_directory_is_found(capsys, tmp_path, monkeypatch):
+    """A console script has no current directory on sys.path; the CLI adds it, as `python -m` does."""
+    (tmp_path / "herelosses.py").write_text("import jax.numpy as jnp\ndef f(x):\n    return jnp.sum(x ** 2)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
+    assert main(["grad", "--function", "herelosses:f", "--point", "3,4"]) == 0
+    assert capsys.readouterr().out.strip() == "[6. 8.]"
+
+
+def test_numpy_function_on_the_command_line(capsys, tmp_path, monkeypatch):
+    source = "import numpy as np\ndef f(x):\n    return np.sum(np.sin(x))\ndef g(x):\n    return np.cos(x)\n"
+    (tmp_path / "nplosses.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["compare", "--function", "nplosses:f", "--dim", "3", "--points", "20", "--quiet"]
+    assert main(argv) == 2
+    assert "not traceable by JAX" in capsys.readouterr().err
+    assert main([*argv, "--numpy"]) == 2
+    assert "--numpy needs --grad" in capsys.readouterr().err
+    assert main([*argv, "--numpy", "--grad", "nplosses:g"]) == 0
+    capsys.readouterr()
+    assert main(["grad", "--function", "nplosses:f", "--point", "1,-2", "--numpy"]) == 0
+    np.testing.assert_allclose(
+        np.array(capsys.readouterr().out.strip("[]\n").split(), float), np.cos([1, -2]), rtol=1e-8
+    )
+    assert main(["compare", "--function", "nplosses:f", "--grad", "nplosses:nosuch", "--points", "5"]) == 2
+    assert "`--grad nplosses:nosuch`: 'nplosses' has no attribute 'nosuch'" in capsys.readouterr().err
+
+
+def test_study_without_matplotlib_writes_the_tables_and_says_why(capsys, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    argv = ["study", "--function", "sphere", "--points", "10", "--dtype", "float32", "--method", "central"]
+    assert main([*argv, "--out", str(tmp_path), "--quiet"]) == 0
+    assert "no pictures: matplotlib is not installed" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.csv", "study.json"]

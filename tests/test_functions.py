@@ -65,7 +65,7 @@ def test_dimension_checks():
 
 def test_lookup_and_resolve(tmp_path, monkeypatch):
     assert functions.resolve("rosenbrock") is functions.rosenbrock
-    with pytest.raises(ValueError, match="the built-in functions are: sphere, rosenbrock"):
+    with pytest.raises(ValueError, match="The built-in functions are: sphere, rosenbrock"):
         functions.resolve("rosenbrok")
     (tmp_path / "mylosses.py").write_text("import jax.numpy as jnp\ndef loss(x):\n    return jnp.sum(x ** 4)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
