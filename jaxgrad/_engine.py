@@ -403,22 +403,30 @@ class _Bound:
     argnums: Any
     has_aux: bool
 
-    def arguments(self, x, rest):
-        """fun's positional arguments: `x` at `argnums` (a tuple of them for a tuple), `rest` elsewhere."""
-        args = list(rest)
-        for index, value in zip(self._positions(), (x,) if isinstance(self.argnums, int) else x, strict=True):
-            args.insert(index, value)
-        return args
+    def _positions(self, count: int) -> list[int]:
+        """The differentiated positions among `count` arguments, in `argnums` order, negatives counted from the end
+        (as `jax.grad` does)."""
+        numbers = [self.argnums] if isinstance(self.argnums, int) else list(self.argnums)
+        positions = [i + count if i < 0 else i for i in numbers]
+        if any(not 0 <= i < count for i in positions):
+            raise ValueError(f"`argnums`={self.argnums!r} refers past the {count} arguments given.")
+        if len(set(positions)) != len(positions):
+            raise ValueError(f"`argnums`={self.argnums!r} names an argument twice.")
+        return positions
 
-    def _positions(self):
-        return [self.argnums] if isinstance(self.argnums, int) else sorted(self.argnums)
+    def arguments(self, x, rest):
+        """fun's positional arguments: `x` at `argnums` (a tuple of them, in `argnums` order, for a tuple), `rest`
+        in the other places, in order."""
+        values = (x,) if isinstance(self.argnums, int) else tuple(x)
+        count = len(rest) + len(values)
+        placed = dict(zip(self._positions(count), values, strict=True))
+        others = iter(rest)
+        return [placed[i] if i in placed else next(others) for i in range(count)]
 
     def split(self, args):
         """(the differentiated argument(s), the others) from fun's positional arguments."""
-        positions = self._positions()
-        if max(positions) >= len(args):
-            raise ValueError(f"`argnums`={self.argnums!r} refers past the {len(args)} arguments given.")
-        picked = args[self.argnums] if isinstance(self.argnums, int) else tuple(args[i] for i in self.argnums)
+        positions = self._positions(len(args))
+        picked = args[positions[0]] if isinstance(self.argnums, int) else tuple(args[i] for i in positions)
         return picked, tuple(a for i, a in enumerate(args) if i not in positions)
 
     def value(self, x, rest):

@@ -234,6 +234,34 @@ class GradVariantsTest(chex.TestCase):
         assert np.all(np.abs(g - exact) <= bound)
 
 
+@pytest.mark.parametrize("argnums", [0, 2, -1, -3, (2, 0), (0, 2), (1,), (-1, 1)])
+def test_argnums_and_has_aux_follow_jax_grad(argnums):
+    """Any order, negative positions, arguments of different shapes: the same layout as jax.grad."""
+
+    def f(a, b, c):
+        return jnp.sum(a**2) * b + 10.0 * jnp.sum(c**2), {"b": b}
+
+    args = (jnp.asarray([1.0, 2.0]), jnp.asarray(3.0), jnp.asarray([5.0, 6.0, 7.0]))
+    numeric, aux = jg.grad(f, argnums=argnums, has_aux=True)(*args)
+    exact, exact_aux = jax.grad(f, argnums=argnums, has_aux=True)(*args)
+    assert jax.tree_util.tree_structure(numeric) == jax.tree_util.tree_structure(exact)
+    for got, want in zip(jax.tree_util.tree_leaves(numeric), jax.tree_util.tree_leaves(exact), strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5)  # quadratics: exact to rounding
+    assert float(aux["b"]) == float(exact_aux["b"])
+
+
+def test_bad_argnums_are_explained():
+    def f(a, b):
+        return jnp.sum(a * b)
+
+    x = jnp.ones(2)
+    with pytest.raises(ValueError, match="refers past the 2 arguments"):
+        jg.grad(f, argnums=2)(x, x)
+    with pytest.raises(ValueError, match="names an argument twice"):
+        jg.grad(f, argnums=(0, -2))(x, x)
+
+
 def test_second_call_does_not_retrace():
     traced = chex.assert_max_traces(lambda x: jnp.sum(x**3), n=1)
     points = jnp.asarray(np.random.default_rng(0).normal(size=(50, 4)))
