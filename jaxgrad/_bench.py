@@ -164,7 +164,7 @@ def bench_one(name, dim, num_points, dtype, method, order, *, repeats=5, referen
                                                         "output_size_in_bytes"))  # fmt: skip
     device = jax.devices()[0]
     return BenchRow(
-        name, dim, num_points, dtype, f"{stencil.method} {stencil.order}", f"{device.platform}:{device.device_kind}",
+        name, dim, num_points, dtype, f"{stencil.method} {stencil.order}", _describe(device),
         max(first - batch_s, 0.0), batch_s, error, floor_s, jax_grad_s, per_ref * num_points, ref_error,
         None if per_scipy is None else per_scipy * num_points, scipy_error, chosen.chunk, memory,
     )  # fmt: skip
@@ -189,11 +189,29 @@ def format_rows(rows) -> str:
                "floor ms", "ratio", "jax.grad ms", "numpy s", "vs numpy", "scipy s", "scipy error", "vs scipy",
                "chunk", "MiB"]  # fmt: skip
     device = rows[0].device if rows else "?"
-    title = (
-        f"jaxgrad bench on {device}: medians; numpy and scipy timed on a sample and scaled to N; error = median "
-        "|g - g*|/|g*| vs the analytic gradient; ratio = batch_grad / floor; MiB = the one-pass program's memory"
-    )
-    return format_table(headers, body, title=title)
+    title = f"jaxgrad bench on {device}; times are medians of --repeats runs after a warm-up, device synchronised"
+    return format_table(headers, body, title=title) + "\n" + LEGEND
+
+
+LEGEND = """\
+compile s      the first call's extra time (tracing and compiling)
+batch_grad ms  jg.batch_grad on all N points; points/s and coords/s are N and N·d per second
+error          median over points of |g − g*| / |g*|, g* the analytic gradient
+floor ms       fun alone, vmapped over the same stencil points already in memory ("-": they would not fit)
+ratio          batch_grad / floor: what the perturbation and the differencing cost beyond evaluating fun
+jax.grad ms    jax.jit(jax.vmap(jax.grad(fun))) on the same points
+numpy s        the NumPy reference loop (jaxgrad.reference), timed on --reference-points points, scaled to N
+vs numpy       numpy s / batch_grad
+scipy s        scipy.differentiate.jacobian, float64 only, timed on up to 2,000 points, scaled to N; scipy error
+               as error above; vs scipy = scipy s / batch_grad (compare rows of similar error)
+chunk          points per chunk of the compiled map (N: one pass)
+MiB            memory of the one-pass program, from XLA's analysis ("-": too large, so it runs chunked)"""
+
+
+def _describe(device) -> str:
+    """E.g. "gpu (NVIDIA H200)" or "cpu"."""
+    kind = device.device_kind
+    return device.platform if kind == device.platform else f"{device.platform} ({kind})"
 
 
 QUICK = {"functions": ("sphere", "rosenbrock", "mlp"), "dims": (2, 10, 100), "sizes": (10_000, 100_000),
@@ -265,4 +283,4 @@ def large(num_points=1_000_000, dim=100, name="rosenbrock", dtype="float32", see
     headers = ["fun", "d", "N", "dtype", "seconds (incl. compile)", "points/s", "chunk", "one-pass temp GB",
                "naive stencil GB", "inputs+outputs GB", "error"]  # fmt: skip
     device = jax.devices()[0]
-    return format_table(headers, rows, title=f"jaxgrad bench --large on {device.platform}:{device.device_kind}")
+    return format_table(headers, rows, title=f"jaxgrad bench --large on {_describe(device)}")

@@ -754,8 +754,10 @@ def batch_grad(
         per point, as in `grad`.
       sharding: None (the points stay where they are), "auto" (split the points over all of `jax.devices()`), a
         `jax.sharding.Mesh` or a `NamedSharding` splitting the leading axis. N need not divide by the device count
-        (the points are padded and the padding dropped); each device runs the chunked program on its shard. See
-        `jaxgrad._scale` for several GPUs and several hosts.
+        (the points are padded and the padding dropped); each device runs the chunked program on its shard. The
+        result stays split over the devices when N divides by their count; otherwise dropping the padding gathers
+        it onto every device (JAX arrays cannot be split unevenly), so pick such an N for results that fill a
+        device. See `jaxgrad._scale` for several GPUs and several hosts.
       traceable: False for a `fun` written with NumPy: it is called on the host on NumPy arrays, as in `grad`
         (all points' stencils in one call when fun accepts a batch, else row by row).
 

@@ -129,6 +129,11 @@ def stream_grad(
 
     stencil = make_stencil(method, order)
     check_batch_arguments(step, chunk_size, None)
+    if not hasattr(points, "shape") or np.ndim(points) < 1:
+        raise TypeError(
+            f"`points` must be an (N, ...) array for stream_grad, got {type(points).__name__}. For a pytree of "
+            "points use batch_grad, or ravel each point into one array first."
+        )
     n = len(points)
     if out is not None and tuple(out.shape) != tuple(np.shape(points)):
         raise ValueError(f"`out` must have the shape of `points`, {np.shape(points)}, got {tuple(out.shape)}.")

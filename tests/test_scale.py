@@ -31,6 +31,7 @@ SHARDED = textwrap.dedent(
             "devices": len(sharded.sharding.device_set) if hasattr(sharded, "sharding") else 1,
             "shape": list(sharded.shape), "status": np.asarray(est.status).tolist(),
             "tree": np.concatenate([np.asarray(g_tree["a"]), np.asarray(g_tree["b"])], axis=1).tolist(),
+            "even_spec": list(jg.batch_grad(f, f.sample(12, 5, dtype=dtype), sharding="auto").sharding.spec),
         }
     print(json.dumps(out))
     """
@@ -52,6 +53,7 @@ def test_sharded_equals_one_device_on_four_simulated_devices():
         for key in ("sharded", "chunked", "tree"):
             assert np.all(np.abs(np.asarray(r[key]) - one) <= bound), key
         assert r["status"] == [0] * 10
+        assert r["even_spec"] == ["points"]  # N divisible by 4: the result stays split over the devices
 
 
 def test_stream_writes_finished_chunks_to_a_memmap(tmp_path):
@@ -102,3 +104,8 @@ def test_memory_budget_bounds_the_temporaries():
     compiled = _batch_gradient.lower(points, None, fun=f, stencil=jg.make_stencil(), chunk=chosen.chunk).compile()
     chunk_temp = compiled.memory_analysis().temp_size_in_bytes
     assert chunk_temp <= 4 * 64 * 1024 + points.nbytes  # the chunk's temporaries (and the output buffer)
+
+
+def test_stream_grad_refuses_a_pytree_and_names_batch_grad():
+    with pytest.raises(TypeError, match="use batch_grad"):
+        list(jg.stream_grad(functions.sphere, {"a": np.ones((4, 2))}))
