@@ -10,7 +10,6 @@ import re
 import sys
 
 DTYPES = ("float32", "float64")
-PLOT_EXTRA = "pip install 'jaxgrad[plot]', or '.[plot]' from a checkout"
 NUMPY_HELP = "the function is NumPy code that JAX cannot trace: evaluate it on the host (traceable=False)"
 
 
@@ -40,11 +39,13 @@ NUMBER_LISTS = ("--point", "--domain", "--descent")
 
 def _join_negative_points(argv: list[str]) -> list[str]:
     """`--point -1,2` as `--point=-1,2` (also --domain, --descent): argparse would read "-1,2" as an option."""
-    out = list(argv)
-    for i in range(len(out) - 1):
-        if out[i] in NUMBER_LISTS and re.match(r"-[0-9.]", out[i + 1]):
-            out[i : i + 2] = [f"{out[i]}={out[i + 1]}", ""]
-    return [a for a in out if a != ""]
+    out = []
+    for arg in argv:
+        if out and out[-1] in NUMBER_LISTS and re.match(r"-[0-9.]", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _cmd_grad(args) -> int:
@@ -279,11 +280,11 @@ def _cmd_study(args) -> int:
         _replace(written[1], study.to_json)
     bar.close()
     print(study.summary())
-    if importlib.util.find_spec("matplotlib") is None:
-        print(f"no pictures: matplotlib is not installed ({PLOT_EXTRA})")
-    else:
-        from .plot import plot_study
+    from .plot import INSTALL_HINT, plot_study
 
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"no pictures: matplotlib is not installed ({INSTALL_HINT})")
+    else:
         for suffix in ("png", "svg"):
             picture = os.path.join(args.out, f"v_curve.{suffix}")
             plot_study(study, picture)

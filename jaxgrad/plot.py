@@ -13,15 +13,16 @@ import numpy as np
 
 from ._engine import batch_grad, grad
 
+INSTALL_HINT = "pip install 'jaxgrad[plot]', or '.[plot]' from a checkout"
+"""How to get matplotlib, the plot extra."""
+
 
 def _pyplot():
     """matplotlib.pyplot; headless machines get the Agg backend from matplotlib itself, notebooks their inline one."""
     try:
         import matplotlib.pyplot as plt
     except ImportError as error:
-        raise ImportError(
-            "jaxgrad.plot needs matplotlib: pip install 'jaxgrad[plot]', or '.[plot]' from a checkout"
-        ) from error
+        raise ImportError(f"jaxgrad.plot needs matplotlib: {INSTALL_HINT}") from error
     return plt
 
 
