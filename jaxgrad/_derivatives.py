@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._engine import _as_working_leaf, _combine, _evaluate, _raise_if_step_vanished, _vanished, compiled_with
-from ._stencils import make_stencil
-from ._steps import check_step, default_step, representable_step, round_to_power_of_two
+from ._evaluate import apply, as_working, evaluate, vanished
+from ._grad import compiled_with
+from ._schemes import Mode, as_scheme
+from ._steps import as_step_rule, raise_if_step_vanished
 
 
 def _blocks(matrix, out_example, in_example):
@@ -31,22 +32,22 @@ def _blocks(matrix, out_example, in_example):
     return out_def.unflatten(nested)
 
 
-def _point_jacobian(fun, stencil, x, step):
-    x = jax.tree_util.tree_map(_as_working_leaf, x)
+def _point_jacobian(fun, scheme, x, rule):
+    x = as_working(x)
     out_example = jax.eval_shape(fun, x)
 
     def flat_fun(point):
         return ravel_pytree(fun(point))[0]
 
-    e = _evaluate(flat_fun, x, step, stencil, stencil.offsets, stencil.uses_center, scalar=False)
-    columns = _combine(e.values, e.h, stencil.weights, stencil.center_weight)  # (d, m): ∂f/∂x_i in row i
-    return _blocks(columns.T, out_example, x), _vanished(e)
+    e = evaluate(flat_fun, x, rule, scheme, scalar=False)
+    columns = scheme.combine(e.values, e.h)  # (d, m): ∂f/∂x_i in row i
+    return _blocks(columns.T, out_example, x), vanished(e.x, e.h, scheme)
 
 
 _jacobian_program = jax.jit(_point_jacobian, static_argnums=(0, 1))
 
 
-def jacobian(fun, *, method: str = "central", order: int | None = None, step=None):
+def jacobian(fun, *, method="central", order: int | None = None, step=None):
     """The Jacobian of a vector-valued `fun` by finite differences, laid out like `jax.jacfwd`.
 
     Same stencils, steps and cost as `grad` (central order 2: 2·d evaluations of `fun` per point, one vmap), for any
@@ -65,33 +66,32 @@ def jacobian(fun, *, method: str = "central", order: int | None = None, step=Non
       [[4. 3.]
        [1. 2.]]
     """
-    program = compiled_with(_jacobian_program, _point_jacobian, fun, make_stencil(method, order))
+    program = compiled_with(_jacobian_program, _point_jacobian, fun, as_scheme(method, order))
     return _transformation(program, fun, step)
 
 
 def _transformation(program, fun, step):
-    """x -> program(x, step), with the step checked first and a vanished step reported (outside jit)."""
-    if step is not None:
-        check_step(step)
+    """x -> program(x, rule), with the step checked first and a vanished step reported (outside jit)."""
+    rule = as_step_rule(step)
 
     @functools.wraps(fun, updated=())
     def transformed(x):
-        result, vanished = program(x, step)
-        if step is not None:
-            _raise_if_step_vanished(vanished, step)
+        result, vanished_flag = program(x, rule)
+        raise_if_step_vanished(vanished_flag, rule)
         return result
 
     return transformed
 
 
-def _point_hessian(fun, x, step):
-    x = jax.tree_util.tree_map(_as_working_leaf, x)
+HESSIAN_STEP_EXPONENT = 0.25
+"""Second differences: truncation h² against round-off eps/h², balanced at h ≈ eps^(1/4)."""
+
+
+def _point_hessian(fun, x, rule):
+    x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
     d = flat_x.shape[0]
-    if step is None:
-        h = default_step(flat_x, 3)  # eps^(1/4): truncation h² against round-off eps/h²
-    else:
-        h = representable_step(flat_x, jnp.broadcast_to(jnp.asarray(step, flat_x.dtype), flat_x.shape))
+    h = rule.steps(flat_x, HESSIAN_STEP_EXPONENT)
     i, j = np.triu_indices(d, 1)  # pairs i < j, static
     eye = jnp.eye(d, dtype=flat_x.dtype)
     axis_steps = h[:, None] * eye  # row i: h_i e_i
@@ -116,8 +116,7 @@ def _point_hessian(fun, x, step):
     off = (corners[0] - corners[1] - corners[2] + corners[3]) / (4 * h[i] * h[j])
     matrix = jnp.zeros((d, d), values.dtype).at[i, j].set(off).at[j, i].set(off)
     matrix = matrix.at[jnp.arange(d), jnp.arange(d)].set(diagonal).astype(flat_x.dtype)
-    vanished = jnp.any(jnp.isfinite(flat_x) & (h == 0))
-    return _blocks(matrix, x, x), vanished
+    return _blocks(matrix, x, x), jnp.any(jnp.isfinite(flat_x) & (h == 0))
 
 
 _hessian_program = jax.jit(_point_hessian, static_argnums=(0,))
@@ -148,26 +147,17 @@ def hessian(fun, *, step=None):
     return _transformation(compiled_with(_hessian_program, _point_hessian, fun), fun, step)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "stencil"))
-def _directional(x, v, step, *, fun, stencil):
-    x = jax.tree_util.tree_map(_as_working_leaf, x)
+@functools.partial(jax.jit, static_argnames=("fun", "scheme"))
+def _directional(x, v, rule, *, fun, scheme):
+    x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
     flat_v = ravel_pytree(v)[0].astype(flat_x.dtype)
-    scale = jnp.maximum(jnp.max(jnp.abs(flat_x), initial=1.0), 1.0) / jnp.max(jnp.abs(flat_v), initial=0.0)
-    if step is None:
-        eps = float(jnp.finfo(flat_x.dtype).eps)
-        t = round_to_power_of_two(eps**stencil.step_exponent * scale)
-    else:
-        t = jnp.asarray(step, flat_x.dtype)
-    offsets = list(stencil.offsets) + ([0] if stencil.uses_center else [])
-    rows = flat_x[None] + jnp.asarray(offsets, flat_x.dtype)[:, None] * t * flat_v[None]
-    values = jax.vmap(lambda row: fun(unravel(row)))(rows)
-    weights = list(stencil.weights) + ([stencil.center_weight] if stencil.uses_center else [])
-    total = sum(w * values[k] for k, w in enumerate(weights))
-    return total / t
+    t = rule.along(flat_x, scheme.step_exponent, jnp.max(jnp.abs(flat_v), initial=0.0))
+    values = apply(fun, unravel, scheme.along(flat_x, flat_v, t), scheme)
+    return scheme.combine_along(values, t)
 
 
-def jvp(fun, x, v, *, method: str = "central", order: int | None = None, step=None):
+def jvp(fun, x, v, *, method="central", order: int | None = None, step=None):
     """The directional derivative of `fun` at x along v (a Jacobian-vector product) by finite differences.
 
     (f(x + t v) − f(x − t v)) / (2t) for central order 2: two evaluations of `fun`, whatever the dimension (p for
@@ -178,7 +168,7 @@ def jvp(fun, x, v, *, method: str = "central", order: int | None = None, step=No
     Args:
       fun: a JAX-traceable function of one argument (array or pytree).
       x: the point; v: the direction, like x.
-      method, order: as in `grad` (real stencils only).
+      method, order: as in `grad` (the complex step too: Im f(x + i t v) / t).
       step: t, a positive scalar, or None.
 
     Example:
@@ -186,13 +176,11 @@ def jvp(fun, x, v, *, method: str = "central", order: int | None = None, step=No
       >>> print(jg.jvp(lambda x: x[0] ** 2 + x[1] ** 2, jnp.array([3.0, 4.0]), jnp.array([1.0, 1.0])))
       14.0
     """
-    stencil = make_stencil(method, order)
-    if stencil.is_complex:
-        raise ValueError("`jvp` takes real stencils; use method='central' or 'richardson'.")
-    if step is not None:
-        check_step(step)
-        if np.ndim(step) != 0:
-            raise ValueError(f"`step` of `jvp` is one scalar t, got shape {np.shape(step)}.")
+    scheme = as_scheme(method, order)
+    scheme.require(Mode.DIRECTIONAL, "`jvp`")
+    rule = as_step_rule(step)
+    if step is not None and np.ndim(step) != 0:
+        raise ValueError(f"`step` of `jvp` is one scalar t, got shape {np.shape(step)}.")
     if jax.tree_util.tree_structure(x) != jax.tree_util.tree_structure(v):
         raise ValueError("`v` must have the structure and shapes of `x`.")
-    return _directional(x, v, step, fun=fun, stencil=stencil)
+    return _directional(x, v, rule, fun=fun, scheme=scheme)

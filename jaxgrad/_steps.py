@@ -1,31 +1,20 @@
-"""Step rules: the dtype-aware default step and the checks on a user's step."""
+"""Step rules: how far each stencil point lies from x. The only place eps**exponent is taken.
+
+A step rule is a small frozen object and a pytree: its numbers (an absolute step, a relative factor) are leaves, so a
+new value reuses the compiled program, and its kind is the tree structure, so a new rule compiles its own. `step=` of
+every transformation accepts None (the `DefaultStep`), a positive scalar or an array like the input (an `Absolute`
+step), or a rule object.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-
-
-def working_dtype(dtype) -> np.dtype:
-    """The float dtype a leaf of `dtype` is differentiated in.
-
-    Floats of 32 bits and more keep their dtype (float32 stays float32). Integers and booleans are promoted to the
-    default float dtype (float64 with `jax_enable_x64`, else float32), because x + h must not be truncated. float16
-    and bfloat16 are computed in float32: their eps^(1/3) ≈ 0.1 step is too coarse for a useful derivative.
-    """
-    dtype = np.dtype(dtype)
-    if jnp.issubdtype(dtype, jnp.floating):
-        return np.dtype(jnp.float32) if jnp.finfo(dtype).bits < 32 else dtype
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        raise TypeError(
-            f"Inputs must be real, got dtype {dtype}: the gradient of a real function of complex input "
-            "is not defined by these stencils. Pass the real and imaginary parts as separate arrays."
-        )
-    return np.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
 def round_to_power_of_two(h):
@@ -42,6 +31,16 @@ def round_to_power_of_two(h):
     bits = lax.bitcast_convert_type(h * math.sqrt(2), int_dtype)
     power = lax.bitcast_convert_type(bits & keep_sign_and_exponent, h.dtype)
     return jnp.where(jnp.isfinite(h) & (h >= info.smallest_normal), power, h)
+
+
+def representable_step(x, h):
+    """(x + h) - x: the step the dtype actually takes from x, so that the difference divides by the true step."""
+    return (x + h) - x
+
+
+def default_factor(dtype, exponent: float) -> float:
+    """eps^exponent of `dtype`: the default step of a coordinate with |x| ≤ 1, before rounding to a power of two."""
+    return float(jnp.finfo(dtype).eps) ** exponent
 
 
 def default_step(x, order: int = 2, *, exponent: float | None = None, representable: bool = True):
@@ -68,15 +67,10 @@ def default_step(x, order: int = 2, *, exponent: float | None = None, representa
       >>> print(default_step(jnp.array([0.0, 3.0, 100.0], jnp.float32), 2))  # eps^(1/3) ≈ 4.9e-3
       [0.00390625 0.015625   0.5       ]
     """
-    eps = float(jnp.finfo(x.dtype).eps)
-    power = 1.0 / (order + 1) if exponent is None else exponent
-    h = round_to_power_of_two((eps**power * jnp.maximum(jnp.abs(x), 1)).astype(x.dtype))
+    x = jnp.asarray(x)
+    factor = default_factor(x.dtype, 1.0 / (order + 1) if exponent is None else exponent)
+    h = round_to_power_of_two((factor * jnp.maximum(jnp.abs(x), 1)).astype(x.dtype))
     return representable_step(x, h) if representable else h
-
-
-def representable_step(x, h):
-    """(x + h) - x: the step the dtype actually takes from x, so that the difference divides by the true step."""
-    return (x + h) - x
 
 
 def check_step(step, name: str = "step"):
@@ -104,3 +98,155 @@ def check_step(step, name: str = "step"):
                 f"`{name}` must be positive and finite, got {example!r}. Pass a positive step, e.g. {name}=1e-3, "
                 f"or {name}=None for the default eps^(1/(p+1))·max(|x|, 1)."
             )
+
+
+class StepRule:
+    """The base of step rules. A rule gives the step of every coordinate of a point (`steps`) and the step t along
+    a direction (`along`), from eps's exponent that the scheme asks for (1/(p+1) for a real stencil of order p)."""
+
+    reports_vanished = False
+    """Whether a step that rounds away (x + h == x) is the user's to fix, and so raises (absolute steps)."""
+
+    def leaf_steps(self, leaf, exponent: float):  # pragma: no cover - abstract
+        """The step of every coordinate of one array leaf, in its dtype, before it is made representable."""
+        raise NotImplementedError
+
+    def steps(self, x, exponent: float, representable: bool = True):
+        """The step of every coordinate, as a pytree like `x` (leaves in their working dtypes). Real steps are made
+        exactly representable, h = (x + h) − x; imaginary ones (the complex step) are taken as they are."""
+        return jax.tree_util.tree_map(
+            lambda leaf: self._finish(leaf, self.leaf_steps(leaf, exponent), representable), x
+        )
+
+    @staticmethod
+    def _finish(leaf, h, representable: bool):
+        h = jnp.broadcast_to(jnp.asarray(h, leaf.dtype), leaf.shape)
+        return representable_step(leaf, h) if representable else h
+
+    def along(self, flat_x, exponent: float, direction_scale=1.0):  # pragma: no cover - abstract
+        """The step t along a direction v of max-norm `direction_scale` from the flat point `flat_x`."""
+        raise NotImplementedError
+
+
+def _pytree_rule(cls):
+    """Register a frozen dataclass rule as a pytree whose leaves are its fields."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    return jax.tree_util.register_dataclass(cls, data_fields=fields, meta_fields=[])
+
+
+@_pytree_rule
+@dataclasses.dataclass(frozen=True)
+class DefaultStep(StepRule):
+    """eps^e · max(|x_i|, 1) per coordinate, rounded to the nearest power of two, made representable; e is the
+    scheme's exponent (1/(p+1) for a real stencil of order p, 2 for the complex step). See `default_step`.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxgrad as jg
+      >>> print(jg.grad(lambda x: x[0] ** 2 + x[1] ** 2, step=jg.DefaultStep())(jnp.array([3.0, 4.0])))
+      [6. 8.]
+    """
+
+    def leaf_steps(self, leaf, exponent: float):
+        return default_step(leaf, exponent=exponent, representable=False)
+
+    def along(self, flat_x, exponent: float, direction_scale=1.0):
+        scale = jnp.maximum(jnp.max(jnp.abs(flat_x), initial=1.0), 1.0) / direction_scale
+        return round_to_power_of_two(jnp.asarray(default_factor(flat_x.dtype, exponent) * scale, flat_x.dtype))
+
+
+@_pytree_rule
+@dataclasses.dataclass(frozen=True)
+class Absolute(StepRule):
+    """A step given in the input's units: a positive scalar for every coordinate, or an array (pytree) shaped like
+    the input, one step per coordinate. Real steps are made representable, h = (x + h) − x.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxgrad as jg
+      >>> float(jg.grad(jnp.sin, step=jg.Absolute(1e-3))(jnp.array(0.0)))  # (sin h − sin(−h)) / 2h
+      0.9999998...
+    """
+
+    value: object
+
+    reports_vanished = True
+
+    def steps(self, x, exponent: float, representable: bool = True):
+        if not isinstance(self.value, (list, tuple, dict)) and np.ndim(self.value) == 0:
+            return super().steps(x, exponent, representable)
+        x_def, step_def = jax.tree_util.tree_structure(x), jax.tree_util.tree_structure(self.value)
+        if x_def != step_def:
+            raise ValueError(f"`step` must be a scalar or have the structure of the input {x_def}, got {step_def}.")
+
+        def leaf_step(leaf, h):
+            h = jnp.asarray(h, leaf.dtype)
+            if h.shape not in ((), leaf.shape):
+                raise ValueError(
+                    f"`step` has shape {h.shape} where the input has shape {leaf.shape}; pass a scalar step or an "
+                    f"array of shape {leaf.shape}."
+                )
+            return self._finish(leaf, h, representable)
+
+        return jax.tree_util.tree_map(leaf_step, x, self.value)
+
+    def leaf_steps(self, leaf, exponent: float):
+        return self.value
+
+    def along(self, flat_x, exponent: float, direction_scale=1.0):
+        if np.ndim(self.value) != 0:
+            raise ValueError(f"`step` along a direction is one scalar t, got shape {np.shape(self.value)}.")
+        return jnp.asarray(self.value, flat_x.dtype)
+
+
+@_pytree_rule
+@dataclasses.dataclass(frozen=True)
+class Relative(StepRule):
+    """factor · max(|x_i|, 1) per coordinate, made representable (not rounded): the steps of a step study, whose
+    factor is an array leaf, so one compiled program sweeps them all.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxgrad as jg
+      >>> print(jg.grad(lambda x: x[0] ** 2 + x[1] ** 2, step=jg.Relative(2.0**-10))(jnp.array([3.0, 4.0])))
+      [6. 8.]
+    """
+
+    factor: object
+
+    def leaf_steps(self, leaf, exponent: float):
+        return self.factor * jnp.maximum(jnp.abs(leaf), 1)
+
+    def along(self, flat_x, exponent: float, direction_scale=1.0):
+        scale = jnp.maximum(jnp.max(jnp.abs(flat_x), initial=1.0), 1.0) / direction_scale
+        return jnp.asarray(self.factor * scale, flat_x.dtype)
+
+
+def as_step_rule(step) -> StepRule:
+    """The rule behind a `step=` argument: None is the `DefaultStep`, a rule is itself, numbers are `Absolute`.
+
+    Raises:
+      ValueError, TypeError: a step that is not positive and finite, or of an unknown kind (naming `step`).
+    """
+    if step is None:
+        return DefaultStep()
+    if isinstance(step, Absolute):
+        check_step(step.value)
+    if isinstance(step, StepRule):
+        return step
+    if isinstance(step, str):
+        raise ValueError(
+            f"`step`={step!r} is not a step rule; pass None (the default eps^(1/(p+1))·max(|x|, 1)), a positive "
+            "number, an array shaped like the input, or a rule such as jg.Relative(1e-3)."
+        )
+    check_step(step)
+    return Absolute(step)
+
+
+def raise_if_step_vanished(vanished, rule: StepRule) -> None:
+    """The user's fix for a step that rounded away (x + step == x) at some coordinate, outside jit, for the rules
+    whose steps are the user's own (`reports_vanished`)."""
+    if not rule.reports_vanished or isinstance(vanished, jax.core.Tracer) or not bool(jnp.any(vanished)):
+        return
+    step = rule.value if isinstance(rule, Absolute) else rule
+    raise ValueError(
+        f"`step`={step!r} is below the resolution of the input's dtype: x + step == x for some coordinate, so the "
+        "difference is 0/0. Use a step larger than eps·|x| (jnp.finfo(dtype).eps), or step=None for the default."
+    )

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._engine import batch_grad, grad
+from ._grad import batch_grad, grad
 
 INSTALL_HINT = "pip install 'jaxgrad[plot]', or '.[plot]' from a checkout"
 """How to get matplotlib, the plot extra."""
@@ -51,14 +51,14 @@ def plot_study(study, path=None, *, ax=None):
     fig, ax = _figure(ax)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray"]
     for color, c in zip(colors * 4, study.curves, strict=False):
-        label = f"{c['dtype']} {c['method']} {c['order']}"
-        ax.loglog(c["steps"], c["median"], "-", color=color, label=label)
-        ax.fill_between(c["steps"], c["median"], c["p90"], color=color, alpha=0.15, linewidth=0)
-        ax.loglog(c["steps"], c["theory"], "--", color=color, linewidth=1)
-        ax.axvline(c["default_step"], color=color, linestyle=":", linewidth=1)
-        best = int(np.nanargmin(c["median"]))
-        ax.plot(c["steps"][best], c["median"][best], "o", color=color)
-        ax.plot(c["theory_step"], c["theory_error"], "x", color=color, markersize=8)
+        label = c.label
+        ax.loglog(c.steps, c.median, "-", color=color, label=label)
+        ax.fill_between(c.steps, c.median, c.p90, color=color, alpha=0.15, linewidth=0)
+        ax.loglog(c.steps, c.theory, "--", color=color, linewidth=1)
+        ax.axvline(c.default_step, color=color, linestyle=":", linewidth=1)
+        best = int(np.nanargmin(c.median))
+        ax.plot(c.steps[best], c.median[best], "o", color=color)
+        ax.plot(c.theory_step, c.theory_error, "x", color=color, markersize=8)
     ax.set_xlabel("step factor s   (h = s·max(|x|, 1))")
     ax.set_ylabel("relative error |g − g*| / |g*|   (median over points)")
     ax.set_title(f"{study.function}: error against step, d={study.dim}, {study.num_points:,} points")

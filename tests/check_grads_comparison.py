@@ -17,7 +17,7 @@ from jax.test_util import check_grads
 
 import jaxgrad as jg
 from jaxgrad import functions
-from jaxgrad._table import format_table
+from jaxgrad.bench import format_table
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import zoo

@@ -51,4 +51,4 @@ def steps_of(points, order=2):
     """The default step at every point (rows of `points`), in float64."""
     import jaxgrad as jg
 
-    return np.asarray(jax.vmap(lambda p: jg.default_step(p, order))(points), np.float64)
+    return np.asarray(jax.vmap(lambda p: jg.numerics.default_step(p, order))(points), np.float64)

@@ -195,3 +195,30 @@ def test_study_without_matplotlib_writes_the_tables_and_says_why(capsys, tmp_pat
     assert main([*argv, "--out", str(tmp_path), "--quiet"]) == 0
     assert "no pictures: matplotlib is not installed" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.csv", "study.json"]
+
+
+# ------------------------------------------------------------------------------------------------------ parity
+def test_compare_takes_method_order_and_step_like_grad(tmp_path):
+    out = tmp_path / "r.json"
+    argv = ["compare", "--function", "rosenbrock", "--points", "100", "--dtype", "float64", "--quiet", "--no-reference"]
+    assert main([*argv, "--method", "richardson", "--order", "4", "--json", str(out)]) == 0
+    (run,) = json.loads(out.read_text())
+    assert (run["method"], run["order"], run["verdict"]) == ("richardson", 4, "OK")
+    assert main([*argv, "--method", "forward", "--step", "1e-6", "--json", str(out)]) == 0
+    (run,) = json.loads(out.read_text())
+    assert (run["method"], run["order"]) == ("forward", 1)
+
+
+def test_compare_step_below_resolution_is_a_usage_error(capsys):
+    argv = ["compare", "--function", "sphere", "--points", "10", "--dtype", "float32", "--quiet", "--step", "1e-30"]
+    assert main(argv) == 2
+    assert "below the resolution" in capsys.readouterr().err
+
+
+def test_study_takes_methods_an_order_and_a_step_grid(tmp_path, capsys):
+    argv = ["study", "--function", "sphere", "--points", "20", "--dtype", "float64", "--method", "central", "forward",
+            "--order", "2", "--steps", "1e-2", "1e-3", "1e-4", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "study.json").read_text())["rows"]
+    assert {(r["method"], r["order"]) for r in rows} == {("central", 2), ("forward", 2)}
+    assert sorted({r["step"] for r in rows}) == pytest.approx([1e-4, 1e-3, 1e-2])

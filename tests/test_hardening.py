@@ -29,7 +29,7 @@ def test_integer_points_are_promoted_everywhere():
     assert rep.ok and rep.dtype in ("float32", "float64")
     np.testing.assert_array_equal(rep.numeric, expected)
     study = jg.step_study(functions.sphere, np.array([[1, 2], [3, -1]]), dtypes=("float32",), steps=[1e-2])
-    assert study.best()[0]["best_error"] < 1e-5  # sphere is exact to rounding for central differences
+    assert study.best()[0].best_error < 1e-5  # sphere is exact to rounding for central differences
 
 
 # --------------------------------------------------------------------------------------------- NaN and Inf
@@ -44,7 +44,7 @@ def test_nonfinite_points_are_flagged_and_the_others_unaffected(dtype):
     assert rep.passed.tolist() == [True, False, True, True, False, True]
     assert "non-finite: at 2 points" in rep.summary() and "non-finite values" in rep.worst.describe()
     study = jg.step_study(f, points, dtypes=(dtype.name,), steps=[1e-3, 1e-2])
-    assert "2 of 6 points are not finite" in study.notes[0] and np.isfinite(study.curves[0]["median"]).all()
+    assert "2 of 6 points are not finite" in study.notes[0] and np.isfinite(study.curves[0].median).all()
 
 
 # --------------------------------------------------------------------------------------------- fun's output
@@ -206,9 +206,9 @@ def interrupt_on_call(monkeypatch, module, name: str, call: int) -> None:
 
 
 def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypatch):
-    import jaxgrad._verify as verify
+    import jaxgrad.cli.compare as command
 
-    interrupt_on_call(monkeypatch, verify, "compare", 3)
+    interrupt_on_call(monkeypatch, command, "compare", 3)
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "50", "--quiet"]
     assert main([*argv, "--json", str(out_json), "--csv", str(out_csv)]) == 130
@@ -220,9 +220,9 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypat
 
 
 def test_interrupted_study_keeps_the_finished_curves(tmp_path, capsys, monkeypatch):
-    import jaxgrad._study as study_module
+    import jaxgrad.cli.study as command
 
-    interrupt_on_call(monkeypatch, study_module, "step_study", 2)
+    interrupt_on_call(monkeypatch, command, "step_study", 2)
     argv = ["study", "--function", "sphere", "--points", "20", "--dtype", "float32", "--method", "central", "forward"]
     assert main([*argv, "--out", str(tmp_path), "--quiet"]) == 130
     assert "interrupted: 1 of 2 curves finished" in capsys.readouterr().out

@@ -55,4 +55,4 @@ def test_studies_block_runs_as_written(tmp_path, monkeypatch):
     exec(compile(_block("Studies, pictures, notebooks"), "README.md", "exec"), namespace)
     for name in ("study.csv", "v_curve.png", "field.svg", "map.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
-    assert {c["dtype"] for c in namespace["study"].curves} >= {"float32"}
+    assert {c.dtype for c in namespace["study"].curves} >= {"float32"}

@@ -95,13 +95,15 @@ def test_bad_sharding_is_explained():
 def test_memory_budget_bounds_the_temporaries():
     """A 64 KiB budget on 2,000 points of d = 50: XLA's own analysis of the single pass says it needs far more, the
     plan picks chunks whose program stays within a few times the budget, and the answer is the same."""
-    from jaxgrad._engine import _batch_gradient, plan
+    from jaxgrad._batching import gradient_program, plan
 
     f = functions.rosenbrock
     points = f.sample(2000, 50, seed=4, dtype="float32")
-    chosen = plan(_batch_gradient, points, None, 64 * 1024, fun=f, stencil=jg.make_stencil())
+    chosen = plan(gradient_program, points, jg.DefaultStep(), 64 * 1024, fun=f, scheme=jg.Central())
     assert chosen.temp_bytes > 100 * 64 * 1024 and chosen.chunk < 2000
-    compiled = _batch_gradient.lower(points, None, fun=f, stencil=jg.make_stencil(), chunk=chosen.chunk).compile()
+    compiled = gradient_program.lower(
+        points, jg.DefaultStep(), fun=f, scheme=jg.Central(), chunk=chosen.chunk
+    ).compile()
     chunk_temp = compiled.memory_analysis().temp_size_in_bytes
     assert chunk_temp <= 4 * 64 * 1024 + points.nbytes  # the chunk's temporaries (and the output buffer)
 

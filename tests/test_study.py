@@ -23,10 +23,10 @@ def test_best_step_matches_theory_and_default_is_near_best(name):
     the best step's, in every dtype of this run."""
     f = functions.get(name)
     study = jg.step_study(f, f.sample(500, f.default_dim, seed=3), dtypes=DTYPES, methods=("central",))
-    assert [b["dtype"] for b in study.best()] == list(DTYPES)
+    assert [b.dtype for b in study.best()] == list(DTYPES)
     for b in study.best():
-        assert 0.25 <= b["step_ratio"] <= 4, b
-        assert b["default_vs_best"] <= 10, b
+        assert 0.25 <= b.step_ratio <= 4, b
+        assert b.default_vs_best <= 10, b
 
 
 def test_the_step_grid_does_not_retrace():
@@ -66,11 +66,11 @@ def test_float64_needs_x64():
     f = functions.sphere
     if X64:
         study = jg.step_study(f, f.sample(20, 2), steps=[1e-3], dtypes=("float32", "float64"))
-        assert {c["dtype"] for c in study.curves} == {"float32", "float64"}
+        assert {c.dtype for c in study.curves} == {"float32", "float64"}
     else:
         with pytest.warns(UserWarning, match="float64 needs"):
             study = jg.step_study(f, f.sample(20, 2), steps=[1e-3], dtypes=("float32", "float64"))
-        assert {c["dtype"] for c in study.curves} == {"float32"}
+        assert {c.dtype for c in study.curves} == {"float32"}
 
 
 # ---------------------------------------------------------------------------------------------------- pictures

@@ -13,8 +13,8 @@ from conftest import DTYPES
 
 import jaxgrad as jg
 from jaxgrad import functions
-from jaxgrad._errors import ROUNDING, noise_estimate
-from jaxgrad._verify import SAFETY, taylor_hint
+from jaxgrad.numerics import ROUNDING, SAFETY, noise_estimate
+from jaxgrad.verify import taylor_hint
 
 N_CORRECT = 10_000  # the size: every correct gradient passes at 10,000 random points
 
@@ -22,15 +22,17 @@ N_CORRECT = 10_000  # the issue's size: every correct gradient passes at 10,000 
 # --------------------------------------------------------------------------------------------------------- the rule
 def test_tolerance_is_built_from_its_terms():
     eps = float(np.finfo(np.float64).eps)
-    base = jg.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0, 2, 3.0)
+    base = jg.numerics.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0, 2, 3.0)
     assert base == pytest.approx(SAFETY * (1e-15 / 1e-5 + ROUNDING * eps * 3.0))
     # a Richardson difference of 3e-6 between steps h and 2h means a truncation error of 1e-6 (p = 2: 2^p - 1 = 3)
-    assert jg.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0 + 3e-6, 2, 3.0) == pytest.approx(base + SAFETY * 1e-6)
-    assert jg.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0, 2, 3.0, rtol=0.1, atol=1.0) == pytest.approx(
+    assert jg.numerics.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0 + 3e-6, 2, 3.0) == pytest.approx(
+        base + SAFETY * 1e-6
+    )
+    assert jg.numerics.tolerance("float64", 1e-5, 1.0, 1e-15, 2.0, 2.0, 2, 3.0, rtol=0.1, atol=1.0) == pytest.approx(
         base + 1.0 + 0.3
     )
     # looser in float32, and never zero at a zero gradient
-    assert jg.tolerance("float32", 1e-2, 1.0, 1e-7, 0.0, 0.0, 2, 0.0) > 0
+    assert jg.numerics.tolerance("float32", 1e-2, 1.0, 1e-7, 0.0, 0.0, 2, 0.0) > 0
 
 
 def test_noise_estimate_recovers_injected_noise():
@@ -106,7 +108,7 @@ def test_taylor_slope_is_one_for_bugs(bug_name, dtype):
     x = jnp.asarray(zoo.sample(64, 6, dtype.name, seed=9)[rep.worst.point])
     axis = jnp.zeros(6, x.dtype).at[rep.worst.coordinate].set(1)
     result = jg.taylor_test(bug.fun, x, direction=axis)
-    assert result.verdict == "wrong" and abs(result.slope - 1) < 0.2, result.summary()
+    assert result.verdict is jg.Verdict.MISMATCH and abs(result.slope - 1) < 0.2, result.summary()
 
 
 @pytest.mark.parametrize("name", list(zoo.CORRECT))
@@ -114,12 +116,12 @@ def test_taylor_slope_is_two_for_correct_gradients(name, dtype):
     for seed in range(3):
         x = jnp.asarray(zoo.sample(1, 6, dtype.name, seed=seed)[0])
         result = jg.taylor_test(zoo.CORRECT[name], x, seed=seed)
-        assert result.verdict == "correct" and abs(result.slope - 2) < 0.15, result.summary()
+        assert result.verdict is jg.Verdict.OK and abs(result.slope - 2) < 0.15, result.summary()
 
 
 def test_taylor_on_a_linear_function_is_correct_to_rounding():
     result = jg.taylor_test(lambda x: jnp.sum(3 * x), jnp.asarray([1.0, 2.0]))
-    assert result.verdict == "correct" and math.isnan(result.slope) and not result.used.any()
+    assert result.verdict is jg.Verdict.OK and math.isnan(result.slope) and not result.used.any()
 
 
 def test_taylor_hint_tells_a_wrong_gradient_from_a_step_problem(dtype):
@@ -176,7 +178,12 @@ def test_directional_mode_passes_correct_and_catches_a_bug(dtype):
     f = functions.rosenbrock
     points = f.sample(200, 40, seed=2, dtype=dtype.name)
     rep = jg.compare(f, points, directions=6)
-    assert rep.ok and rep.mode == "6 random directions" and rep.numeric.shape == (200, 6)
+    assert (
+        rep.ok
+        and rep.mode is jg.Mode.DIRECTIONAL
+        and rep.mode_label == "6 random directions"
+        and rep.numeric.shape == (200, 6)
+    )
     bug = next(b for b in zoo.bugs(dtype.name) if b.name == "sign flip")
     with pytest.raises(jg.GradientMismatchError, match="direction"):
         jg.check_grad(bug.fun, zoo.sample(64, 6, dtype.name, seed=9), directions=4)

@@ -18,10 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import functions, reference
-from ._engine import _batch_gradient, _stencil_points, batch_grad, default_memory_budget, plan
-from ._stencils import make_stencil
-from ._steps import default_step
+from ._batching import default_memory_budget, gradient_program, plan
+from ._grad import batch_grad
+from ._schemes import as_scheme
+from ._steps import DefaultStep, default_step
 from ._table import format_table
+from .numerics import relative_error
 
 FLOOR_LIMIT = 2**30
 """The floor materialises N·evaluations·d stencil values; above this many bytes it is not measured."""
@@ -73,6 +75,12 @@ class BenchRow:
     chunk: int
     program_bytes: int
 
+    def to_dict(self) -> dict:
+        """The row as plain Python, with the derived ratios."""
+        derived = {"ratio_to_floor": self.ratio_to_floor, "speedup_over_reference": self.speedup_over_reference,
+                   "speedup_over_scipy": self.speedup_over_scipy}  # fmt: skip
+        return dict(dataclasses.asdict(self), **derived)
+
     @property
     def ratio_to_floor(self) -> float | None:
         return None if self.floor_s is None else self.batch_grad_s / self.floor_s
@@ -100,8 +108,7 @@ def _median_time(call, repeats: int) -> tuple[float, float]:
 
 
 def _rel(g, exact) -> float:
-    g = np.asarray(g, np.float64)
-    return float(np.median(np.linalg.norm(g - exact, axis=1) / np.linalg.norm(exact, axis=1)))
+    return float(np.median(relative_error(g, exact)))
 
 
 def _floor_time(fun, points, stencil, repeats: int) -> float | None:
@@ -111,7 +118,7 @@ def _floor_time(fun, points, stencil, repeats: int) -> float | None:
         return None
 
     def rows_of(x):
-        return _stencil_points(x, default_step(x, stencil.order), stencil.offsets, stencil.uses_center)
+        return stencil.points(x, default_step(x, exponent=stencil.step_exponent))
 
     rows = jax.block_until_ready(jax.jit(jax.vmap(rows_of))(points))
     evaluate = jax.jit(jax.vmap(jax.vmap(fun)))
@@ -137,10 +144,10 @@ def bench_one(name, dim, num_points, dtype, method, order, *, repeats=5, referen
     points_np = fun.sample(num_points, dim, seed=seed, dtype=dtype)
     exact = fun.gradient(points_np.astype(np.float64))
     points = jax.device_put(points_np)
-    stencil = make_stencil(method, order)
+    stencil = as_scheme(method, order)
     first, batch_s = _median_time(lambda: batch_grad(fun, points, method=method, order=order), repeats)
     error = _rel(batch_grad(fun, points, method=method, order=order), exact)
-    chosen = plan(_batch_gradient, points, None, default_memory_budget(), fun=fun, stencil=stencil)
+    chosen = plan(gradient_program, points, DefaultStep(), default_memory_budget(), fun=fun, scheme=stencil)
     floor_s = _floor_time(fun, points, stencil, repeats)
     autodiff = jax.jit(jax.vmap(jax.grad(fun)))
     jax_grad_s = _median_time(lambda: autodiff(points), repeats)[1]
@@ -234,7 +241,7 @@ def configurations(matrix, functions_=None, dims=None, sizes=None, dtypes=None):
                     for method, order in matrix["methods"]:
                         if dtype not in MATCHED_ACCURACY_ONLY.get((method, order), (dtype,)):
                             continue
-                        if n * make_stencil(method, order).evaluations(dim) * dim <= MAX_WORK:
+                        if n * as_scheme(method, order).evaluations(dim) * dim <= MAX_WORK:
                             yield name, dim, n, dtype, method, order
 
 
@@ -261,10 +268,10 @@ def large(num_points=1_000_000, dim=100, name="rosenbrock", dtype="float32", see
     start = time.perf_counter()
     grads = jax.block_until_ready(batch_grad(fun, points))
     seconds = time.perf_counter() - start
-    chosen = plan(_batch_gradient, points, None, default_memory_budget(), fun=fun, stencil=make_stencil())
+    chosen = plan(gradient_program, points, DefaultStep(), default_memory_budget(), fun=fun, scheme=as_scheme())
     sample = np.arange(0, num_points, max(1, num_points // 1000))
     error = _rel(np.asarray(grads[sample]), fun.gradient(np.asarray(points[sample], np.float64)))
-    naive = num_points * make_stencil().evaluations(dim) * dim * jnp.dtype(dtype).itemsize
+    naive = num_points * as_scheme().evaluations(dim) * dim * jnp.dtype(dtype).itemsize
     rows = [
         [
             name,

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import json
 import math
 import warnings
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._engine import _point_gradient, as_points, batch_grad, leading_size
-from ._stencils import Stencil, make_stencil
+from ._batching import as_points, leading_size
+from ._evaluate import point_gradient
+from ._files import write_csv, write_json
+from ._grad import batch_grad
+from ._schemes import FiniteDifference, as_scheme
+from ._steps import Relative, default_factor
 from ._table import format_table
+from .numerics import relative_error
 
 SMALLEST_STEP = {"float32": 1e-6, "float64": 1e-13}
 """Where the default step grid ends, per dtype: round-off has long dominated there."""
@@ -27,11 +29,11 @@ def default_steps(dtype, num: int = 40) -> np.ndarray:
     return np.logspace(0, math.log10(SMALLEST_STEP[np.dtype(dtype).name]), num)
 
 
-def _parse_methods(methods) -> list[Stencil]:
+def _parse_methods(methods) -> list[FiniteDifference]:
     stencils = []
     for spec in methods:
-        method, order = (spec, None) if isinstance(spec, str) else spec
-        stencils.append(make_stencil(method, order))
+        method, order = (spec, None) if isinstance(spec, (str, FiniteDifference)) else spec
+        stencils.append(as_scheme(method, order))
     if not stencils:
         raise ValueError("`methods` is empty; pass e.g. ('central', ('central', 4), 'forward').")
     return stencils
@@ -46,17 +48,13 @@ def _errors_over_steps(points, factors, exact, *, fun, stencil):
     """
 
     def at_factor(factor):
-        def one(x):
-            step = factor * jnp.maximum(jnp.abs(x), 1)
-            return _point_gradient(fun, stencil, x, step)[0]
-
-        g = jax.vmap(one)(points).astype(exact.dtype)
-        return jnp.linalg.norm(g - exact, axis=1) / jnp.linalg.norm(exact, axis=1)
+        g = jax.vmap(lambda x: point_gradient(fun, stencil, x, Relative(factor))[0])(points).astype(exact.dtype)
+        return relative_error(g, exact)
 
     return jax.lax.map(at_factor, factors)
 
 
-def truncation_constant(stencil: Stencil) -> float:
+def truncation_constant(stencil: FiniteDifference) -> float:
     """C with g(h) − g* ≈ C·f^(p+1)·h^p: sum_k w_k k^(p+1) / (p+1)! (1/6 for central order 2, 1/2 for forward)."""
     p = stencil.order
     total = sum(w * k ** (p + 1) for k, w in zip(stencil.offsets, stencil.weights, strict=True))
@@ -86,7 +84,7 @@ def _theory_inputs(points, *, fun, order):
     return jnp.abs(values), jnp.abs(derivatives)
 
 
-def theory_errors(stencil: Stencil, dtype, factors, points, f_abs, f_deriv, exact) -> np.ndarray:
+def theory_errors(stencil: FiniteDifference, dtype, factors, points, f_abs, f_deriv, exact) -> np.ndarray:
     """The error model at each step factor, (S, N): per coordinate C·|f^(p+1)|·h^p (truncation) + eps·|f|·sum|w|/h
     (the rounding of the f values; eps·|g*| for the complex step, which subtracts nothing), h = s·max(|x|, 1); its
     norm over coordinates, relative to |g*|."""
@@ -94,7 +92,7 @@ def theory_errors(stencil: Stencil, dtype, factors, points, f_abs, f_deriv, exac
     scale = np.maximum(np.abs(points), 1)[None]  # (1, N, d)
     h = np.asarray(factors)[:, None, None] * scale
     per_coordinate = truncation_constant(stencil) * f_deriv[None] * h**stencil.order
-    if stencil.is_complex:  # no subtraction: the rounding is that of the derivative itself
+    if stencil.imaginary:  # no subtraction: the rounding is that of the derivative itself
         per_coordinate = per_coordinate + eps * np.abs(exact)[None]
     else:
         per_coordinate = per_coordinate + eps * f_abs[None, :, None] * stencil.weight_sum / h
@@ -115,6 +113,66 @@ def _theory_best_step(steps, errors) -> float:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class Curve:
+    """Error against step for one (dtype, method): arrays over the step grid, with the theory and the default step.
+
+    Attributes:
+      dtype, method, order: what was run.
+      steps: the step factors s of the grid (h = s·max(|x|, 1)).
+      median, p90, max: the relative error over the points at each step.
+      theory: the error model's median at each step.
+      theory_step, theory_error: the model's best step and its error (on a finer grid).
+      default_step, default_error: jaxgrad's default step factor eps^(1/(p+1)) and the median error it gives.
+    """
+
+    dtype: str
+    method: str
+    order: int
+    steps: np.ndarray
+    median: np.ndarray
+    p90: np.ndarray
+    max: np.ndarray
+    theory: np.ndarray
+    theory_step: float
+    theory_error: float
+    default_step: float
+    default_error: float
+
+    @property
+    def label(self) -> str:
+        """E.g. "float32 central 2"."""
+        return f"{self.dtype} {self.method} {self.order}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Best:
+    """One curve's summary: the best step found and its error, the theory's, and the default step's."""
+
+    dtype: str
+    method: str
+    order: int
+    best_step: float
+    best_error: float
+    theory_step: float
+    theory_error: float
+    default_step: float
+    default_error: float
+
+    @property
+    def step_ratio(self) -> float:
+        """The best step found over the theory's best step."""
+        return self.best_step / self.theory_step
+
+    @property
+    def default_vs_best(self) -> float:
+        """The default step's error over the best error found (0/0 = 1)."""
+        return _safe_ratio(self.default_error, self.best_error)
+
+    def to_dict(self) -> dict:
+        return dict(dataclasses.asdict(self), step_ratio=self.step_ratio, default_vs_best=self.default_vs_best)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Study:
     """Error against step for every (dtype, method): medians, 90th percentiles and maxima over the points, the best
     step found, and the theoretical best step and error beside it.
@@ -126,41 +184,39 @@ class Study:
     function: str
     num_points: int
     dim: int
-    curves: list[dict[str, Any]]  # one per (dtype, method): arrays over the step grid
+    curves: tuple[Curve, ...]  # one per (dtype, method)
     notes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"Study({self.function}, d={self.dim}, {self.num_points:,} points, {len(self.curves)} curves)"
 
-    def best(self) -> list[dict[str, Any]]:
+    def joined(self, other: Study) -> Study:
+        """This study with the curves and notes of `other` (the same function and points) after its own."""
+        return dataclasses.replace(self, curves=self.curves + other.curves, notes=self.notes + other.notes)
+
+    def best(self) -> list[Best]:
         """Per (dtype, method): the best step found, its error, the theoretical best, and the default step's error."""
         out = []
         for c in self.curves:
-            i = int(np.nanargmin(c["median"]))
-            out.append({
-                "dtype": c["dtype"], "method": c["method"], "order": c["order"],
-                "best_step": float(c["steps"][i]), "best_error": float(c["median"][i]),
-                "theory_step": c["theory_step"], "theory_error": c["theory_error"],
-                "default_step": c["default_step"], "default_error": c["default_error"],
-                "step_ratio": float(c["steps"][i]) / c["theory_step"],
-                "default_vs_best": _safe_ratio(c["default_error"], float(c["median"][i])),
-            })  # fmt: skip
+            i = int(np.nanargmin(c.median))
+            out.append(Best(c.dtype, c.method, c.order, float(c.steps[i]), float(c.median[i]), c.theory_step,
+                            c.theory_error, c.default_step, c.default_error))  # fmt: skip
         return out
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[dict]:
         """One row per (dtype, method, order, step): median, 90th percentile and max error, and the theory."""
         return [
-            {"function": self.function, "dtype": c["dtype"], "method": c["method"], "order": c["order"],
+            {"function": self.function, "dtype": c.dtype, "method": c.method, "order": c.order,
              "step": float(s), "median": float(m), "p90": float(q), "max": float(x), "theory": float(t)}
             for c in self.curves
-            for s, m, q, x, t in zip(c["steps"], c["median"], c["p90"], c["max"], c["theory"], strict=True)
+            for s, m, q, x, t in zip(c.steps, c.median, c.p90, c.max, c.theory, strict=True)
         ]  # fmt: skip
 
     def summary(self) -> str:
         body = [
-            [b["dtype"], f"{b['method']} {b['order']}", f"{b['best_step']:.2e}", f"{b['best_error']:.2e}",
-             f"{b['theory_step']:.2e}", f"{b['theory_error']:.2e}", f"{b['step_ratio']:.2f}",
-             f"{b['default_step']:.2e}", f"{b['default_error']:.2e}", f"{b['default_vs_best']:.2f}"]
+            [b.dtype, f"{b.method} {b.order}", f"{b.best_step:.2e}", f"{b.best_error:.2e}", f"{b.theory_step:.2e}",
+             f"{b.theory_error:.2e}", f"{b.step_ratio:.2f}", f"{b.default_step:.2e}", f"{b.default_error:.2e}",
+             f"{b.default_vs_best:.2f}"]
             for b in self.best()
         ]  # fmt: skip
         headers = ["dtype", "method", "best step", "best error", "theory step", "theory error", "best/theory",
@@ -173,20 +229,17 @@ class Study:
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"function": self.function, "num_points": self.num_points, "dim": self.dim, "best": self.best(),
-                "rows": self.rows(), "notes": list(self.notes)}  # fmt: skip
+    def to_dict(self) -> dict:
+        return {"function": self.function, "num_points": self.num_points, "dim": self.dim,
+                "best": [b.to_dict() for b in self.best()], "rows": self.rows(), "notes": list(self.notes)}  # fmt: skip
 
     def to_json(self, path) -> None:
-        with open(path, "w") as stream:
-            json.dump(self.to_dict(), stream, indent=1)
+        """Write `to_dict()` as JSON (atomically)."""
+        write_json(path, self.to_dict())
 
     def to_csv(self, path) -> None:
-        rows = self.rows()
-        with open(path, "w", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        """Write `rows()` as CSV (atomically)."""
+        write_csv(path, self.rows())
 
 
 def step_study(
@@ -212,7 +265,7 @@ def step_study(
       points: (N, d) array of points.
       steps: step factors s (h = s·max(|x|, 1)), or None for `default_steps(dtype)`.
       dtypes: dtypes to run in; float64 needs jax_enable_x64 (it is dropped, with a warning, when disabled).
-      methods: method names or (method, order) pairs, e.g. ("central", ("central", 4), "forward").
+      methods: method names, scheme objects or (method, order) pairs, e.g. ("central", ("central", 4), "forward").
       grad_fn: the exact gradient (None: jax.grad(fun) in the widest dtype).
       name: the function's name in the result.
       progress: optional callable, called with a message before each (dtype, method).
@@ -223,8 +276,7 @@ def step_study(
     Example:
       >>> import jaxgrad as jg
       >>> study = jg.step_study(jg.functions.rosenbrock, jg.functions.rosenbrock.sample(100, 4), dtypes=("float32",))
-      >>> b = study.best()[0]
-      >>> 0.25 <= b["best_step"] / b["theory_step"] <= 4
+      >>> 0.25 <= study.best()[0].step_ratio <= 4
       True
     """
     points = as_points(points)
@@ -277,19 +329,18 @@ def step_study(
             fine = np.logspace(1, math.log10(SMALLEST_STEP[dtype.name]) - 1, 400)
             theory_fine = np.median(theory_errors(stencil, dtype, fine, np.asarray(points, np.float64), f_abs, f_deriv,
                                                   exact_np), axis=1)  # fmt: skip
-            default = float(np.finfo(dtype).eps) ** stencil.step_exponent  # before rounding to a power of two
+            default = default_factor(dtype, stencil.step_exponent)  # before rounding to a power of two
             g_default = np.asarray(
                 batch_grad(fun, jnp.asarray(points, dtype), method=stencil.method, order=stencil.order), np.float64
             )
-            default_error = np.linalg.norm(g_default - exact_np, axis=1) / np.linalg.norm(exact_np, axis=1)
-            curves.append({
-                "dtype": dtype.name, "method": stencil.method, "order": stencil.order, "steps": grid,
-                "median": np.median(errors, axis=1), "p90": np.percentile(errors, 90, axis=1),
-                "max": np.max(errors, axis=1),
-                "theory": np.median(theory_errors(stencil, dtype, grid, np.asarray(points, np.float64), f_abs, f_deriv,
-                                                  exact_np), axis=1),
-                "theory_step": _theory_best_step(fine, theory_fine), "theory_error": float(np.min(theory_fine)),
-                "default_step": default, "default_error": float(np.median(default_error)),
-            })  # fmt: skip
-    return Study(name or getattr(fun, "name", None) or getattr(fun, "__name__", "f"), n, int(points.shape[1]), curves,
-                 tuple(notes))  # fmt: skip
+            default_error = relative_error(g_default, exact_np)
+            curves.append(Curve(
+                dtype.name, stencil.method, stencil.order, grid, np.median(errors, axis=1),
+                np.percentile(errors, 90, axis=1), np.max(errors, axis=1),
+                np.median(theory_errors(stencil, dtype, grid, np.asarray(points, np.float64), f_abs, f_deriv, exact_np),
+                          axis=1),
+                _theory_best_step(fine, theory_fine), float(np.min(theory_fine)), default,
+                float(np.median(default_error)),
+            ))  # fmt: skip
+    return Study(name or getattr(fun, "name", None) or getattr(fun, "__name__", "f"), n, int(points.shape[1]),
+                 tuple(curves), tuple(notes))  # fmt: skip

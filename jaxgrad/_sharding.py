@@ -18,6 +18,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ._batching import Batching, gradient_program, map_points, plan
+from ._evaluate import point_result
+from ._schemes import Scheme, as_scheme
+from ._steps import as_step_rule, raise_if_step_vanished
+
 AXIS = "points"
 
 
@@ -29,7 +34,7 @@ def points_sharding(sharding="auto") -> NamedSharding:
         return sharding
     if isinstance(sharding, Mesh):
         return NamedSharding(sharding, P(sharding.axis_names[0]))
-    if sharding == "auto":
+    if isinstance(sharding, str) and sharding == "auto":
         return NamedSharding(Mesh(np.asarray(jax.devices()), (AXIS,)), P(AXIS))
     raise ValueError(
         f"`sharding` must be None, 'auto', a jax.sharding.Mesh or a NamedSharding, got {sharding!r}. Use 'auto' to "
@@ -53,40 +58,36 @@ def pad_points(points, multiple: int):
     return jax.tree_util.tree_map(lambda leaf: jnp.concatenate([leaf, jnp.repeat(leaf[-1:], pad, axis=0)]), points), n
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "stencil", "with_error", "chunk", "mesh", "axis"))
-def _sharded_gradient(points, step, *, fun, stencil, with_error, chunk, mesh, axis):
-    from ._engine import _point_gradient, _point_gradient_with_error, map_points
-
-    per_point = functools.partial(_point_gradient_with_error if with_error else _point_gradient, fun, stencil)
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error", "chunk", "mesh", "axis"))
+def _sharded_gradient(points, rule, *, fun, scheme, with_error, chunk, mesh, axis):
+    per_point = functools.partial(point_result(with_error), fun, scheme)
 
     def local(shard, st):
         return map_points(per_point, shard, st, chunk)
 
     mapped = jax.shard_map(local, mesh=mesh, in_specs=(P(axis), P()), out_specs=P(axis), check_vma=False)
-    return mapped(points, step)
+    return mapped(points, rule)
 
 
-def run_sharded(fun, stencil, with_error, points, step, sharding, *, chunk_size, memory_budget):
+def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, batching: Batching):
     """`batch_grad` with the points split across devices: pad, place, run the chunked map on every shard, unpad.
 
     Each device's chunk comes from the same plan as on one device (XLA's memory analysis of the single-device
     program for one shard), unless `chunk_size` is given. Returns (gradients, per-point "step vanished" flags).
     """
-    from ._engine import _batch_gradient, default_memory_budget, plan
-
     sharding = points_sharding(sharding)
     axis = _axis_of(sharding)
     devices = sharding.mesh.shape[axis]
     padded, n = pad_points(points, devices)
     local = jax.tree_util.tree_leaves(padded)[0].shape[0] // devices
-    if chunk_size is not None:
-        chunk = min(chunk_size, local)
+    if batching.chunk_size is not None:
+        chunk = min(batching.chunk_size, local)
     else:
         shard = jax.tree_util.tree_map(lambda leaf: leaf[:local], padded)
-        budget = memory_budget or default_memory_budget(sharding.mesh.devices.flat[0].platform)
-        chunk = plan(_batch_gradient, shard, step, budget, fun=fun, stencil=stencil, with_error=with_error).chunk
+        budget = batching.budget(sharding.mesh.devices.flat[0].platform)
+        chunk = plan(gradient_program, shard, rule, budget, fun=fun, scheme=scheme, with_error=with_error).chunk
     placed = jax.device_put(padded, sharding)
-    result = _sharded_gradient(placed, step, fun=fun, stencil=stencil, with_error=with_error, chunk=chunk,
+    result = _sharded_gradient(placed, rule, fun=fun, scheme=scheme, with_error=with_error, chunk=chunk,
                                mesh=sharding.mesh, axis=axis)  # fmt: skip
     return jax.tree_util.tree_map(lambda leaf: leaf[:n], result)
 
@@ -96,7 +97,7 @@ def stream_grad(
     points,
     *,
     chunk_size: int = 65536,
-    method: str = "central",
+    method="central",
     order: int | None = None,
     step=None,
     out=None,
@@ -124,11 +125,9 @@ def stream_grad(
       >>> bool(np.allclose(out, 2 * points, rtol=1e-3, atol=1e-3))
       True
     """
-    from ._engine import _batch_gradient, _raise_if_step_vanished, check_batch_arguments
-    from ._stencils import make_stencil
-
-    stencil = make_stencil(method, order)
-    check_batch_arguments(step, chunk_size, None)
+    scheme = as_scheme(method, order)
+    rule = as_step_rule(step)
+    Batching(chunk_size=chunk_size)
     if not hasattr(points, "shape") or np.ndim(points) < 1:
         raise TypeError(
             f"`points` must be an (N, ...) array for stream_grad, got {type(points).__name__}. For a pytree of "
@@ -141,10 +140,9 @@ def stream_grad(
     done = 0
     while done < n:
         start = min(done, n - chunk)
-        grads, vanished = _batch_gradient(jnp.asarray(points[start : start + chunk]), step, fun=fun, stencil=stencil,
-                                          chunk=chunk)  # fmt: skip
-        if step is not None:
-            _raise_if_step_vanished(vanished, step)
+        grads, vanished = gradient_program(jnp.asarray(points[start : start + chunk]), rule, fun=fun, scheme=scheme,
+                                           chunk=chunk)  # fmt: skip
+        raise_if_step_vanished(vanished, rule)
         grads = np.asarray(grads)
         if out is not None:
             out[start : start + chunk] = grads

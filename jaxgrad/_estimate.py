@@ -1,0 +1,89 @@
+"""Per-point error estimates and their status: what `with_error=True` returns and the verification layer trusts."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+SMOOTHNESS_RATIO = 3.0
+"""Second differences at 2h and h have ratio 4 for a smooth f, 2 at a kink, 1 at a jump: below this is not smooth."""
+SIGNIFICANT = 20.0
+"""A second difference counts when it exceeds this many times its own noise."""
+
+
+class Status(enum.IntEnum):
+    """Whether a point's error estimate can be trusted (`grad(..., with_error=True)` returns one per point)."""
+
+    OK = 0
+    """The estimate is trustworthy."""
+    NONFINITE = 1
+    """The point, a value of f on its stencil or the gradient is NaN or infinite."""
+    NOT_SMOOTH = 2
+    """f is not smooth at the step's scale: the second difference does not shrink like h² as h shrinks (a kink, a
+    jump, or a wave shorter than the step). Central stencils only."""
+    IMPRECISE = 3
+    """The error estimate is larger than the gradient itself (e.g. near a stationary point): its relative error
+    is unknown."""
+
+
+class Estimate(NamedTuple):
+    """A numerical gradient with its estimated error (`grad(..., with_error=True)`); a pytree, so it crosses jit.
+
+    Attributes:
+      value: the gradient, like the input.
+      error: the estimated absolute error of each coordinate, like the input (`jaxgrad.numerics.error_estimate`).
+      status: an int8 `jg.Status` code per point: 0 OK, 1 NONFINITE, 2 NOT_SMOOTH, 3 IMPRECISE.
+    """
+
+    value: Any
+    error: Any
+    status: Any
+
+
+class Parts(NamedTuple):
+    """Everything one point's error estimate is made of, flat (one entry per coordinate): what the verification
+    layer's tolerance and `Estimate` are built from."""
+
+    h: Any  # (d,) the step of each coordinate
+    g: Any  # (d,) the gradient at step h
+    g_double: Any  # (d,) the gradient at step 2h
+    f_noise: Any  # (d,) the noise of one evaluation of f along each coordinate's line
+    error: Any  # (d,) the estimated error of g
+    status: Any  # () the point's Status code, int8
+    vanished: Any  # () bool: a real step vanished (x + h == x) at a finite coordinate
+
+
+class SecondDifferences(NamedTuple):
+    """f(x+h) − 2f(x) + f(x−h) and the same at 2h, per coordinate, with the noise of the one at 2h: the smoothness
+    test of central stencils."""
+
+    at_h: Any
+    at_2h: Any
+    noise: Any
+
+
+def status(x, values, gradient, error, second: SecondDifferences | None = None):
+    """One point's `Status` code (the most severe reason wins: NONFINITE, then NOT_SMOOTH, then IMPRECISE).
+
+    Args:
+      x, values, gradient, error: the flat point, f on its stencil, the gradient and its error estimate.
+      second: the second differences, when the stencil has them (central ones).
+    """
+    finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(values)) & jnp.all(jnp.isfinite(gradient))
+    code = jnp.where(jnp.linalg.norm(error) > jnp.linalg.norm(gradient), Status.IMPRECISE, Status.OK)
+    if second is not None:
+        significant = jnp.abs(second.at_2h) > SIGNIFICANT * second.noise
+        kinked = significant & (jnp.abs(second.at_2h) < SMOOTHNESS_RATIO * jnp.abs(second.at_h))
+        code = jnp.where(jnp.any(kinked), Status.NOT_SMOOTH, code)
+    return jnp.where(finite, code, Status.NONFINITE).astype(jnp.int8)
+
+
+def merge_status(codes, error, gradient):
+    """One status from the statuses of parts of a point's coordinates (a scheme that splits them): NONFINITE or
+    NOT_SMOOTH where any part says so, else IMPRECISE where the whole error is larger than the whole gradient."""
+    codes = jnp.stack(codes)
+    code = jnp.where(jnp.linalg.norm(error) > jnp.linalg.norm(gradient), Status.IMPRECISE, Status.OK)
+    code = jnp.where(jnp.any(codes == Status.NOT_SMOOTH), Status.NOT_SMOOTH, code)
+    return jnp.where(jnp.any(codes == Status.NONFINITE), Status.NONFINITE, code).astype(jnp.int8)

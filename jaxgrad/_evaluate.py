@@ -1,0 +1,207 @@
+"""One point: its working dtype, the steps, the stencil rows, one vmap of `fun` over them, and the combination.
+
+Everything here is traced for a single point; batching, chunking and sharding map it over many.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ._estimate import Estimate, Parts
+from ._schemes import Scheme
+from ._steps import StepRule
+
+
+def working_dtype(dtype) -> np.dtype:
+    """The float dtype a leaf of `dtype` is differentiated in.
+
+    Floats of 32 bits and more keep their dtype (float32 stays float32). Integers and booleans are promoted to the
+    default float dtype (float64 with `jax_enable_x64`, else float32), because x + h must not be truncated. float16
+    and bfloat16 are computed in float32: their eps^(1/3) ≈ 0.1 step is too coarse for a useful derivative.
+    """
+    dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return np.dtype(jnp.float32) if jnp.finfo(dtype).bits < 32 else dtype
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(
+            f"Inputs must be real, got dtype {dtype}: the gradient of a real function of complex input "
+            "is not defined by these stencils. Pass the real and imaginary parts as separate arrays."
+        )
+    return np.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
+
+
+def as_working_leaf(leaf):
+    """`leaf` as a JAX array in its working dtype (`working_dtype`)."""
+    leaf = jnp.asarray(leaf)
+    return leaf.astype(working_dtype(leaf.dtype))
+
+
+def as_working(x):
+    """Every leaf of the pytree `x` in its working dtype."""
+    return jax.tree_util.tree_map(as_working_leaf, x)
+
+
+def warn_if_low_precision(x) -> None:
+    """A UserWarning when x has float16/bfloat16 leaves: they are computed, and returned, in float32."""
+    low = {
+        str(np.dtype(leaf.dtype))
+        for leaf in jax.tree_util.tree_leaves(x)
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating) and jnp.finfo(leaf.dtype).bits < 32
+    }
+    if low:
+        warnings.warn(
+            f"jaxgrad computes {', '.join(sorted(low))} input in float32 (its own eps^(1/3) step of ~0.1 would make "
+            "the difference meaningless) and returns the gradient in float32.",
+            stacklevel=3,
+        )
+
+
+def is_empty(x) -> bool:
+    """Whether the pytree `x` has no coordinates at all."""
+    return sum(jnp.size(leaf) for leaf in jax.tree_util.tree_leaves(x)) == 0
+
+
+def flat_steps(x, rule: StepRule, scheme: Scheme):
+    """The step of every coordinate of the working pytree `x`, flat (the order of `ravel_pytree`)."""
+    return ravel_pytree(rule.steps(x, scheme.step_exponent, representable=not scheme.imaginary))[0]
+
+
+# ------------------------------------------------------------------------------------------------- calling fun
+NOT_TRACEABLE = (
+    jax.errors.ConcretizationTypeError,  # float(x), int(x), Python `if` on a value (TracerBoolConversionError)
+    jax.errors.TracerArrayConversionError,  # np.<function> on a traced array
+    jax.errors.TracerIntegerConversionError,
+)
+"""The errors JAX raises when `fun` converts a traced value to NumPy or Python."""
+
+
+def not_traceable(error) -> TypeError:
+    """The TypeError that explains a NOT_TRACEABLE error of `fun` and names the fix (traceable=False)."""
+    return TypeError(
+        f"`fun` is not traceable by JAX ({type(error).__name__}): it converts a traced value to NumPy or Python "
+        "(np.<function>(x), float(x), a Python `if` on a value). Pass traceable=False to evaluate it on the host "
+        "with NumPy (batched when fun accepts a batch of points, else point by point; command line: --numpy), or "
+        "write it with jax.numpy."
+    )
+
+
+def _note(error: Exception, text: str) -> None:
+    if hasattr(error, "add_note"):  # Python 3.11+
+        error.add_note(text)
+
+
+def apply(fun, unravel, rows, scheme: Scheme):
+    """`fun` at every row (one vmap), read by the scheme (the complex step: the imaginary parts, checked to exist)."""
+    try:
+        values = jax.vmap(lambda row: fun(unravel(row)))(rows)
+    except NOT_TRACEABLE as error:
+        raise not_traceable(error) from error
+    except Exception as error:
+        if scheme.imaginary:
+            raise TypeError(
+                f"`fun` cannot take complex input, which method='complex' needs ({type(error).__name__}: {error}). "
+                "Use method='central' or 'richardson', or write fun with complex-safe operations."
+            ) from error
+        _note(error, f"(raised by `fun` while jaxgrad evaluated it at {rows.shape[0]} stencil points)")
+        raise
+    if scheme.imaginary and not jnp.iscomplexobj(values):
+        raise ValueError(
+            "method='complex' needs `fun` to keep the imaginary part of its input, but it returned a real value "
+            "(jnp.abs, .real, comparisons or a cast drop it): its gradient would come out 0. Use method='central'."
+        )
+    return scheme.read(values)
+
+
+def describe(x) -> str:
+    """The shape of an array, or the leaf shapes of a pytree, for messages."""
+    if isinstance(x, jax.Array):
+        return f"of shape {x.shape}"
+    shapes = jax.tree_util.tree_map(lambda leaf: leaf.shape, x)
+    return f"with leaf shapes {shapes}"
+
+
+def check_output(values, x, scalar: bool) -> None:
+    """The clear error for `fun` returning something other than a (scalar) array."""
+    if not isinstance(values, jax.Array):
+        raise TypeError(
+            f"`fun` must return {'a scalar array' if scalar else 'an array'}, got {type(values).__name__}."
+            + (" Return one number, e.g. jnp.sum(...)." if scalar else "")
+        )
+    if scalar and values.ndim != 1:
+        raise ValueError(
+            f"`fun` must return a scalar, but it returned shape {values.shape[1:]} for the input {describe(x)}. "
+            "Reduce it to one number (e.g. jnp.sum), or use jg.jacobian for vector outputs."
+        )
+
+
+# ------------------------------------------------------------------------------------------------- one point
+class Evaluation(NamedTuple):
+    """`fun` at the stencil points of one point: the values and what is needed to combine and unravel them."""
+
+    values: Any  # (R, ...): f at each row (imaginary parts for the complex step)
+    x: Any  # (d,) the flat point in its working dtype
+    h: Any  # (d,) the step of each coordinate
+    unravel: Any  # flat (d,) -> the input's pytree
+
+
+def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False, scalar: bool = True) -> Evaluation:
+    """Evaluate `fun` at the scheme's points around x (its error-estimate points with `with_error`), as one vmap."""
+    x = as_working(x)
+    flat_x, unravel = ravel_pytree(x)
+    flat_h = flat_steps(x, rule, scheme)
+    rows = scheme.estimate_points(flat_x, flat_h) if with_error else scheme.points(flat_x, flat_h)
+    values = apply(fun, unravel, rows, scheme)
+    check_output(values, x, scalar)
+    return Evaluation(values, flat_x, flat_h, unravel)
+
+
+def vanished(x, h, scheme: Scheme):
+    """Whether a real step vanished (x + h == x) at a finite coordinate: the difference there is 0/0."""
+    if scheme.imaginary:
+        return jnp.zeros((), bool)
+    return jnp.any(jnp.isfinite(x) & (h == 0))
+
+
+def parts_of(values, x, h, scheme: Scheme) -> Parts:
+    """The error estimate's `Parts` from `fun` at the scheme's estimate points of the flat point x."""
+    estimated = scheme.estimate(values, x, h)
+    return Parts(h, *estimated, vanished(x, h, scheme))
+
+
+def point_gradient(fun, scheme: Scheme, x, rule: StepRule):
+    """Gradient of `fun` at one point `x` (a pytree, like `x`), and whether a step vanished at a finite coordinate."""
+    if is_empty(x):
+        return as_working(x), jnp.zeros((), bool)
+    e = evaluate(fun, x, rule, scheme)
+    return e.unravel(scheme.combine(e.values, e.h)), vanished(e.x, e.h, scheme)
+
+
+def point_parts(fun, scheme: Scheme, x, rule: StepRule) -> tuple[Parts, Any]:
+    """The error estimate's `Parts` at one point, with the unravel function of the point."""
+    e = evaluate(fun, x, rule, scheme, with_error=True)
+    return parts_of(e.values, e.x, e.h, scheme), e.unravel
+
+
+def estimate_from(parts: Parts, unravel) -> Estimate:
+    """The public `Estimate` (gradient and error like the input, the status) from flat `Parts`."""
+    return Estimate(unravel(parts.g), unravel(parts.error), parts.status)
+
+
+def point_gradient_with_error(fun, scheme: Scheme, x, rule: StepRule):
+    """`Estimate` of the gradient at one point, and whether a step vanished."""
+    if is_empty(x):
+        x = as_working(x)
+        return Estimate(x, x, jnp.zeros((), jnp.int8)), jnp.zeros((), bool)
+    parts, unravel = point_parts(fun, scheme, x, rule)
+    return estimate_from(parts, unravel), parts.vanished
+
+
+def point_result(with_error: bool):
+    """`point_gradient_with_error` or `point_gradient`: f(fun, scheme, x, rule) -> (result, vanished)."""
+    return point_gradient_with_error if with_error else point_gradient

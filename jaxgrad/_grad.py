@@ -1,0 +1,271 @@
+"""The public transformations `grad` and `batch_grad`: one point's evaluation, bound to fun's arguments or mapped
+over a batch, compiled once per function, scheme and shapes."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._batching import (
+    Batching,
+    as_points,
+    gradient_program,
+    leading_size,
+    raise_if_missing_batch_axis,
+    run_program,
+)
+from ._estimate import Estimate
+from ._evaluate import as_working, point_result, warn_if_low_precision, working_dtype
+from ._host import host_batch
+from ._schemes import as_scheme
+from ._sharding import run_sharded
+from ._steps import as_step_rule, raise_if_step_vanished
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """`fun` seen as a function of its differentiated argument(s) only; hashable, so compiled programs are shared."""
+
+    fun: Any
+    argnums: Any
+    has_aux: bool
+
+    def _positions(self, count: int) -> list[int]:
+        """The differentiated positions among `count` arguments, in `argnums` order, negatives counted from the end
+        (as `jax.grad` does)."""
+        numbers = [self.argnums] if isinstance(self.argnums, int) else list(self.argnums)
+        positions = [i + count if i < 0 else i for i in numbers]
+        if any(not 0 <= i < count for i in positions):
+            raise ValueError(f"`argnums`={self.argnums!r} refers past the {count} arguments given.")
+        if len(set(positions)) != len(positions):
+            raise ValueError(f"`argnums`={self.argnums!r} names an argument twice.")
+        return positions
+
+    def arguments(self, x, rest):
+        """fun's positional arguments: `x` at `argnums` (a tuple of them, in `argnums` order, for a tuple), `rest`
+        in the other places, in order."""
+        values = (x,) if isinstance(self.argnums, int) else tuple(x)
+        count = len(rest) + len(values)
+        placed = dict(zip(self._positions(count), values, strict=True))
+        others = iter(rest)
+        return [placed[i] if i in placed else next(others) for i in range(count)]
+
+    def split(self, args):
+        """(the differentiated argument(s), the others) from fun's positional arguments."""
+        positions = self._positions(len(args))
+        picked = args[positions[0]] if isinstance(self.argnums, int) else tuple(args[i] for i in positions)
+        return picked, tuple(a for i, a in enumerate(args) if i not in positions)
+
+    def value(self, x, rest):
+        out = self.fun(*self.arguments(x, rest))
+        if self.has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"with has_aux=True `fun` must return a pair (value, aux), got {type(out).__name__}.")
+            return out[0]
+        return out
+
+    def aux(self, x, rest):
+        return self.fun(*self.arguments(x, rest))[1]
+
+
+def _gradient_of_bound(bound: Bound, scheme, with_error: bool, x, rule, rest):
+    result, vanished = point_result(with_error)(lambda point: bound.value(point, rest), scheme, x, rule)
+    aux = bound.aux(as_working(x), rest) if bound.has_aux else None
+    return result, vanished, aux
+
+
+_gradient_program = jax.jit(_gradient_of_bound, static_argnums=(0, 1, 2))
+
+
+def compiled_with(program, function, *static):
+    """`program` (a function jitted with its leading arguments static) with `static` bound: one compiled program per
+    function and options, however often the transformation is created. An unhashable `fun` gets a private jit of
+    `function` instead."""
+    try:
+        hash(static)
+    except TypeError:
+        return jax.jit(functools.partial(function, *static))
+    return functools.partial(program, *static)
+
+
+def grad(
+    fun,
+    argnums: int | tuple[int, ...] = 0,
+    *,
+    method="central",
+    order: int | None = None,
+    step=None,
+    with_error: bool = False,
+    has_aux: bool = False,
+    traceable: bool = True,
+):
+    """Numerical gradient by finite differences, as a transformation like `jax.grad`.
+
+    The stencil's evaluations at one point are one `jax.vmap` of `fun` over the perturbed points x + k·h_i·e_i (no
+    Python loop over coordinates); the result is (sum_k w_k f(x + k h_i e_i)) / h_i per coordinate.
+
+    Methods and their cost in evaluations of `fun` per point of d coordinates:
+      * "central" order p (2, 4, 6, 8): p·d. The default, order 2: error ≈ eps^(2/3).
+      * "forward" / "backward" order p: p·d + 1 (f(x) is shared); for points at the edge of f's domain.
+      * "richardson" order 6 (or 4, 8): central differences at h, 2h, 4h extrapolated: 6·d; error ≈ eps^(6/7).
+      * "complex": Im f(x + i h e_i) / h with h = eps²·max(|x|, 1): d evaluations, exact to rounding (≈ eps), but only
+        for f real-analytic and written with complex-safe operations. It is wrong, silently, where f uses jnp.abs,
+        max/min, comparisons or `where` on the real part, or .real/.imag; a real-valued output is refused.
+    With `with_error=True` each evaluates the stencil at h and 2h plus f(x): central order 2 then costs 4·d + 1.
+
+    Args:
+      fun: a JAX-traceable function returning a scalar; the argument(s) `argnums` are differentiated (arrays of any
+        shape, or pytrees of arrays), the others held fixed.
+      argnums: which positional argument(s) to differentiate, an int or a tuple of ints, as in `jax.grad`.
+      method: "central" (default), "forward", "backward", "richardson" or "complex", or a scheme object
+        (`jg.Central(4)`, `jg.StepDirection((1, 0))`, ...).
+      order: order p of the truncation error O(h^p); None: 2 central, 1 one-sided, 6 Richardson, 2 complex.
+      step: None for the default eps^(1/(p+1))·max(|x|, 1) per coordinate (eps²·max(|x|, 1) for "complex"), rounded
+        to a power of two; or an absolute step, a positive scalar or an array (pytree) of the input's shape; or a
+        step rule (`jg.DefaultStep()`, `jg.Absolute(h)`, `jg.Relative(factor)`). Real steps are made exactly
+        representable, h = (x + h) - x.
+      with_error: also return the error estimate and a status (an `Estimate`).
+      has_aux: `fun` returns (value, aux); the gradient is returned with aux, as `jax.grad` does (one more
+        evaluation, at x itself).
+      traceable: False for a `fun` written with NumPy (or anything JAX cannot trace): the steps and stencil points
+        are computed by JAX as usual, `fun` is called on the host on NumPy arrays (the whole stencil in one call when
+        it accepts a batch of points, else row by row), and the results equal the JAX path's to rounding.
+
+    Returns:
+      A function of fun's arguments -> gradient with the structure and shapes of the differentiated argument(s) (an
+      `Estimate(value, error, status)` with `with_error=True`; a pair (gradient, aux) with `has_aux=True`). Float
+      inputs keep their dtype; integer inputs are promoted to the default float dtype, float16/bfloat16 to float32.
+      It composes with `jax.jit` and `jax.vmap`.
+
+    Raises:
+      ValueError: bad `method`, `order` or `step`; `fun` returning a non-scalar; a user step so small that
+        x + step == x (checked when called outside `jax.jit`; under jit such coordinates come out NaN).
+      TypeError: method="complex" with a `fun` that cannot take complex input.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxgrad as jg
+      >>> def function_2(x): return x[0] ** 2 + x[1] ** 2
+      >>> print(jg.grad(function_2)(jnp.array([3.0, 4.0])))
+      [6. 8.]
+      >>> g, err, status = jg.grad(jnp.sin, with_error=True)(jnp.array(0.5))
+      >>> bool(abs(g - jnp.cos(0.5)) <= err), int(status)
+      (True, 0)
+    """
+    scheme = as_scheme(method, order)
+    rule = as_step_rule(step)
+    if not (isinstance(argnums, int) or (isinstance(argnums, tuple) and all(isinstance(a, int) for a in argnums))):
+        raise TypeError(f"`argnums` must be an int or a tuple of ints, got {argnums!r}.")
+    bound = Bound(fun, argnums, has_aux)
+    program = compiled_with(_gradient_program, _gradient_of_bound, bound, scheme, with_error)
+
+    def on_host(x, rest):
+        batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
+        result, vanished = host_batch(lambda point: bound.value(point, rest), scheme, batch, rule, with_error)
+        aux = bound.aux(as_working(x), rest) if has_aux else None
+        return jax.tree_util.tree_map(lambda leaf: leaf[0], result), vanished[0], aux
+
+    @functools.wraps(fun, updated=())
+    def gradient(*args):
+        x, rest = bound.split(args)
+        if not isinstance(x, jax.core.Tracer):
+            warn_if_low_precision(x)
+        result, vanished, aux = program(x, rule, rest) if traceable else on_host(x, rest)
+        raise_if_step_vanished(vanished, rule)
+        return (result, aux) if has_aux else result
+
+    return gradient
+
+
+def batch_grad(
+    fun,
+    points,
+    *,
+    method="central",
+    order: int | None = None,
+    step=None,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    with_error: bool = False,
+    sharding=None,
+    traceable: bool = True,
+):
+    """Numerical gradients of `fun` at N points in one compiled call: `grad` vmapped over the leading axis.
+
+    Compiles once per shape, dtype and options; later calls with the same ones reuse the program. When one pass over
+    all N points would need more temporary memory than `memory_budget` (as XLA's own memory analysis of the compiled
+    program reports; the naive stencil of N points holds N · evaluations(d) · d values), the points are processed in
+    chunks by a loop inside the same program. The result equals one big call up to the rounding of f: XLA may fuse
+    (and contract into FMAs) the operations of `fun` differently in the two programs.
+
+    Args:
+      fun: a JAX-traceable function of one point (array or pytree) returning a scalar.
+      points: an array of shape (N, ...) or a pytree whose leaves all have leading size N; row n is one point.
+      method, order, step: as in `grad`; a step is a scalar or has the shape of one point, shared by all points.
+      chunk_size: points per chunk; None picks it from `memory_budget`.
+      memory_budget: bytes of temporary memory one pass may use; None means 8 MiB on CPU (cache-sized temporaries
+        are faster there) and 1 GiB on GPU/TPU.
+      with_error: return an `Estimate(value, error, status)` with the error of every coordinate and a status (N,)
+        per point, as in `grad`.
+      sharding: None (the points stay where they are), "auto" (split the points over all of `jax.devices()`), a
+        `jax.sharding.Mesh` or a `NamedSharding` splitting the leading axis. N need not divide by the device count
+        (the points are padded and the padding dropped); each device runs the chunked program on its shard. The
+        result stays split over the devices when N divides by their count; otherwise dropping the padding gathers
+        it onto every device (JAX arrays cannot be split unevenly), so pick such an N for results that fill a
+        device. See `jaxgrad.points_sharding` for several GPUs and several hosts.
+      traceable: False for a `fun` written with NumPy: it is called on the host on NumPy arrays, as in `grad`
+        (all points' stencils in one call when fun accepts a batch, else row by row).
+
+    Returns:
+      Gradients with the structure and shapes of `points`. A NaN or Inf in one point makes only that point's
+      gradient non-finite. An empty batch gives an empty result.
+
+    Raises:
+      ValueError: as `grad`; also `points` without a batch axis (with the fix), `chunk_size` or `memory_budget` < 1.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxgrad as jg
+      >>> points = jnp.array([[3.0, 4.0], [0.0, 2.0], [3.0, 0.0]])
+      >>> print(jg.batch_grad(lambda x: x[0] ** 2 + x[1] ** 2, points))
+      [[6. 8.]
+       [0. 4.]
+       [6. 0.]]
+    """
+    scheme = as_scheme(method, order)
+    rule = as_step_rule(step)
+    batching = Batching(chunk_size, memory_budget)
+    points = as_points(points)
+    n = leading_size(points)
+    if n == 0:
+        empty = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, working_dtype(leaf.dtype)), points)
+        return Estimate(empty, empty, jnp.zeros((0,), jnp.int8)) if with_error else empty
+    warn_if_low_precision(points)
+    if not traceable and sharding is not None:
+        raise ValueError("traceable=False evaluates `fun` on the host: it cannot be combined with `sharding`.")
+    try:
+        if not traceable:
+            result, vanished = host_batch(fun, scheme, points, rule, with_error)
+        elif sharding is not None:
+            result, vanished = run_sharded(fun, scheme, with_error, points, rule, sharding, batching)
+        else:
+            result, vanished = run_program(gradient_program, points, rule, batching, fun=fun, scheme=scheme,
+                                           with_error=with_error)  # fmt: skip
+    except Exception as error:
+        raise_if_missing_batch_axis(fun, points, error)
+        raise
+    raise_if_step_vanished(vanished, rule)
+    return result
+
+
+def num_evaluations(dim: int, *, method="central", order: int | None = None, with_error: bool = False) -> int:
+    """Evaluations of `fun` per point of `dim` coordinates for a method and order (2d for central order 2); with
+    the error estimate, the stencil at h and 2h plus f(x).
+
+    Example:
+      >>> num_evaluations(8), num_evaluations(8, with_error=True), num_evaluations(8, method="complex")
+      (16, 33, 8)
+    """
+    return as_scheme(method, order).evaluations(dim, with_error)

@@ -1,0 +1,148 @@
+"""The command line's shared argument groups and parsers, declared once for every subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+DTYPES = ("float32", "float64")
+METHODS = ("central", "forward", "backward", "richardson", "complex")
+NUMPY_HELP = "the function is NumPy code that JAX cannot trace: evaluate it on the host (traceable=False)"
+NUMBER_LISTS = ("--point", "--domain", "--descent")
+"""Options whose value is numbers separated by commas, and may start with a minus."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" where there is a default and the help does not already state it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def join_negative_numbers(argv: list[str]) -> list[str]:
+    """`--point -1,2` as `--point=-1,2` (also --domain, --descent): argparse would read "-1,2" as an option."""
+    out = []
+    for arg in argv:
+        if out and out[-1] in NUMBER_LISTS and re.match(r"-[0-9.]", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- value parsers
+def parse_point(text: str) -> list[float]:
+    """ "3,4" -> [3.0, 4.0]."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = []
+    if not values:
+        message = f"--point must be numbers separated by commas, e.g. 3,4; got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    return values
+
+
+def parse_pair(text: str) -> tuple[float, float]:
+    """ "-1,1" -> (-1.0, 1.0)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--domain must be two numbers LOW,HIGH, e.g. -1,1; got {text!r}") from None
+    return low, high
+
+
+def parse_method(text: str):
+    """ "central" -> "central"; "central:4" -> ("central", 4)."""
+    method, _, order = text.partition(":")
+    if method not in METHODS:
+        raise argparse.ArgumentTypeError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if not order:
+        return method
+    try:
+        return method, int(order)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the order in {text!r} must be an integer, e.g. central:4") from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------- groups
+def add_function(parser, *, default=None, repeatable: bool = False, what: str = "a built-in name or module:attr"):
+    if repeatable:
+        parser.add_argument("--function", action="append", help=f"{what} (repeatable; default: all)")
+    else:
+        parser.add_argument("--function", default=default, help=what)
+
+
+def add_sampling(parser, *, points: int, seed_help: str = "seed of the points"):
+    """--dim, --points, --domain, --seed: the random points a command runs on."""
+    parser.add_argument("--dim", type=positive_int, help="dimension (default: each function's own, 8 for yours)")
+    parser.add_argument("--points", type=positive_int, default=points, help="random points per function and dtype")
+    parser.add_argument("--domain", type=parse_pair,
+                        help="LOW,HIGH box to sample from (default: the function's, or -1,1)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
+def add_dtypes(parser, *, several: bool = True, default="float64", help_text: str = "dtypes to run in"):
+    if several:
+        parser.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES), help=help_text)
+    else:
+        parser.add_argument("--dtype", choices=DTYPES, default=default, help=help_text)
+
+
+def add_method(parser, *, several: bool = False):
+    """--method, --order (and, for one method, --step): the finite-difference scheme, as `method=`, `order=`,
+    `step=` of the library."""
+    if several:
+        parser.add_argument("--method", type=parse_method, nargs="+", default=["central", "forward", ("central", 4)],
+                            help="methods, as NAME or NAME:ORDER (central, central:4, forward, richardson, complex; "
+                                 "default: central forward central:4)")  # fmt: skip
+        parser.add_argument("--order", type=positive_int,
+                            help="the order of each NAME given without :ORDER (default: the method's own)")  # fmt: skip
+        return
+    parser.add_argument("--method", choices=METHODS, default="central", help="the finite-difference method")
+    parser.add_argument("--order", type=positive_int, help="order of the stencil (default: 2 central, 1 one-sided, "
+                                                            "6 richardson)")  # fmt: skip
+    parser.add_argument("--step", type=float, default=None,
+                        help="absolute step (default: eps^(1/(p+1))·max(|x|, 1), a power of two)")  # fmt: skip
+
+
+def add_quiet(parser):
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+# ------------------------------------------------------------------------------------------------- reading them
+def function_dim_domain(spec, dim, domain):
+    """The function named by `spec`, its dimension and sampling box: the built-in's own unless given; 8 and [-1, 1]
+    for a user's function."""
+    from .. import functions
+
+    fun = functions.resolve(spec)
+    if isinstance(fun, functions.BuiltinFunction):
+        dim = fun.default_dim if dim is None else dim
+        fun.check_dim(dim)
+        return fun, dim, domain or fun.domain
+    return fun, dim or 8, domain or (-1.0, 1.0)
+
+
+def sample(dim: int, domain, num_points: int, seed: int, dtype):
+    """`num_points` points drawn uniformly from the box domain^dim, as a NumPy array of `dtype`."""
+    import numpy as np
+
+    return np.random.default_rng(seed).uniform(domain[0], domain[1], size=(num_points, dim)).astype(dtype)
+
+
+def methods_of(args) -> list:
+    """The (method, order) pairs of a several-method command, with --order filled in where no :ORDER was given."""
+    return [(m, args.order) if isinstance(m, str) else m for m in args.method]

@@ -1,0 +1,31 @@
+"""`jaxgrad grad`: the numerical gradient of a function at one point."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import functions
+from .._grad import grad
+from ._args import DTYPES, NUMPY_HELP, HelpFormatter, add_method, parse_point
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser("grad", help="the numerical gradient of a function at one point",
+                            formatter_class=HelpFormatter)  # fmt: skip
+    p.add_argument("--function", default="sphere", help="a built-in name (see `jaxgrad functions`) or module:attr")
+    p.add_argument("--point", type=parse_point, required=True, help="coordinates separated by commas, e.g. 3,4 or -3,4")
+    p.add_argument("--dtype", choices=DTYPES, default="float64", help="the dtype of the point")
+    add_method(p)
+    p.add_argument("--numpy", action="store_true", help=NUMPY_HELP)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    fun = functions.resolve(args.function)
+    point = jnp.asarray(args.point, dtype=args.dtype)
+    if isinstance(fun, functions.BuiltinFunction):
+        fun.check_dim(point.shape[0])
+    gradient = grad(fun, method=args.method, order=args.order, step=args.step, traceable=not args.numpy)(point)
+    print(np.asarray(gradient))
+    return 0

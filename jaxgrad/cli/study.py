@@ -1,0 +1,87 @@
+"""`jaxgrad study`: error against step per dtype and method, with the theory; CSV, JSON and V-curve pictures."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+
+from ..plot import INSTALL_HINT
+from ..study import step_study
+from ._args import (
+    HelpFormatter,
+    add_dtypes,
+    add_method,
+    add_quiet,
+    add_sampling,
+    function_dim_domain,
+    methods_of,
+    sample,
+)
+from ._output import each_with_progress, interrupted_line
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser(
+        "study",
+        help="error against step per dtype and method, with the theory; writes CSV, JSON and the V-curve pictures",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--function", default="rosenbrock", help="a built-in name or module:attr")
+    add_sampling(p, points=1000)
+    add_dtypes(p, help_text="dtypes to study")
+    add_method(p, several=True)
+    p.add_argument("--steps", type=float, nargs="+",
+                   help="step factors s to sweep, h = s·max(|x|, 1) (default: 40 from 1 down to the dtype's "
+                        "round-off)")  # fmt: skip
+    p.add_argument("--out", default="study", help="directory for study.csv, study.json, v_curve.png, v_curve.svg")
+    add_quiet(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    fun, dim, domain = function_dim_domain(args.function, args.dim, args.domain)
+    points = sample(dim, domain, args.points, args.seed, np.float64)
+    curves = [(dtype, method) for dtype in args.dtype for method in methods_of(args)]
+    os.makedirs(args.out, exist_ok=True)
+    written = [os.path.join(args.out, name) for name in ("study.csv", "study.json")]
+    steps = None if args.steps is None else np.asarray(args.steps)
+
+    def work(curve):
+        dtype, method = curve
+        return step_study(fun, points, steps=steps, dtypes=(dtype,), methods=(method,), name=args.function)
+
+    def keep(parts):  # the files hold every finished curve
+        study = joined(parts)
+        study.to_csv(written[0])
+        study.to_json(written[1])
+
+    parts, interrupted = each_with_progress(
+        curves, label="study", unit="curve", describe=lambda c: f"{c[0]} {c[1]}", work=work, quiet=args.quiet,
+        keep=keep,
+    )  # fmt: skip
+    if interrupted:
+        print(interrupted_line(len(parts), len(curves), "curves", written[:1]))
+        return 130
+    study = joined(parts)
+    print(study.summary())
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"no pictures: matplotlib is not installed ({INSTALL_HINT})")
+    else:
+        from ..plot import plot_study
+
+        for suffix in ("png", "svg"):
+            picture = os.path.join(args.out, f"v_curve.{suffix}")
+            plot_study(study, picture)
+            written.append(picture)
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def joined(parts):
+    """One study from the studies of single curves."""
+    study = parts[0]
+    for part in parts[1:]:
+        study = study.joined(part)
+    return study

@@ -1,0 +1,102 @@
+"""`check_grad`: `compare` as an assertion for test suites, with a Taylor-test hint on a mismatch."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._schemes import Mode
+from ._compare import compare
+from ._comparison import Comparison, Verdict
+from ._taylor import taylor_hint
+
+
+class GradientMismatchError(AssertionError):
+    """Raised by `check_grad` when a gradient disagrees with the numeric one beyond tolerance."""
+
+    __module__ = "jaxgrad"  # as users name it: jaxgrad.GradientMismatchError
+
+    def __init__(self, message: str, comparison: Comparison):
+        super().__init__(message)
+        self.comparison = comparison
+
+
+def _is_single_point(fun, points) -> bool:
+    """One point, unless `points` has a leading axis whose rows `fun` takes: a 1-D array is one point; an array of
+    higher rank (or a pytree whose leaves share a leading size) is a batch when `fun` maps one row to a scalar."""
+    leaves = [jnp.asarray(leaf) for leaf in jax.tree_util.tree_leaves(points)]
+    if not leaves or any(leaf.ndim == 0 for leaf in leaves) or len({leaf.shape[0] for leaf in leaves}) > 1:
+        return True
+    if isinstance(points, (jax.Array, np.ndarray)) and np.ndim(points) == 1:
+        return True
+    row = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[0], points)
+    try:
+        out = jax.eval_shape(fun, row)
+    except Exception:  # fun cannot take a row: the whole input is one point
+        return True
+    return getattr(out, "shape", None) != ()
+
+
+def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor: bool = True, **options) -> Comparison:
+    """Assert that `grad_fn` (default `jax.grad(fun)`) is the gradient of `fun`, for use in test suites.
+
+    Runs `compare` (without the NumPy reference unless `reference=True` is passed) and raises when any point is out
+    of tolerance, with a message that names the worst point and coordinate, the numeric and analytic values and the
+    tolerance, and a hint from `taylor_test` along that coordinate: a slope near 1 means the gradient is wrong, near 2
+    that it is right and the finite-difference step is at fault.
+
+    Args:
+      fun: scalar function of one point, traceable by JAX.
+      points: one point or a batch (array or pytree).
+      grad_fn: the gradient to check.
+      batched: whether `points` is a batch along its leading axis. None decides: a 1-D array is one point; an array
+        of higher rank (or a pytree with a shared leading size) is a batch when `fun` maps one row to a scalar.
+      taylor: run the Taylor test for the hint.
+      **options: passed to `compare` (rtol, atol, directions, method, order, step, reference, ...).
+
+    Returns:
+      The `Comparison`, when every point passes (with a warning when its verdict is INCONCLUSIVE).
+
+    Raises:
+      GradientMismatchError: an AssertionError carrying the `Comparison`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxgrad as jg
+      >>> @jax.custom_jvp
+      ... def f(x): return jnp.sum(jnp.sin(x))
+      >>> _ = f.defjvp(lambda p, t: (f(p[0]), jnp.dot(jnp.cos(p[0]) * jnp.array([1.0, -1.0]), t[0])))  # sign bug
+      >>> jg.check_grad(f, jnp.array([0.3, 0.7]))
+      Traceback (most recent call last):
+      ...
+      jaxgrad.GradientMismatchError: gradient mismatch at 1 of 1 points; worst: point 0, x[1]: ...
+    """
+    options.setdefault("reference", False)
+    single = _is_single_point(fun, points) if batched is None else not batched
+    batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
+    rep = compare(fun, batch, grad_fn=grad_fn, **options)
+    if rep.ok:
+        if rep.verdict is Verdict.INCONCLUSIVE:
+            warnings.warn(
+                f"check_grad is inconclusive: {rep.unresolved} of {rep.num_points} points cannot be resolved (the "
+                "tolerance is as large as the gradient); try float64, another step or method='richardson'.",
+                stacklevel=2,
+            )
+        return rep
+    worst = rep.worst
+    failed = int((~rep.passed).sum())
+    lines = [
+        f"gradient mismatch at {failed} of {rep.num_points} points; worst: {worst.describe(rep.exact_name)}.",
+    ]
+    if taylor and rep.mode is Mode.COORDINATES and math.isfinite(worst.error):
+        point = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[worst.point], batch)
+        lines.append(taylor_hint(fun, point, worst.coordinate, grad_fn=grad_fn, name=worst.name, error=worst.error))
+    elif rep.mode is not Mode.COORDINATES:
+        lines.append("Run check_grad(..., directions=None) at that point to find the coordinate.")
+    lines.append(
+        f"{failed} failing point(s): {np.flatnonzero(~rep.passed)[:10].tolist()}{' ...' if failed > 10 else ''}"
+    )
+    raise GradientMismatchError("\n".join(lines), rep)

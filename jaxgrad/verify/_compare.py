@@ -1,0 +1,382 @@
+"""`compare`: the numeric gradient (at h and 2h) vs an exact gradient vs the NumPy reference, at every point."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from .. import reference as numpy_reference
+from .._batching import (
+    Batching,
+    as_points,
+    leading_size,
+    map_points,
+    point_dim,
+    raise_if_missing_batch_axis,
+    run_program,
+)
+from .._evaluate import NOT_TRACEABLE, as_working, point_parts, warn_if_low_precision, working_dtype
+from .._host import host_parts
+from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
+from .._steps import DefaultStep, as_step_rule, raise_if_step_vanished
+from ..numerics import noise_estimate, tolerance
+from ._comparison import Comparison
+
+DIRECTIONS_ABOVE = 4096
+"""Above this many coordinates `compare` checks random directions instead of every coordinate, by default."""
+
+
+# ------------------------------------------------------------------------------------------------------ programs
+def _point_check(fun, scheme: Scheme, x, rule):
+    """At one point: the error estimate's parts (g(h), g(2h), the noise of f per coordinate, ...)."""
+    return point_parts(fun, scheme, x, rule)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk"))
+def _batch_check(points, rule, *, fun, scheme: Scheme, chunk: int):
+    return map_points(functools.partial(_point_check, fun, scheme), points, rule, chunk)
+
+
+def coordinate_names(point) -> tuple[str, ...]:
+    """A readable name for each flattened coordinate of one point: "x[3]", "x[1, 2]" or "x['w'][1, 2]"."""
+    names = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(point)[0]:
+        prefix = "x" + jax.tree_util.keystr(path)
+        shape = np.shape(leaf)
+        names.extend(f"{prefix}[{', '.join(map(str, index))}]" if shape else prefix for index in np.ndindex(shape))
+    return tuple(names)
+
+
+def _flat_exact(grad_fn, x):
+    x = as_working(x)
+    g = grad_fn(x)
+    if jax.tree_util.tree_structure(g) != jax.tree_util.tree_structure(x):
+        raise ValueError(
+            "`grad_fn` must return a gradient with the structure of its input: got "
+            f"{jax.tree_util.tree_structure(g)} for an input {jax.tree_util.tree_structure(x)}."
+        )
+    leaves = zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(x), strict=True)
+    shapes = [(np.shape(a), np.shape(b)) for a, b in leaves]
+    if any(a != b for a, b in shapes):
+        got, want = next((a, b) for a, b in shapes if a != b)
+        raise ValueError(f"`grad_fn` must return a gradient shaped like its input: got shape {got} for shape {want}.")
+    flat_x, _ = ravel_pytree(x)
+    return ravel_pytree(g)[0].astype(flat_x.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "chunk"))
+def _batch_exact(points, step, *, fun, chunk: int):
+    del step
+    return map_points(lambda x, _: _flat_exact(fun, x), points, None, chunk)
+
+
+def _directions(key, index, count: int, dim: int, dtype):
+    """`count` random unit directions (rows) in R^dim for the point with this index: reproducible per point."""
+    v = jax.random.normal(jax.random.fold_in(key, index), (count, dim), dtype)
+    return v / jnp.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
+    """At one point and `count` random directions v: the numeric directional derivative D(t) and D(2t) and, for the
+    same displaced points, the analytic prediction A = sum_k w_k <g, Δ_k> / t, Δ_k the displacement each stencil
+    point really has (fl(x + k t v) − x; for the complex step its imaginary part)."""
+    x, g, index = inputs
+    x = as_working(x)
+    flat_x, unravel = ravel_pytree(x)
+    g = g.astype(flat_x.dtype)
+    v = _directions(key, index, count, flat_x.shape[0], flat_x.dtype)  # (count, d)
+    t = DefaultStep().along(flat_x, scheme.step_exponent)
+    positions = scheme.estimate_offsets
+    moved = jax.vmap(lambda direction: scheme.along(flat_x, direction, t, positions), out_axes=1)(v)  # (P, count, d)
+    displacement = scheme.displacement(moved.reshape(-1, flat_x.shape[0]), flat_x).reshape(moved.shape)
+    values = scheme.read(jax.vmap(lambda row: fun(unravel(row)))(moved.reshape(-1, flat_x.shape[0])))
+    values = values.reshape(len(positions), count)
+    predicted = jnp.einsum("kcd,d->kc", displacement, g)  # <g, Δ> per row
+    h = jnp.broadcast_to(t, (count,))
+    return {
+        "h": h,
+        "g": scheme.combine_along(values, t, positions),
+        "g_double": scheme.combine_along(values, t, positions, factor=2),
+        "exact": scheme.combine_along(predicted, t, positions),
+        "exact_double": scheme.combine_along(predicted, t, positions, factor=2),
+        "f_noise": noise_estimate(values, positions, flat_x.dtype).astype(flat_x.dtype),
+        "dot_scale": (jnp.max(jnp.einsum("kcd,d->kc", jnp.abs(displacement), jnp.abs(g)), axis=0) / t).astype(
+            flat_x.dtype
+        ),
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "count", "chunk"))
+def _batch_directional(inputs, key, *, fun, scheme: Scheme, count: int, chunk: int):
+    return map_points(functools.partial(_point_directional, fun, scheme, count), inputs, key, chunk)
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+def name_of(fun) -> str:
+    """The function's name for reports: a built-in's `name`, `__name__`, or its type's name."""
+    return getattr(fun, "name", None) or getattr(fun, "__name__", None) or type(fun).__name__
+
+
+def _timed(call):
+    start = time.perf_counter()
+    out = jax.block_until_ready(call())
+    return out, time.perf_counter() - start
+
+
+def _exact_gradients(grad_fn, points, batching: Batching):
+    """grad_fn at every point as flat rows: jitted and vmapped when it traces, else point by point."""
+    try:
+        flat = run_program(_batch_exact, points, None, batching, fun=grad_fn)
+        return np.asarray(flat, np.float64), None
+    except TypeError as error:  # also every NOT_TRACEABLE error: JAX's tracer errors are TypeErrors
+        n = leading_size(points)
+        rows = []
+        for i in range(n):
+            point = jax.tree_util.tree_map(lambda leaf, i=i: np.asarray(leaf[i]), points)
+            rows.append(np.asarray(ravel_pytree(grad_fn(point))[0], np.float64))
+        note = f"`grad_fn` does not trace under jax.jit ({type(error).__name__}); it ran point by point"
+        return np.stack(rows), note
+
+
+def _reference_gradients(fun, points, index, h):
+    """The NumPy reference at the sampled points, at steps h and 2h (the second for its truncation estimate), as
+    flat rows. A pytree point is flattened and `fun` called on its unraveled form."""
+    steps = (h, 2 * h)
+    if isinstance(points, jax.Array):
+        rows = [
+            [numpy_reference.numerical_gradient(fun, np.asarray(points[i]), s).reshape(-1) for s in steps]
+            for i in index
+        ]
+    else:
+        point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0], points))
+        _, unravel = ravel_pytree(point0)
+
+        def flat_fun(v):
+            return fun(unravel(v))
+
+        rows = []
+        for i in index:
+            flat = np.asarray(ravel_pytree(as_working(jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], points)))[0])
+            rows.append([numpy_reference.numerical_gradient(flat_fun, flat, s) for s in steps])
+    rows = np.asarray(rows, np.float64)
+    return rows[:, 0], rows[:, 1]
+
+
+def _check_scalar_output(fun, point) -> None:
+    """The clear errors `grad` gives for a non-scalar or non-traceable `fun`, before jax.grad gives its own."""
+    try:
+        out = jax.eval_shape(fun, point)
+    except NOT_TRACEABLE as error:
+        raise TypeError(
+            f"`fun` is not traceable by JAX ({type(error).__name__}), so jax.grad cannot give the gradient to compare "
+            "with. Write fun with jax.numpy, or pass traceable=False and your gradient as grad_fn= (command line: "
+            "--numpy --grad module:attr)."
+        ) from error
+    except Exception:  # let the real evaluation report it
+        return
+    if not hasattr(out, "shape"):
+        raise TypeError(f"`fun` must return a scalar array, got {type(out).__name__}.")
+    if out.shape != ():
+        raise ValueError(
+            f"`fun` must return a scalar, but it returned shape {out.shape} for one point. Reduce it to one number "
+            "(e.g. jnp.sum), or compare each output separately."
+        )
+
+
+def default_reference_points(num_points: int, dim: int) -> int:
+    """How many points the (slow, one coordinate at a time) NumPy reference runs on by default: at most 100, and
+    at most about 40,000 evaluations of f (4·d per point: steps h and 2h)."""
+    return int(min(num_points, 100, max(1, 40_000 // max(4 * dim, 1))))
+
+
+def _to_float64(parts) -> dict:
+    items = parts._asdict().items() if hasattr(parts, "_asdict") else parts.items()
+    return {k: np.asarray(v, np.float64) for k, v in items}
+
+
+class _Columns(NamedTuple):
+    """What a check measured, one column per coordinate or direction (float64)."""
+
+    numeric: np.ndarray
+    exact: np.ndarray
+    tolerance: np.ndarray
+    f_noise: np.ndarray
+
+
+def _check_coordinates(fun, scheme, rule, points, batching, traceable, exact, dtype, extra, times) -> _Columns:
+    """Every coordinate: g(h) and g(2h) from the scheme's error estimate, against the exact gradient."""
+    if traceable:
+        values, times["jaxgrad (h and 2h)"] = _timed(
+            lambda: run_program(_batch_check, points, rule, batching, fun=fun, scheme=scheme)
+        )
+    else:
+        values, times["jaxgrad (h and 2h), fun on the host"] = _timed(
+            lambda: host_parts(fun, scheme, points, rule, with_error=True)[0]
+        )
+    raise_if_step_vanished(values.vanished, rule)
+    v = _to_float64(values)
+    tol = tolerance(dtype, v["h"], scheme.weight_sums(exact.shape[1]), v["f_noise"], v["g"], v["g_double"],
+                    scheme.order, exact, **extra)  # fmt: skip
+    return _Columns(v["g"], exact, tol, v["f_noise"])
+
+
+def _check_directions(fun, scheme, points, batching, exact, directions, seed, dtype, extra, times) -> _Columns:
+    """`directions` random unit directions per point: D(t), D(2t) against the exact gradient's prediction."""
+    inputs = (points, jnp.asarray(exact, dtype), jnp.arange(exact.shape[0]))
+    key = jax.random.key(seed)
+    values, times["jaxgrad directional"] = _timed(
+        lambda: run_program(_batch_directional, inputs, key, batching, fun=fun, scheme=scheme, count=directions)
+    )
+    v = _to_float64(values)
+    # the truncation estimate is taken on the error e(t) = D(t) − A(t), which a wrong g cannot shrink
+    tol = tolerance(dtype, v["h"], scheme.weight_sum, v["f_noise"], v["g"] - v["exact"],
+                    v["g_double"] - v["exact_double"], scheme.order, v["dot_scale"], **extra)  # fmt: skip
+    return _Columns(v["g"], v["exact"], tol, v["f_noise"])
+
+
+def compare(
+    fun,
+    points,
+    *,
+    grad_fn=None,
+    reference: bool = True,
+    reference_points: int | None = None,
+    method="central",
+    order: int | None = None,
+    step=None,
+    directions: int | None = None,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    name: str | None = None,
+    traceable: bool = True,
+) -> Comparison:
+    """Compare jaxgrad's numeric gradient with `grad_fn` (default `jax.grad(fun)`) and the NumPy reference, per point.
+
+    Each point passes when |numeric − exact| ≤ `jaxgrad.numerics.tolerance` in every coordinate: a bound derived from
+    the dtype, the step, the stencil, the local size of f and a Richardson estimate of the truncation error (the
+    numeric gradient is also computed at step 2h, so the check costs 2× `batch_grad`). The NumPy reference (the
+    notes' loop, h = 1e-4) runs on a random sample of the points and is reported beside it.
+
+    Coordinate mode (the default for d ≤ 4096) checks every coordinate: 4·d evaluations per point for central
+    order 2. Directional mode (`directions=K`, the default above 4096) checks K random unit directions per point:
+    4·K evaluations whatever d, compared with <grad_fn(x), v> for the same displaced points. The trade-off: a bug
+    confined to one coordinate i shows in a random direction only with weight |v_i| ≈ 1/√d, so it is caught when its
+    size exceeds about √d times the tolerance; more directions raise the chance that some v weights it strongly.
+
+    Args:
+      fun: scalar function of one point (array or pytree), traceable by JAX.
+      points: a batch, shape (N, ...) or a pytree with leading axis N.
+      grad_fn: the gradient to check, x -> pytree like x; None means `jax.grad(fun)`. It need not be traceable
+        (it then runs point by point).
+      reference: also run the NumPy reference (coordinate mode only).
+      reference_points: points the reference runs on; None: `default_reference_points(N, d)`.
+      method, order, step: the numeric stencil, as in `grad` (a scheme object too; directional mode needs one that
+        supports `Mode.DIRECTIONAL`).
+      directions: None (automatic), or the number of random directions per point (directional mode).
+      rtol, atol: added to the tolerance.
+      seed: picks the reference sample and the random directions.
+      chunk_size, memory_budget: as in `batch_grad`.
+      name: the function's name in the report.
+      traceable: False for a `fun` written with NumPy: it is called on the host (see `grad`); `grad_fn` must then be
+        given (jax.grad cannot differentiate it), and only coordinate mode is available.
+
+    Returns:
+      A `Comparison`.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxgrad as jg
+      >>> points = jg.functions.rosenbrock.sample(500, 4, dtype="float32")
+      >>> rep = jg.compare(jg.functions.rosenbrock, points)
+      >>> rep.ok, rep.passed.shape
+      (True, (500,))
+    """
+    scheme = as_scheme(method, order)
+    rule = as_step_rule(step)
+    batching = Batching(chunk_size, memory_budget)
+    points = as_points(points)
+    n = leading_size(points)
+    point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0] if n else jnp.zeros(leaf.shape[1:]), points))
+    dim = point_dim(points)
+    dtype = np.result_type(*[working_dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(points)])
+    exact_name = "jax.grad" if grad_fn is None else name_of(grad_fn)
+    if n == 0:
+        empty = np.zeros((0, dim))
+        return Comparison(name or name_of(fun), exact_name, np.dtype(dtype).name, Mode.COORDINATES, scheme.method,
+                          scheme.order, dim, empty, empty, empty, np.zeros(0, int), None, None,
+                          coordinate_names(point0), {})  # fmt: skip
+    if not traceable and (grad_fn is None or directions is not None):
+        raise ValueError(
+            "traceable=False needs `grad_fn` (jax.grad cannot differentiate a function JAX cannot trace) and "
+            "coordinate mode (directions=None)."
+        )
+    warn_if_low_precision(points)
+    if grad_fn is None:
+        _check_scalar_output(fun, point0)
+        grad_fn = jax.grad(fun)
+    if directions is None and dim > DIRECTIONS_ABOVE:
+        directions = 16
+    if directions is not None and (isinstance(directions, bool) or not isinstance(directions, int) or directions < 1):
+        raise ValueError(f"`directions` must be a positive integer or None, got {directions!r}.")
+    if directions is not None and step is not None:
+        raise ValueError(
+            "`step` applies to coordinate mode; directional mode steps t = eps^(1/(p+1))·max(|x|, 1) along each "
+            "direction. Pass step=None, or directions=None to check every coordinate with your step."
+        )
+    scheme.require(Mode.WITH_ERROR, "compare")
+    if directions is not None:
+        scheme.require(Mode.DIRECTIONAL, "compare(..., directions=K)")
+    notes, times = [], {}
+    extra = {"rtol": rtol, "atol": atol}
+    try:
+        (exact, note), times[exact_name] = _timed(lambda: _exact_gradients(grad_fn, points, batching))
+        notes.extend([note] if note else [])
+        if directions is None:
+            columns = _check_coordinates(fun, scheme, rule, points, batching, traceable, exact, dtype, extra, times)
+            names = coordinate_names(point0)
+        else:
+            columns = _check_directions(fun, scheme, points, batching, exact, directions, seed, dtype, extra, times)
+            names, reference = tuple(f"direction {k}" for k in range(directions)), False
+    except Exception as error:
+        raise_if_missing_batch_axis(fun, points, error)
+        raise
+    ref = ref_tol = None
+    index = np.zeros(0, int)
+    if reference:
+        m = default_reference_points(n, dim) if reference_points is None else min(int(reference_points), n)
+        index = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+        (ref, ref_double), times[f"numpy ref ({m} pts)"] = _timed(
+            lambda: _reference_gradients(fun, points, index, numpy_reference.DEFAULT_H)
+        )
+        noise = np.max(columns.f_noise, axis=1, keepdims=True)[index]  # the noise of f at these points
+        ref_tol = tolerance(dtype, numpy_reference.DEFAULT_H, 1.0, noise, ref, ref_double, 2, exact[index])
+        if m < n:
+            notes.append(f"the NumPy reference ran on {m:,} of {n:,} points, drawn at random (seed {seed})")
+    return Comparison(
+        function=name or name_of(fun),
+        exact_name=exact_name,
+        dtype=np.dtype(dtype).name,
+        mode=Mode.COORDINATES if directions is None else Mode.DIRECTIONAL,
+        method=scheme.method,
+        order=scheme.order,
+        dim=dim,
+        numeric=columns.numeric.reshape(n, -1),
+        exact=columns.exact.reshape(n, -1),
+        tolerance=columns.tolerance.reshape(n, -1),
+        reference_index=index,
+        reference=ref,
+        reference_tolerance=ref_tol,
+        coordinate_names=names,
+        times=times,
+        notes=tuple(notes),
+        points=np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0].astype(dtype))(points), np.float64),
+        directions=directions,
+    )

@@ -1,0 +1,249 @@
+"""The comparison's data and statistics: per point and coordinate, numeric vs exact vs reference, and the verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+
+import numpy as np
+
+from .._files import write_csv, write_json
+from .._schemes import Mode
+from ..numerics import relative_error
+from . import _render
+
+INCONCLUSIVE_SHARE = 0.1
+"""A run with no mismatch is INCONCLUSIVE when more than this share of its points cannot be resolved."""
+
+
+class Verdict(str, enum.Enum):
+    """The one vocabulary of every check: `compare`, `check_grad`, `taylor_test` and the command line."""
+
+    OK = "OK"
+    """The gradient agrees with the numeric one (within tolerance), or the Taylor remainder shrinks like t²."""
+    INCONCLUSIVE = "INCONCLUSIVE"
+    """No disagreement was found, but the check could not have seen one at too many points."""
+    MISMATCH = "MISMATCH"
+    """The gradient is wrong somewhere."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclasses.dataclass(frozen=True)
+class PairStats:
+    """How two methods agree over the points where both ran."""
+
+    name: str
+    points: int
+    max_abs_error: float
+    median_abs_error: float
+    max_ratio: float
+    median_ratio: float
+    pass_rate: float
+    median_rel_error: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Worst:
+    """The point and coordinate (or direction) whose error is largest relative to its tolerance."""
+
+    point: int
+    coordinate: int
+    name: str
+    numeric: float
+    exact: float
+    reference: float | None
+    error: float
+    tolerance: float
+
+    @property
+    def ratio(self) -> float:
+        return self.error / self.tolerance if self.tolerance > 0 else math.inf
+
+    def describe(self, exact_name: str = "exact") -> str:
+        ref = "" if self.reference is None else f", numpy ref {self.reference:.8g}"
+        if not (math.isfinite(self.error) and math.isfinite(self.tolerance)):
+            return (
+                f"point {self.point}, {self.name}: non-finite values, jaxgrad {self.numeric:.8g}, "
+                f"{exact_name} {self.exact:.8g}{ref} (f or a gradient is NaN or infinite there)"
+            )
+        return (
+            f"point {self.point}, {self.name}: jaxgrad {self.numeric:.8g}, {exact_name} {self.exact:.8g}{ref}; "
+            f"|error| {self.error:.3g} vs tolerance {self.tolerance:.3g} ({self.ratio:.3g}× the tolerance)"
+        )
+
+
+def ratio(err, tol):
+    """err / tol, 0 where err is 0, inf where either is not finite."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(err == 0, 0.0, err / tol)
+    return np.where(np.isfinite(err) & np.isfinite(tol), out, np.inf)
+
+
+def pair_stats(name, a, b, tol) -> PairStats:
+    """How the values `a` and `b` (points × columns) agree within the tolerances `tol`."""
+    err = np.abs(a - b)
+    ratios = ratio(err, tol)
+    per_point = np.all(ratios <= 1, axis=-1) if err.ndim > 1 else ratios <= 1
+    rel = relative_error(a, b)
+    rel = rel[np.isfinite(rel)]
+    finite = err[np.isfinite(err)]
+    return PairStats(
+        name,
+        int(err.shape[0]),
+        float(finite.max()) if finite.size else math.nan,
+        float(np.median(finite)) if finite.size else math.nan,
+        float(ratios.max()) if ratios.size else 0.0,
+        float(np.median(ratios)) if ratios.size else 0.0,
+        float(per_point.mean()) if per_point.size else 1.0,
+        float(np.median(rel)) if rel.size else math.nan,
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Comparison:
+    """Numeric vs exact (vs NumPy reference) gradients at N points; arrays are float64, one row per point.
+
+    In coordinate mode (`Mode.COORDINATES`) a column is a coordinate of the flattened point; in directional mode
+    (`Mode.DIRECTIONAL`) it is one of `directions` random directions and the values are directional derivatives.
+    `ok` is True when every point's numeric and exact values agree within the tolerance of
+    `jaxgrad.numerics.tolerance`; the NumPy reference (on a sample of points) is a second opinion, reported beside it.
+    `verdict` adds INCONCLUSIVE: no mismatch, but at more than INCONCLUSIVE_SHARE of the points the tolerance is as
+    large as the gradient, so the check could not have seen an error there.
+    """
+
+    function: str
+    exact_name: str
+    dtype: str
+    mode: Mode
+    method: str
+    order: int
+    dim: int
+    numeric: np.ndarray
+    exact: np.ndarray
+    tolerance: np.ndarray
+    reference_index: np.ndarray
+    reference: np.ndarray | None
+    reference_tolerance: np.ndarray | None
+    coordinate_names: tuple[str, ...]
+    times: dict[str, float]
+    notes: tuple[str, ...] = ()
+    points: np.ndarray | None = None  # (N, d) the flattened points, float64, for pictures and studies
+    directions: int | None = None  # the number of random directions in directional mode
+
+    @property
+    def mode_label(self) -> str:
+        """ "coordinates" or "K random directions", for reports."""
+        return "coordinates" if self.mode is Mode.COORDINATES else f"{self.directions} random directions"
+
+    @property
+    def num_points(self) -> int:
+        return int(self.numeric.shape[0])
+
+    @property
+    def error(self) -> np.ndarray:
+        return np.abs(self.numeric - self.exact)
+
+    def __repr__(self) -> str:
+        worst = self.worst
+        where = f", worst {worst.ratio:.3g}× the tolerance at point {worst.point}, {worst.name}" if worst else ""
+        return (
+            f"Comparison({self.function}, d={self.dim}, {self.dtype}, {self.num_points:,} points, "
+            f"{self.verdict}{where})"
+        )
+
+    @property
+    def nonfinite(self) -> np.ndarray:
+        """Per point: a numeric, exact or tolerance value is NaN or infinite (f or a gradient is not finite there)."""
+        finite = np.isfinite(self.numeric) & np.isfinite(self.exact) & np.isfinite(self.tolerance)
+        return ~np.all(finite, axis=1)
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """error / tolerance per point and column (inf where a value is not finite)."""
+        return ratio(self.error, self.tolerance)
+
+    @property
+    def passed(self) -> np.ndarray:
+        """Per point: every column within its tolerance (a non-finite value fails)."""
+        return np.all(self.ratio <= 1, axis=1)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.passed.all())
+
+    @property
+    def resolution(self) -> np.ndarray:
+        """Per point, ‖tolerance‖ / ‖exact‖: the relative size a gradient error must exceed to be caught there."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.linalg.norm(self.tolerance, axis=1) / np.linalg.norm(self.exact, axis=1)
+
+    @property
+    def unresolved(self) -> int:
+        """Points where the tolerance is as large as the gradient itself: the check cannot vouch for them (f is
+        too noisy or too wiggly at this step to pin the gradient down); they still count as passed when in tolerance."""
+        return int(np.sum(~(self.resolution < 1) & ~self.nonfinite))
+
+    @property
+    def verdict(self) -> Verdict:
+        """MISMATCH (some point fails), INCONCLUSIVE (none fails, but too many points are unresolved) or OK."""
+        if not self.ok:
+            return Verdict.MISMATCH
+        return Verdict.INCONCLUSIVE if self.unresolved > INCONCLUSIVE_SHARE * self.num_points else Verdict.OK
+
+    @property
+    def worst(self) -> Worst | None:
+        """The point and column with the largest error relative to its tolerance (None for an empty batch)."""
+        if self.numeric.size == 0:
+            return None
+        ratios = self.ratio
+        point, column = np.unravel_index(int(np.argmax(ratios)), ratios.shape)
+        ref = None
+        if self.reference is not None and self.mode is Mode.COORDINATES:
+            where = np.flatnonzero(self.reference_index == point)
+            ref = float(self.reference[where[0], column]) if where.size else None
+        return Worst(
+            int(point),
+            int(column),
+            self.coordinate_names[column],
+            float(self.numeric[point, column]),
+            float(self.exact[point, column]),
+            ref,
+            float(self.error[point, column]),
+            float(self.tolerance[point, column]),
+        )
+
+    @property
+    def pairs(self) -> list[PairStats]:
+        """Agreement of each pair of methods."""
+        out = [pair_stats(f"jaxgrad vs {self.exact_name}", self.numeric, self.exact, self.tolerance)]
+        if self.reference is not None and self.mode is Mode.COORDINATES:
+            idx = self.reference_index
+            out.append(pair_stats(f"numpy ref vs {self.exact_name}", self.reference, self.exact[idx],
+                                  self.reference_tolerance))  # fmt: skip
+            out.append(pair_stats("jaxgrad vs numpy ref", self.numeric[idx], self.reference,
+                                  self.tolerance[idx] + self.reference_tolerance))  # fmt: skip
+        return out
+
+    def summary(self) -> str:
+        """A readable table: per method pair, the errors, their ratio to the tolerance, the pass rate; then the
+        times, the worst point and the verdict."""
+        return _render.summary(self)
+
+    def rows(self) -> list[dict]:
+        """One row per point: whether it passed, its worst column and values there, its errors."""
+        return _render.rows(self)
+
+    def to_dict(self) -> dict:
+        """Summary statistics and the per-point rows, as plain Python (JSON-ready)."""
+        return _render.to_dict(self)
+
+    def to_json(self, path) -> None:
+        """Write `to_dict()` as JSON (atomically)."""
+        write_json(path, self.to_dict())
+
+    def to_csv(self, path) -> None:
+        """Write `rows()` as CSV (atomically), with the function and dtype on every row."""
+        write_csv(path, _render.with_constants(self.rows(), function=self.function, dtype=self.dtype))

@@ -1,0 +1,218 @@
+"""The schemes: the one general weight routine against textbook tables and exact polynomial differentiation;
+scheme objects and method names as two spellings of one thing; StepDirection; the old top-level names."""
+
+from fractions import Fraction
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import DTYPES
+from hypothesis import given
+from hypothesis import strategies as st
+
+import jaxgrad as jg
+from jaxgrad import functions
+from jaxgrad.numerics import finite_difference_weights
+
+SCHEMES = {"central": jg.Central, "forward": jg.Forward, "backward": jg.Backward, "richardson": jg.Richardson}
+
+
+def make_stencil(method="central", order=None):
+    """The scheme object of a method name, as the API edge builds it."""
+    return SCHEMES[method]() if order is None else SCHEMES[method](order)
+
+
+# Textbook first-derivative weights (Fornberg 1988, Table 1), written out by hand.
+TEXTBOOK = {
+    ("central", 2): {-1: -1 / 2, 1: 1 / 2},
+    ("central", 4): {-2: 1 / 12, -1: -2 / 3, 1: 2 / 3, 2: -1 / 12},
+    ("central", 6): {-3: -1 / 60, -2: 3 / 20, -1: -3 / 4, 1: 3 / 4, 2: -3 / 20, 3: 1 / 60},
+    ("forward", 1): {0: -1.0, 1: 1.0},
+    ("forward", 2): {0: -3 / 2, 1: 2.0, 2: -1 / 2},
+    ("backward", 1): {-1: -1.0, 0: 1.0},
+    ("backward", 2): {-2: 1 / 2, -1: -2.0, 0: 3 / 2},
+}
+
+
+@pytest.mark.parametrize(("method", "order"), sorted(TEXTBOOK))
+def test_weights_match_textbook(method, order):
+    s = make_stencil(method, order)
+    got = dict(zip(s.offsets, s.weights, strict=True))
+    if s.center_weight:
+        got[0] = s.center_weight
+    assert got == pytest.approx(TEXTBOOK[(method, order)], rel=1e-15)
+
+
+def test_natural_orders_and_costs():
+    assert make_stencil("central").order == 2
+    assert make_stencil("forward").order == 1
+    assert make_stencil("central", 2).evaluations(8) == 16  # 2d
+    assert make_stencil("forward", 1).evaluations(8) == 9  # d + 1: f(x) shared
+    assert make_stencil("central", 4).evaluations(8) == 32
+
+
+@given(
+    coefficients=st.lists(st.integers(-20, 20), min_size=1, max_size=7),
+    x=st.integers(-5, 5),
+    method=st.sampled_from(["central", "forward", "backward"]),
+    order=st.integers(1, 6),
+)
+def test_stencil_differentiates_polynomials_exactly(coefficients, x, method, order):
+    """A stencil of order p with K points is exact for polynomials of degree ≤ p (exact rational arithmetic)."""
+    if method == "central" and order % 2:
+        order += 1
+    s = make_stencil(method, order)
+    coefficients = coefficients[: order + 1]  # degree ≤ order
+
+    def poly(t):
+        return sum(Fraction(c) * t**k for k, c in enumerate(coefficients))
+
+    def dpoly(t):
+        return sum(Fraction(k * c) * t ** (k - 1) for k, c in enumerate(coefficients) if k)
+
+    h = Fraction(1, 8)
+    weights = [Fraction(w).limit_denominator(10**6) for w in s.weights]
+    estimate = sum(w * poly(x + k * h) for k, w in zip(s.offsets, weights, strict=True))
+    estimate += Fraction(s.center_weight).limit_denominator(10**6) * poly(Fraction(x))
+    assert estimate / h == dpoly(Fraction(x))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "centre"}, "`method` must be one of"),
+        ({"method": "central", "order": 3}, r"`order` for method='central' must be one of 2, 4, 6, 8"),
+        ({"order": 0}, "`order` for method='central' must be one of"),
+        ({"order": 2.0}, "`order` for method='central' must be one of"),
+        ({"order": 99}, "`order` for method='central' must be one of"),
+        ({"method": "forward", "order": 9}, "`order` for method='forward' must be one of 1, 2"),
+        ({"method": "richardson", "order": 2}, "`order` for method='richardson' must be one of 4, 6, 8"),
+        ({"method": "complex", "order": 4}, "method='complex' has order 2"),
+        ({"method": jg.Central(4), "order": 2}, "`order`=2 disagrees with method=Central"),
+    ],
+)
+def test_bad_method_arguments_name_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        jg.grad(functions.sphere, **kwargs)
+
+
+def test_weights_need_distinct_offsets():
+    with pytest.raises(ValueError, match="distinct"):
+        finite_difference_weights((1, 1))
+
+
+# --------------------------------------------------------------------------------------- schemes are objects
+@pytest.mark.parametrize(
+    ("name", "order", "scheme"),
+    [("central", None, jg.Central()), ("central", 4, jg.Central(4)), ("forward", None, jg.Forward()),
+     ("backward", 2, jg.Backward(2)), ("richardson", None, jg.Richardson(6)), ("complex", None, jg.ComplexStep())],
+)  # fmt: skip
+def test_a_method_name_and_its_scheme_object_give_identical_gradients(name, order, scheme, dtype):
+    f = functions.rosenbrock
+    points = jnp.asarray(f.sample(20, 4, seed=3, dtype=dtype))
+    by_name = jg.batch_grad(f, points, method=name, order=order)
+    by_object = jg.batch_grad(f, points, method=scheme)
+    assert np.array_equal(np.asarray(by_name), np.asarray(by_object))
+    assert hash(scheme) == hash(type(scheme)(scheme.order)) and scheme == type(scheme)(scheme.order)
+
+
+def test_schemes_are_static_arguments_of_jit():
+    """A scheme object is hashable and frozen, so it can be a static argument; equal schemes share one program."""
+
+    @jax.jit
+    def apply(x):
+        return jg.grad(functions.sphere, method=jg.Central(4))(x)
+
+    assert np.allclose(apply(jnp.array([3.0, 4.0])), [6.0, 8.0])
+    with pytest.raises(Exception, match=r"cannot assign|frozen"):
+        jg.Central(4).order = 2
+
+
+@pytest.mark.parametrize("dim", [1, 3, 7])
+def test_evaluation_counts_follow_the_formulas(dim):
+    assert jg.Central(2).evaluations(dim) == 2 * dim
+    assert jg.Central(6).evaluations(dim) == 6 * dim
+    assert jg.Forward(3).evaluations(dim) == 3 * dim + 1
+    assert jg.Richardson(6).evaluations(dim) == 6 * dim
+    assert jg.ComplexStep().evaluations(dim) == dim
+    assert jg.Central(2).evaluations(dim, with_error=True) == 4 * dim + 1  # ±h, ±2h and f(x)
+
+
+def test_old_top_level_names_still_work_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="jaxgrad.numerics.tolerance"):
+        assert jg.tolerance is jg.numerics.tolerance
+    with pytest.warns(DeprecationWarning, match="moved"):
+        assert jg.make_stencil("central", 4) == jg.Central(4)
+    with pytest.warns(DeprecationWarning, match="moved"):
+        assert jg.finite_difference_weights((-1, 1)) == (-0.5, 0.5)
+
+
+# --------------------------------------------------------------------------------------- StepDirection
+def test_step_direction_matches_the_one_sided_schemes_coordinate_by_coordinate(dtype):
+    """Each coordinate gets what the uniform scheme of its direction gives there (to the rounding of f: the two
+    programs may fuse f differently)."""
+    f = functions.rosenbrock
+    x = jnp.asarray(f.sample(1, 3, seed=8, dtype=dtype)[0])
+    mixed = np.asarray(jg.grad(f, method=jg.StepDirection((1, 0, -1)))(x))
+    for i, scheme in enumerate((jg.Forward(2), jg.Central(2), jg.Backward(2))):
+        single = np.asarray(jg.grad(f, method=scheme)(x))[i]
+        assert mixed[i] == pytest.approx(single, rel=1e-3 if dtype == np.float32 else 1e-9)
+
+
+def test_step_direction_stays_inside_a_domain_that_ends_at_the_point():
+    """x^1.5 is NaN for x < 0: at x0 = 0 the central stencil leaves the domain, the forward one does not."""
+
+    def f(x):
+        return jnp.sum(x**1.5)
+
+    x = jnp.array([0.0, 4.0])
+    assert np.isnan(np.asarray(jg.grad(f)(x))[0])
+    g = np.asarray(jg.grad(f, method=jg.StepDirection((1, 0)))(x), np.float64)
+    assert abs(g[0]) < 1e-2 and abs(g[1] - 3.0) < 1e-4  # exact: 0 and 1.5·√4 = 3
+
+
+def test_step_direction_with_error_bounds_its_error(dtype):
+    f = functions.logsumexp
+    points = jnp.asarray(f.sample(200, 4, seed=2, dtype=dtype))
+    scheme = jg.StepDirection((1, -1, 0, 1), order=2)
+    est = jg.batch_grad(f, points, method=scheme, with_error=True)
+    actual = np.abs(np.asarray(est.value, np.float64) - f.gradient(np.asarray(points, np.float64)))
+    assert np.mean(actual <= np.asarray(est.error, np.float64)) >= 0.99
+    assert np.all(np.asarray(est.status) == 0)
+    assert jg.compare(f, points, method=scheme).ok
+    assert scheme.evaluations(4) == 2 * 4 + 1  # p·d and one shared f(x)
+
+
+def test_step_direction_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="must be -1, 0 or 1"):
+        jg.StepDirection(2)
+    with pytest.raises(ValueError, match="3 directions for a point of 2 coordinates"):
+        jg.grad(functions.sphere, method=jg.StepDirection((1, 0, 0)))(jnp.ones(2))
+    with pytest.raises(ValueError, match="does not support directional"):
+        jg.jvp(functions.sphere, jnp.ones(2), jnp.ones(2), method=jg.StepDirection(1))
+
+
+# --------------------------------------------------------------------------------------- complex step, directions
+def test_complex_step_in_directional_mode_is_right():
+    """compare(method='complex', directions=K) used to report 2.7e+32 against an exact 0 (INCONCLUSIVE): the complex
+    step along a direction is Im f(x + i t v) / t, checked against <g, v>."""
+    points = functions.sphere.sample(50, 6, seed=1, dtype=DTYPES[-1])
+    rep = jg.compare(functions.sphere, points, method="complex", directions=4)
+    assert rep.ok and rep.verdict == "OK", rep.summary()
+    exact = np.asarray(rep.exact)
+    assert np.allclose(rep.numeric, exact, rtol=1e-5, atol=1e-5)
+    wrong = jg.compare(functions.sphere, points, method="complex", directions=4, grad_fn=lambda x: 2.02 * x)
+    assert not wrong.ok
+
+
+def test_jvp_takes_every_directional_scheme_including_the_complex_step():
+    """One seam for directions: jvp's stencil points and weights come from the scheme, the complex step included."""
+    x, v = jnp.array([0.3, -1.2, 2.0]), jnp.array([1.0, 0.5, -2.0])
+    _, exact = jax.jvp(functions.rosenbrock, (x,), (v,))
+    for scheme in (jg.Central(2), jg.Central(4), jg.Forward(2), jg.Richardson(6), jg.ComplexStep()):
+        got = jg.jvp(functions.rosenbrock, x, v, method=scheme)
+        bound = 1e-2 if x.dtype == jnp.float32 else 1e-5
+        assert abs(float(got) - float(exact)) <= bound * abs(float(exact)), scheme
+    complex_step = float(jg.jvp(functions.rosenbrock, x, v, method=jg.ComplexStep()))
+    assert complex_step == pytest.approx(float(exact), rel=1e-5 if x.dtype == jnp.float32 else 1e-13)
