@@ -98,8 +98,8 @@ def noise_estimate(values, positions, dtype):
 
     Example:
       >>> import numpy as np
-      >>> float(noise_estimate(np.full((5, 1), 100.0), (-2, -1, 0, 1, 2), "float64")[0])  # 2·eps·100
-      4.440892098500626e-14
+      >>> float(noise_estimate(np.full((5, 1), 100.0, np.float32), (-2, -1, 0, 1, 2), "float32")[0])  # 2·eps·100
+      2.384185791015625e-05
     """
     positions = tuple(int(k) for k in positions)
     weights = finite_difference_weights(positions, derivative=noise_positions_derivative(positions))
