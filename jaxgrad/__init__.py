@@ -52,7 +52,7 @@ from .verify import check_grad as check_grad
 from .verify import compare as compare
 from .verify import taylor_test as taylor_test
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _MOVED = {
     "tolerance": ("jaxgrad.numerics.tolerance", lambda: numerics.tolerance),
@@ -61,7 +61,8 @@ _MOVED = {
     "finite_difference_weights": ("jaxgrad.numerics.finite_difference_weights",
                                   lambda: numerics.finite_difference_weights),
     "default_step": ("jaxgrad.numerics.default_step", lambda: numerics.default_step),
-    "make_stencil": ("a scheme object (jg.Central(4), ...) or jaxgrad._schemes.as_scheme", lambda: _as_scheme),
+    "make_stencil": ("the scheme classes: jg.Central(4), jg.Forward(), jg.Richardson(), jg.ComplexStep()",
+                     lambda: _as_scheme),
     "Stencil": ("jaxgrad.FiniteDifference", lambda: FiniteDifference),
 }  # fmt: skip
 """Names the top level had before the public surface was tiered; they keep working for this release."""

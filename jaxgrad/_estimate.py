@@ -64,6 +64,11 @@ class SecondDifferences(NamedTuple):
     noise: Any
 
 
+def _precision(error, gradient):
+    """IMPRECISE where the whole error estimate exceeds the whole gradient, else OK."""
+    return jnp.where(jnp.linalg.norm(error) > jnp.linalg.norm(gradient), Status.IMPRECISE, Status.OK)
+
+
 def status(x, values, gradient, error, second: SecondDifferences | None = None):
     """One point's `Status` code (the most severe reason wins: NONFINITE, then NOT_SMOOTH, then IMPRECISE).
 
@@ -72,7 +77,7 @@ def status(x, values, gradient, error, second: SecondDifferences | None = None):
       second: the second differences, when the stencil has them (central ones).
     """
     finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(values)) & jnp.all(jnp.isfinite(gradient))
-    code = jnp.where(jnp.linalg.norm(error) > jnp.linalg.norm(gradient), Status.IMPRECISE, Status.OK)
+    code = _precision(error, gradient)
     if second is not None:
         significant = jnp.abs(second.at_2h) > SIGNIFICANT * second.noise
         kinked = significant & (jnp.abs(second.at_2h) < SMOOTHNESS_RATIO * jnp.abs(second.at_h))
@@ -84,6 +89,6 @@ def merge_status(codes, error, gradient):
     """One status from the statuses of parts of a point's coordinates (a scheme that splits them): NONFINITE or
     NOT_SMOOTH where any part says so, else IMPRECISE where the whole error is larger than the whole gradient."""
     codes = jnp.stack(codes)
-    code = jnp.where(jnp.linalg.norm(error) > jnp.linalg.norm(gradient), Status.IMPRECISE, Status.OK)
+    code = _precision(error, gradient)
     code = jnp.where(jnp.any(codes == Status.NOT_SMOOTH), Status.NOT_SMOOTH, code)
     return jnp.where(jnp.any(codes == Status.NONFINITE), Status.NONFINITE, code).astype(jnp.int8)

@@ -398,12 +398,15 @@ class StepDirection(Scheme):
 
     def __post_init__(self):
         _check_order(self.name, self.order, (2, 4, 6, 8))
-        directions = self.direction if isinstance(self.direction, tuple) else (self.direction,)
-        if not directions or any(isinstance(s, bool) or s not in (-1, 0, 1) for s in directions):
+        several = np.ndim(self.direction) > 0
+        directions = tuple(np.ravel(self.direction)) if several else (self.direction,)
+        if not directions or any(isinstance(s, (bool, np.bool_)) or s not in (-1, 0, 1) for s in directions):
             raise ValueError(
                 f"`direction` of StepDirection must be -1, 0 or 1 (backward, central, forward), or a tuple of them "
                 f"with one per coordinate, got {self.direction!r}."
             )
+        normal = tuple(int(s) for s in directions) if several else int(directions[0])
+        object.__setattr__(self, "direction", normal)  # plain ints: hashable and comparable as a static argument
 
     def _groups(self, dim: int) -> list[tuple[FiniteDifference, tuple[int, ...]]]:
         """(stencil, coordinates) for each direction that occurs, in the order central, forward, backward."""
@@ -497,6 +500,8 @@ def as_scheme(method="central", order=None) -> Scheme:
         if order is not None and order != method.order:
             raise ValueError(f"`order`={order!r} disagrees with method={method!r}; give the order to the scheme only.")
         return method
+    if isinstance(method, type) and issubclass(method, Scheme):
+        raise ValueError(f"`method`={method.__name__} is a scheme class; pass an instance: {method.__name__}().")
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(
             f"`method` must be one of {tuple(METHODS)} or a scheme object (jg.Central(4), ...), got {method!r}."

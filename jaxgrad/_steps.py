@@ -211,6 +211,8 @@ class Relative(StepRule):
 
     factor: object
 
+    reports_vanished = True
+
     def leaf_steps(self, leaf, exponent: float):
         return self.factor * jnp.maximum(jnp.abs(leaf), 1)
 
@@ -229,6 +231,8 @@ def as_step_rule(step) -> StepRule:
         return DefaultStep()
     if isinstance(step, Absolute):
         check_step(step.value)
+    if isinstance(step, Relative):
+        check_step(step.factor, "step factor")
     if isinstance(step, StepRule):
         return step
     if isinstance(step, str):

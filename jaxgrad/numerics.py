@@ -28,7 +28,6 @@ SAFETY = 16.0
 """Margin of `tolerance` on the estimated error, for the spread of rounding errors and estimates across points."""
 
 
-@functools.cache
 def finite_difference_weights(offsets, derivative=1):
     """Weights w such that f^(m)(x) ≈ sum_k w_k f(x + k h) / h^m, exact for polynomials of degree < len(offsets).
 
@@ -49,6 +48,11 @@ def finite_difference_weights(offsets, derivative=1):
       >>> finite_difference_weights((0, 1, 2))
       (-1.5, 2.0, -0.5)
     """
+    return _weights(tuple(offsets), derivative)
+
+
+@functools.cache
+def _weights(offsets: tuple, derivative: int) -> tuple[float, ...]:
     offsets = [Fraction(k) for k in offsets]
     if len(set(offsets)) != len(offsets):
         raise ValueError(f"`offsets` must be distinct, got {offsets}.")
@@ -101,7 +105,6 @@ def noise_estimate(values, positions, dtype):
       >>> float(noise_estimate(np.full((5, 1), 100.0, np.float32), (-2, -1, 0, 1, 2), "float32")[0])  # 2·eps·100
       2.384185791015625e-05
     """
-    positions = tuple(int(k) for k in positions)
     weights = finite_difference_weights(positions, derivative=noise_positions_derivative(positions))
     weights = jnp.asarray(weights, values.dtype)
     per_line = jnp.abs(weights @ values) / jnp.linalg.norm(weights)

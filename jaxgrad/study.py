@@ -15,7 +15,7 @@ from ._batching import as_points, leading_size
 from ._evaluate import point_gradient
 from ._files import write_csv, write_json
 from ._grad import batch_grad
-from ._schemes import FiniteDifference, as_scheme
+from ._schemes import FiniteDifference, Scheme, as_scheme
 from ._steps import Relative, default_factor
 from ._table import format_table
 from .numerics import relative_error
@@ -32,8 +32,11 @@ def default_steps(dtype, num: int = 40) -> np.ndarray:
 def _parse_methods(methods) -> list[FiniteDifference]:
     stencils = []
     for spec in methods:
-        method, order = (spec, None) if isinstance(spec, (str, FiniteDifference)) else spec
-        stencils.append(as_scheme(method, order))
+        method, order = (spec, None) if isinstance(spec, (str, Scheme)) else spec
+        scheme = as_scheme(method, order)
+        if not isinstance(scheme, FiniteDifference):
+            raise ValueError(f"`methods`: a step study sweeps one stencil along every axis; {scheme!r} is not one.")
+        stencils.append(scheme)
     if not stencils:
         raise ValueError("`methods` is empty; pass e.g. ('central', ('central', 4), 'forward').")
     return stencils

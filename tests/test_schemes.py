@@ -218,3 +218,45 @@ def test_jvp_takes_every_directional_scheme_including_the_complex_step():
         assert abs(float(got) - float(exact)) <= bound * abs(float(exact)), scheme
     complex_step = float(jg.jvp(functions.rosenbrock, x, v, method=jg.ComplexStep()))
     assert complex_step == pytest.approx(float(exact), rel=1e-5 if x.dtype == jnp.float32 else 1e-13)
+
+
+# --------------------------------------------------------------------------------------- from the review
+def test_weights_take_any_sequence_of_offsets():
+    assert finite_difference_weights([-1, 1]) == finite_difference_weights((-1, 1)) == (-0.5, 0.5)
+    assert finite_difference_weights(np.array([0, 1, 2])) == (-1.5, 2.0, -0.5)
+
+
+def test_step_direction_normalises_numpy_and_list_directions_to_plain_ints():
+    assert jg.StepDirection(np.int64(1)) == jg.StepDirection(1)
+    assert jg.StepDirection([1, 0, -1]) == jg.StepDirection((1, 0, -1))
+    assert jg.StepDirection(np.array([1, 0])).direction == (1, 0)
+    assert len({jg.StepDirection(np.int64(1)), jg.StepDirection(1), jg.StepDirection((1, 0, 1))}) == 2
+    x = jnp.array([1.0, 2.0, 3.0])
+    first = jg.grad(functions.sphere, method=jg.StepDirection(np.int64(1)))(x)  # then a tuple one: no stale cache
+    second = jg.grad(functions.sphere, method=jg.StepDirection((1, 0, 1)))(x)
+    assert np.allclose(first, 2 * x, rtol=1e-3) and np.allclose(second, 2 * x, rtol=1e-3)
+
+
+def test_complex_step_along_directions_gives_the_clear_errors_of_coordinate_mode():
+    points = functions.sphere.sample(5, 3, seed=1, dtype=DTYPES[-1])
+    with pytest.raises(ValueError, match="keep the imaginary part"):
+        jg.compare(lambda x: jnp.sum(jnp.real(x) ** 2), points, method="complex", directions=2)
+
+
+def test_a_relative_step_is_checked_like_an_absolute_one():
+    with pytest.raises(ValueError, match="must be positive and finite"):
+        jg.grad(functions.sphere, step=jg.Relative(0.0))
+    with pytest.raises(ValueError, match="below the resolution"):
+        jg.grad(functions.sphere, step=jg.Relative(1e-30))(jnp.array([100.0, 1.0]))
+
+
+def test_a_scheme_class_instead_of_an_instance_is_explained():
+    with pytest.raises(ValueError, match=r"pass an instance: Central\(\)"):
+        jg.grad(functions.sphere, method=jg.Central)
+
+
+def test_a_step_study_refuses_a_per_coordinate_scheme_clearly():
+    with pytest.raises(ValueError, match="sweeps one stencil along every axis"):
+        jg.step_study(
+            functions.sphere, functions.sphere.sample(4, 2), dtypes=("float32",), methods=(jg.StepDirection(1),)
+        )

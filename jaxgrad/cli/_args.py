@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import re
 
+from .._schemes import METHODS as SCHEMES
+
 DTYPES = ("float32", "float64")
-METHODS = ("central", "forward", "backward", "richardson", "complex")
+METHODS = tuple(SCHEMES)
 NUMPY_HELP = "the function is NumPy code that JAX cannot trace: evaluate it on the host (traceable=False)"
 NUMBER_LISTS = ("--point", "--domain", "--descent")
 """Options whose value is numbers separated by commas, and may start with a minus."""
@@ -79,6 +81,7 @@ def positive_int(text: str) -> int:
 
 # ------------------------------------------------------------------------------------------------- groups
 def add_function(parser, *, default=None, repeatable: bool = False, what: str = "a built-in name or module:attr"):
+    """--function: a built-in name or module:attr (repeatable: several, default all)."""
     if repeatable:
         parser.add_argument("--function", action="append", help=f"{what} (repeatable; default: all)")
     else:
@@ -95,6 +98,7 @@ def add_sampling(parser, *, points: int, seed_help: str = "seed of the points"):
 
 
 def add_dtypes(parser, *, several: bool = True, default="float64", help_text: str = "dtypes to run in"):
+    """--dtype: several (default both) or one (default `default`)."""
     if several:
         parser.add_argument("--dtype", choices=DTYPES, nargs="+", default=list(DTYPES), help=help_text)
     else:

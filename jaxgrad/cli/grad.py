@@ -7,15 +7,15 @@ import numpy as np
 
 from .. import functions
 from .._grad import grad
-from ._args import DTYPES, NUMPY_HELP, HelpFormatter, add_method, parse_point
+from ._args import NUMPY_HELP, HelpFormatter, add_dtypes, add_function, add_method, parse_point
 
 
 def add_parser(commands) -> None:
     p = commands.add_parser("grad", help="the numerical gradient of a function at one point",
                             formatter_class=HelpFormatter)  # fmt: skip
-    p.add_argument("--function", default="sphere", help="a built-in name (see `jaxgrad functions`) or module:attr")
+    add_function(p, default="sphere", what="a built-in name (see `jaxgrad functions`) or module:attr")
     p.add_argument("--point", type=parse_point, required=True, help="coordinates separated by commas, e.g. 3,4 or -3,4")
-    p.add_argument("--dtype", choices=DTYPES, default="float64", help="the dtype of the point")
+    add_dtypes(p, several=False, default="float64", help_text="the dtype of the point")
     add_method(p)
     p.add_argument("--numpy", action="store_true", help=NUMPY_HELP)
     p.set_defaults(run=run)

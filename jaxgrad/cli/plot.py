@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import functions, plot
 from ..verify import compare
-from ._args import DTYPES, HelpFormatter, parse_pair, parse_point, positive_int
+from ._args import HelpFormatter, add_dtypes, add_function, parse_pair, parse_point, positive_int
 
 
 def add_parser(commands) -> None:
@@ -16,14 +16,14 @@ def add_parser(commands) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("what", choices=("field", "errormap"), help="field: -grad f over contours; errormap: compare map")
-    p.add_argument("--function", default="sphere", help="a built-in 2-D-capable name or module:attr")
+    add_function(p, default="sphere", what="a built-in 2-D-capable name or module:attr")
     p.add_argument("--out", required=True, help="the picture's path (.png, .svg or .pdf)")
     p.add_argument("--domain", type=parse_pair, help="LOW,HIGH for both coordinates (default: the function's)")
     p.add_argument("--grid", type=positive_int, default=17, help="arrows (or points) per side")
     p.add_argument("--descent", type=parse_point, help="start a gradient-descent path here, e.g. -3,4")
     p.add_argument("--learning-rate", type=float, default=0.1, help="step of the gradient-descent path")
     p.add_argument("--steps", type=positive_int, default=30, help="descent steps")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="dtype of the error map's comparison")
+    add_dtypes(p, several=False, default="float32", help_text="dtype of the error map's comparison")
     p.set_defaults(run=run)
 
 

@@ -12,6 +12,7 @@ from ..study import step_study
 from ._args import (
     HelpFormatter,
     add_dtypes,
+    add_function,
     add_method,
     add_quiet,
     add_sampling,
@@ -28,7 +29,7 @@ def add_parser(commands) -> None:
         help="error against step per dtype and method, with the theory; writes CSV, JSON and the V-curve pictures",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--function", default="rosenbrock", help="a built-in name or module:attr")
+    add_function(p, default="rosenbrock")
     add_sampling(p, points=1000)
     add_dtypes(p, help_text="dtypes to study")
     add_method(p, several=True)
@@ -58,7 +59,7 @@ def run(args) -> int:
         study.to_json(written[1])
 
     parts, interrupted = each_with_progress(
-        curves, label="study", unit="curve", describe=lambda c: f"{c[0]} {c[1]}", work=work, quiet=args.quiet,
+        curves, label="study", unit="curve", describe=_label, work=work, quiet=args.quiet,
         keep=keep,
     )  # fmt: skip
     if interrupted:
@@ -77,6 +78,12 @@ def run(args) -> int:
             written.append(picture)
     print("wrote " + ", ".join(written))
     return 0
+
+
+def _label(curve) -> str:
+    """E.g. "float32 central" or "float64 central 4"."""
+    dtype, (method, order) = curve
+    return f"{dtype} {method}" + ("" if order is None else f" {order}")
 
 
 def joined(parts):

@@ -13,11 +13,11 @@ from ._compare import default_reference_points as default_reference_points
 from ._comparison import INCONCLUSIVE_SHARE as INCONCLUSIVE_SHARE
 from ._comparison import Comparison as Comparison
 from ._comparison import PairStats as PairStats
-from ._comparison import Verdict as Verdict
 from ._comparison import Worst as Worst
 from ._taylor import TaylorResult as TaylorResult
 from ._taylor import taylor_hint as taylor_hint
 from ._taylor import taylor_test as taylor_test
+from ._verdict import Verdict as Verdict
 
 __all__ = [
     "INCONCLUSIVE_SHARE",

@@ -11,8 +11,9 @@ import numpy as np
 
 from .._schemes import Mode
 from ._compare import compare
-from ._comparison import Comparison, Verdict
+from ._comparison import Comparison
 from ._taylor import taylor_hint
+from ._verdict import Verdict
 
 
 class GradientMismatchError(AssertionError):

@@ -21,7 +21,7 @@ from .._batching import (
     raise_if_missing_batch_axis,
     run_program,
 )
-from .._evaluate import NOT_TRACEABLE, as_working, point_parts, warn_if_low_precision, working_dtype
+from .._evaluate import NOT_TRACEABLE, apply, as_working, point_parts, warn_if_low_precision, working_dtype
 from .._host import host_parts
 from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
 from .._steps import DefaultStep, as_step_rule, raise_if_step_vanished
@@ -95,8 +95,7 @@ def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
     positions = scheme.estimate_offsets
     moved = jax.vmap(lambda direction: scheme.along(flat_x, direction, t, positions), out_axes=1)(v)  # (P, count, d)
     displacement = scheme.displacement(moved.reshape(-1, flat_x.shape[0]), flat_x).reshape(moved.shape)
-    values = scheme.read(jax.vmap(lambda row: fun(unravel(row)))(moved.reshape(-1, flat_x.shape[0])))
-    values = values.reshape(len(positions), count)
+    values = apply(fun, unravel, moved.reshape(-1, flat_x.shape[0]), scheme).reshape(len(positions), count)
     predicted = jnp.einsum("kcd,d->kc", displacement, g)  # <g, Δ> per row
     h = jnp.broadcast_to(t, (count,))
     return {
@@ -266,11 +265,12 @@ def compare(
     numeric gradient is also computed at step 2h, so the check costs 2× `batch_grad`). The NumPy reference (the
     notes' loop, h = 1e-4) runs on a random sample of the points and is reported beside it.
 
-    Coordinate mode (the default for d ≤ 4096) checks every coordinate: 4·d evaluations per point for central
-    order 2. Directional mode (`directions=K`, the default above 4096) checks K random unit directions per point:
-    4·K evaluations whatever d, compared with <grad_fn(x), v> for the same displaced points. The trade-off: a bug
-    confined to one coordinate i shows in a random direction only with weight |v_i| ≈ 1/√d, so it is caught when its
-    size exceeds about √d times the tolerance; more directions raise the chance that some v weights it strongly.
+    Coordinate mode (the default for d ≤ 4096, and for schemes without a directional mode) checks every coordinate:
+    4·d evaluations per point for central order 2. Directional mode (`directions=K`, the default above 4096) checks
+    K random unit directions per point: 4·K evaluations whatever d, compared with <grad_fn(x), v> for the same
+    displaced points. The trade-off: a bug confined to one coordinate i shows in a random direction only with weight
+    |v_i| ≈ 1/√d, so it is caught when its size exceeds about √d times the tolerance; more directions raise the
+    chance that some v weights it strongly.
 
     Args:
       fun: scalar function of one point (array or pytree), traceable by JAX.
@@ -322,7 +322,7 @@ def compare(
     if grad_fn is None:
         _check_scalar_output(fun, point0)
         grad_fn = jax.grad(fun)
-    if directions is None and dim > DIRECTIONS_ABOVE:
+    if directions is None and dim > DIRECTIONS_ABOVE and Mode.DIRECTIONAL in scheme.modes:
         directions = 16
     if directions is not None and (isinstance(directions, bool) or not isinstance(directions, int) or directions < 1):
         raise ValueError(f"`directions` must be a positive integer or None, got {directions!r}.")

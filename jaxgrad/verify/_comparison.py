@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 
 import numpy as np
@@ -12,23 +11,10 @@ from .._files import write_csv, write_json
 from .._schemes import Mode
 from ..numerics import relative_error
 from . import _render
+from ._verdict import Verdict
 
 INCONCLUSIVE_SHARE = 0.1
 """A run with no mismatch is INCONCLUSIVE when more than this share of its points cannot be resolved."""
-
-
-class Verdict(str, enum.Enum):
-    """The one vocabulary of every check: `compare`, `check_grad`, `taylor_test` and the command line."""
-
-    OK = "OK"
-    """The gradient agrees with the numeric one (within tolerance), or the Taylor remainder shrinks like t²."""
-    INCONCLUSIVE = "INCONCLUSIVE"
-    """No disagreement was found, but the check could not have seen one at too many points."""
-    MISMATCH = "MISMATCH"
-    """The gradient is wrong somewhere."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._table import format_table
 from ..numerics import relative_error
+from ._verdict import Verdict
 
 
 def _plural(count: int, word: str) -> str:
@@ -44,10 +45,9 @@ def summary(rep) -> str:
         lines.append(f"non-finite: at {_plural(nonfinite, 'point')} f, the numeric or the exact gradient is NaN or "
                      "infinite")  # fmt: skip
     failed = int((~rep.passed).sum())
-    verdict = rep.verdict.value
-    if verdict == "OK":
+    if rep.verdict is Verdict.OK:
         lines.append(f"verdict: OK, all {rep.num_points:,} points within tolerance")
-    elif verdict == "INCONCLUSIVE":
+    elif rep.verdict is Verdict.INCONCLUSIVE:
         lines.append(
             f"verdict: INCONCLUSIVE, no mismatch, but {rep.unresolved:,} of {rep.num_points:,} points cannot be "
             "resolved: try float64, another step (step=...) or method='richardson'"

@@ -14,7 +14,7 @@ from jax.flatten_util import ravel_pytree
 from .._evaluate import as_working
 from .._table import format_table
 from ._compare import coordinate_names
-from ._comparison import Verdict
+from ._verdict import Verdict
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -24,7 +24,7 @@ class TaylorResult:
     r(t) ≈ ½ t² |vᵀ H v| when g is the gradient (slope 2 on a log-log plot) and ≈ t |<g − ∇f, v>| when it is not
     (slope 1), down to the rounding floor of f. `used` marks the steps the slope was fitted on: the smallest ones whose
     remainder is still well above that floor, where a linear term, if any, dominates. `resolution` is r(t)/t at the
-    smallest of them: an error <g − ∇f, v> below it would not bend the slope, so "correct" means "correct to within
+    smallest of them: an error <g − ∇f, v> below it would not bend the slope, so OK means "correct to within
     the resolution" (in float32 that can be a sizable fraction of the gradient).
     """
 
