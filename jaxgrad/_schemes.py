@@ -52,12 +52,13 @@ def axis_points(x, h, offsets, coords=None, *, center: bool = False, imaginary: 
     complex step); `center` appends x itself. Each row differs from x in exactly one coordinate.
     """
     d = x.shape[0]
-    index = np.arange(d) if coords is None else np.asarray(coords, int)
-    basis = jnp.eye(d, dtype=x.dtype)[index]  # (m, d)
-    delta = jnp.asarray(offsets, x.dtype)[:, None] * h[index][None, :]  # (K, m): offsets[k] * h[c]
+    basis = jnp.eye(d, dtype=x.dtype)
+    if coords is not None:  # a static subset of the axes
+        basis, h = basis[np.asarray(coords, int)], h[np.asarray(coords, int)]
+    delta = jnp.asarray(offsets, x.dtype)[:, None] * h[None, :]  # (K, m): offsets[k] * h[c]
     if imaginary:
         x, delta = x.astype(jnp.result_type(x.dtype, jnp.complex64)), delta * 1j
-    rows = (x[None, None, :] + delta[:, :, None] * basis[None]).reshape(len(offsets) * len(index), d)
+    rows = (x[None, None, :] + delta[:, :, None] * basis[None]).reshape(len(offsets) * basis.shape[0], d)
     return jnp.concatenate([rows, x[None, :]]) if center else rows
 
 
