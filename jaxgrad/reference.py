@@ -2,8 +2,13 @@
 
 This is deliberately the textbook algorithm (central difference with a fixed h = 1e-4 and a Python loop over the
 coordinates), kept as an independent check on the JAX engine and as the baseline of the benchmarks. Unlike the notes'
-version it returns the gradient, never touches the caller's array (it perturbs a private copy, so not even when `f`
-raises), accepts any shape, and promotes integer input to float64 (the notes' version truncates x + h to an integer).
+version it returns the gradient, never touches the caller's array, accepts any shape, and promotes integer input to
+float64 (the notes' version truncates x + h to an integer).
+
+It calls `f` on a fresh array for every perturbed point, never on one buffer that it changes and restores: JAX may
+read a NumPy buffer without copying it and evaluate asynchronously, so a JAX `f` handed the notes' in-place
+x[i] += h; f(x); x[i] = original could see the restored value (entries came out 0 or half the derivative, different
+on every call).
 """
 
 from __future__ import annotations
@@ -57,14 +62,15 @@ def numerical_gradient(f, x, h: float = DEFAULT_H) -> np.ndarray:
     x = _float_copy(x)
     grad = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
-        original = x[idx]
-        x[idx] = original + h
-        f_plus = f(x)
-        x[idx] = original - h
-        f_minus = f(x)
-        x[idx] = original
-        grad[idx] = (f_plus - f_minus) / (2 * h)
+        grad[idx] = (_value(f, x, idx, h) - _value(f, x, idx, -h)) / (2 * h)
     return grad
+
+
+def _value(f, x, idx, step) -> float:
+    """f at x with x[idx] moved by `step`, on a copy of its own that nothing changes afterwards."""
+    moved = x.copy()
+    moved[idx] = x[idx] + step
+    return f(moved)
 
 
 def batch_numerical_gradient(f, points, h: float = DEFAULT_H) -> np.ndarray:
