@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import _validate as validate
 from ._evaluate import point_result, working_dtype
 from ._schemes import Central, Scheme
 
@@ -20,6 +21,10 @@ CPU_MEMORY_BUDGET = 8 * 2**20
 """Default budget on CPU (8 MiB): temporaries about the size of a cache run faster than one pass through RAM."""
 ACCELERATOR_MEMORY_BUDGET = 2**30
 """Default budget on GPU/TPU (1 GiB)."""
+
+
+PLATFORMS = ("cpu", "gpu", "cuda", "rocm", "tpu", "metal")
+"""The platforms JAX names."""
 
 
 def default_memory_budget(platform: str | None = None) -> int:
@@ -30,12 +35,9 @@ def default_memory_budget(platform: str | None = None) -> int:
       (8, 1024)
     """
     platform = platform or jax.devices()[0].platform
-    return CPU_MEMORY_BUDGET if platform == "cpu" else ACCELERATOR_MEMORY_BUDGET
-
-
-def _positive_int_or_none(name: str, value) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-        raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+    if not isinstance(platform, str) or platform.lower() not in PLATFORMS:
+        raise ValueError(f"`platform` must be one of {', '.join(PLATFORMS)} or None, got {platform!r}.")
+    return CPU_MEMORY_BUDGET if platform.lower() == "cpu" else ACCELERATOR_MEMORY_BUDGET
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +49,12 @@ class Batching:
     memory_budget: int | None = None
 
     def __post_init__(self):
-        _positive_int_or_none("chunk_size", self.chunk_size)
-        _positive_int_or_none("memory_budget", self.memory_budget)
+        hint = " None plans it from the memory budget."
+        object.__setattr__(self, "chunk_size", validate.integer("chunk_size", self.chunk_size, minimum=1, none=True,
+                                                                hint=hint))  # fmt: skip
+        budget = validate.integer("memory_budget", self.memory_budget, minimum=1, none=True,
+                                  hint=" In bytes; None is 8 MiB on CPU, 1 GiB on GPU/TPU.")  # fmt: skip
+        object.__setattr__(self, "memory_budget", budget)
 
     def budget(self, platform: str | None = None) -> int:
         """The memory budget in bytes on `platform` (None: the default device's)."""

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._evaluate import apply, as_working, evaluate, vanished
+from ._evaluate import apply, as_working, evaluate, hashable, vanished, working_dtypes
 from ._grad import compiled_with
 from ._schemes import Mode, as_scheme
 from ._steps import as_step_rule, raise_if_step_vanished
@@ -66,16 +66,18 @@ def jacobian(fun, *, method="central", order: int | None = None, step=None):
       [[4. 3.]
        [1. 2.]]
     """
-    program = compiled_with(_jacobian_program, _point_jacobian, fun, as_scheme(method, order))
-    return _transformation(program, fun, step)
+    scheme = as_scheme(method, order)
+    program = compiled_with(_jacobian_program, _point_jacobian, fun, scheme)
+    return _transformation(program, fun, step, scheme.reach)
 
 
-def _transformation(program, fun, step):
+def _transformation(program, fun, step, reach: int):
     """x -> program(x, rule), with the step checked first and a vanished step reported (outside jit)."""
     rule = as_step_rule(step)
 
     @functools.wraps(fun, updated=())
     def transformed(x):
+        rule.check(working_dtypes(x), reach)
         result, vanished_flag = program(x, rule)
         raise_if_step_vanished(vanished_flag, rule)
         return result
@@ -91,7 +93,7 @@ def _point_hessian(fun, x, rule):
     x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
     d = flat_x.shape[0]
-    h = rule.steps(flat_x, HESSIAN_STEP_EXPONENT)
+    h = ravel_pytree(rule.steps(x, HESSIAN_STEP_EXPONENT, reach=2))[0]
     i, j = np.triu_indices(d, 1)  # pairs i < j, static
     eye = jnp.eye(d, dtype=flat_x.dtype)
     axis_steps = h[:, None] * eye  # row i: h_i e_i
@@ -133,7 +135,8 @@ def hessian(fun, *, step=None):
 
     Args:
       fun: a JAX-traceable scalar function of one argument (array or pytree).
-      step: None for the default, or an absolute positive scalar or array of the input's (flattened) size.
+      step: None for the default; an absolute positive scalar, or an array (pytree) shaped like the input; or a
+        step rule (`jg.Absolute`, `jg.Relative`).
 
     Returns:
       A function x -> H: shape x.shape + x.shape for an array, jax.hessian's nesting for a pytree.
@@ -144,7 +147,7 @@ def hessian(fun, *, step=None):
       [[8. 6.]
        [6. 0.]]
     """
-    return _transformation(compiled_with(_hessian_program, _point_hessian, fun), fun, step)
+    return _transformation(compiled_with(_hessian_program, _point_hessian, fun), fun, step, reach=2)
 
 
 @functools.partial(jax.jit, static_argnames=("fun", "scheme"))
@@ -152,9 +155,13 @@ def _directional(x, v, rule, *, fun, scheme):
     x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
     flat_v = ravel_pytree(v)[0].astype(flat_x.dtype)
-    t = rule.along(flat_x, scheme.step_exponent, jnp.max(jnp.abs(flat_v), initial=0.0))
-    values = apply(fun, unravel, scheme.along(flat_x, flat_v, t), scheme)
-    return scheme.combine_along(values, t)
+    scale = jnp.max(jnp.abs(flat_v), initial=0.0)
+    moving = scale > 0  # along v = 0 the derivative is 0, as jax.jvp says: no step, no 0/0
+    t = rule.along(flat_x, scheme.step_exponent, jnp.where(moving, scale, 1.0))
+    rows = scheme.along(flat_x, flat_v, t)
+    derivative = scheme.combine_along(apply(fun, unravel, rows, scheme), t)
+    stuck = moving & jnp.all(scheme.displacement(rows, flat_x) == 0) if not scheme.imaginary else jnp.zeros((), bool)
+    return jnp.where(moving, derivative, jnp.zeros_like(derivative)), stuck
 
 
 def jvp(fun, x, v, *, method="central", order: int | None = None, step=None):
@@ -171,6 +178,12 @@ def jvp(fun, x, v, *, method="central", order: int | None = None, step=None):
       method, order: as in `grad` (the complex step too: Im f(x + i t v) / t).
       step: t, a positive scalar, or None.
 
+    Returns:
+      The derivative, shaped like fun's output; 0 along v = 0 (as `jax.jvp`).
+
+    Raises:
+      ValueError: a `step` t so small that x + t·v == x in every coordinate (the difference would be 0/0).
+
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg
       >>> print(jg.jvp(lambda x: x[0] ** 2 + x[1] ** 2, jnp.array([3.0, 4.0]), jnp.array([1.0, 1.0])))
@@ -182,5 +195,14 @@ def jvp(fun, x, v, *, method="central", order: int | None = None, step=None):
     if step is not None and np.ndim(step) != 0:
         raise ValueError(f"`step` of `jvp` is one scalar t, got shape {np.shape(step)}.")
     if jax.tree_util.tree_structure(x) != jax.tree_util.tree_structure(v):
-        raise ValueError("`v` must have the structure and shapes of `x`.")
-    return _directional(x, v, rule, fun=fun, scheme=scheme)
+        raise ValueError(f"`v` must have the structure of `x`, {jax.tree_util.tree_structure(x)}.")
+    shapes = [
+        (np.shape(a), np.shape(b))
+        for a, b in zip(jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(v), strict=True)
+    ]
+    if any(a != b for a, b in shapes):
+        raise ValueError(f"`v` must have the shapes of `x`: got {[b for _, b in shapes]} for {[a for a, _ in shapes]}.")
+    rule.check(working_dtypes(x), scheme.reach)
+    derivative, stuck = _directional(x, v, rule, fun=hashable(fun), scheme=scheme)
+    raise_if_step_vanished(stuck, rule)
+    return derivative

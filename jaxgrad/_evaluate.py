@@ -5,6 +5,7 @@ Everything here is traced for a single point; batching, chunking and sharding ma
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, NamedTuple
 
@@ -26,8 +27,15 @@ def working_dtype(dtype) -> np.dtype:
     and bfloat16 are computed in float32: their eps^(1/3) ≈ 0.1 step is too coarse for a useful derivative.
     """
     dtype = np.dtype(dtype)
+    if dtype == np.longdouble and np.finfo(dtype).bits > 64:
+        raise TypeError(
+            f"Inputs of dtype {dtype} are not supported by JAX; pass float64 (x.astype(np.float64)) with "
+            "jax_enable_x64, or float32."
+        )
     if jnp.issubdtype(dtype, jnp.floating):
         return np.dtype(jnp.float32) if jnp.finfo(dtype).bits < 32 else dtype
+    if not (jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_ or jnp.issubdtype(dtype, jnp.complexfloating)):
+        raise TypeError(f"Inputs must be real numbers, got dtype {dtype}; pass arrays of floats.")
     if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(
             f"Inputs must be real, got dtype {dtype}: the gradient of a real function of complex input "
@@ -42,13 +50,28 @@ def as_working_leaf(leaf):
     return leaf.astype(working_dtype(leaf.dtype))
 
 
+def working_dtypes(x) -> set:
+    """The working dtypes of the leaves of the pytree `x`."""
+    leaves = jax.tree_util.tree_leaves(x)
+    dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves}
+    return {np.dtype(jax.dtypes.canonicalize_dtype(working_dtype(dtype))) for dtype in dtypes}
+
+
 def as_working(x):
     """Every leaf of the pytree `x` in its working dtype."""
     return jax.tree_util.tree_map(as_working_leaf, x)
 
 
 def warn_if_low_precision(x) -> None:
-    """A UserWarning when x has float16/bfloat16 leaves: they are computed, and returned, in float32."""
+    """A UserWarning when x has float16/bfloat16 leaves (computed, and returned, in float32), or float64 leaves while
+    `jax_enable_x64` is off (computed, and returned, in float32: JAX has no float64 then)."""
+    wide = any(getattr(leaf, "dtype", None) == np.float64 for leaf in jax.tree_util.tree_leaves(x))
+    if wide and not jax.config.jax_enable_x64:
+        warnings.warn(
+            "float64 input is computed in float32 because jax_enable_x64 is off (the gradient comes back in "
+            "float32); enable it with jax.config.update('jax_enable_x64', True) or JAX_ENABLE_X64=1.",
+            stacklevel=3,
+        )
     low = {
         str(np.dtype(leaf.dtype))
         for leaf in jax.tree_util.tree_leaves(x)
@@ -69,10 +92,40 @@ def is_empty(x) -> bool:
 
 def flat_steps(x, rule: StepRule, scheme: Scheme):
     """The step of every coordinate of the working pytree `x`, flat (the order of `ravel_pytree`)."""
-    return ravel_pytree(rule.steps(x, scheme.step_exponent, representable=not scheme.imaginary))[0]
+    return ravel_pytree(rule.steps(x, scheme.step_exponent, representable=not scheme.imaginary, reach=scheme.reach))[0]
 
 
 # ------------------------------------------------------------------------------------------------- calling fun
+class ByIdentity:
+    """A callable that cannot be hashed (an object defining __eq__ without __hash__), hashed by identity, so it can
+    be a static argument of a compiled program: the same object reuses its program, another one compiles its own."""
+
+    def __init__(self, fun):
+        self.fun = fun
+        functools.update_wrapper(self, fun, updated=())
+
+    def __call__(self, *args, **kwargs):
+        return self.fun(*args, **kwargs)
+
+    def __hash__(self) -> int:
+        return id(self.fun)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ByIdentity) and other.fun is self.fun
+
+
+def hashable(fun):
+    """`fun` itself when it can be hashed (a static argument of jit), else `ByIdentity(fun)`; a clear TypeError for
+    something that cannot be called."""
+    if not callable(fun):
+        raise TypeError(f"`fun` must be callable, got {type(fun).__name__}.")
+    try:
+        hash(fun)
+    except TypeError:
+        return ByIdentity(fun)
+    return fun
+
+
 NOT_TRACEABLE = (
     jax.errors.ConcretizationTypeError,  # float(x), int(x), Python `if` on a value (TracerBoolConversionError)
     jax.errors.TracerArrayConversionError,  # np.<function> on a traced array
@@ -110,12 +163,37 @@ def apply(fun, unravel, rows, scheme: Scheme):
             ) from error
         _note(error, f"(raised by `fun` while jaxgrad evaluated it at {rows.shape[0]} stencil points)")
         raise
+    check_output_dtype(values, scheme)
     if scheme.imaginary and not jnp.iscomplexobj(values):
         raise ValueError(
             "method='complex' needs `fun` to keep the imaginary part of its input, but it returned a real value "
             "(jnp.abs, .real, comparisons or a cast drop it): its gradient would come out 0. Use method='central'."
         )
     return scheme.read(values)
+
+
+def check_output_dtype(values, scheme: Scheme) -> None:
+    """Refuse what jax.grad refuses and what would make the difference confidently wrong: integer or boolean outputs
+    (x ± h would change nothing, or everything, by whole steps), float16/bfloat16 outputs (their rounding, ~1e-3
+    relative, swamps the difference) and complex outputs of a real stencil (jax.grad needs holomorphic=True)."""
+    dtype = getattr(values, "dtype", None)
+    if dtype is None:
+        return
+    if jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_:
+        raise TypeError(
+            f"`fun` returns {dtype}, but a derivative needs a real-valued (float) output, as jax.grad does; return a "
+            "float (e.g. .astype(jnp.float32))."
+        )
+    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+        raise TypeError(
+            f"`fun` returns {dtype}, whose rounding (eps {float(jnp.finfo(dtype).eps):.0e}) swamps a finite "
+            "difference; compute the output in float32 or float64."
+        )
+    if jnp.issubdtype(dtype, jnp.complexfloating) and not scheme.imaginary:
+        raise TypeError(
+            f"`fun` returns {dtype}: the gradient of a complex output is not defined by these stencils (jax.grad "
+            "needs holomorphic=True too); return a real value, e.g. jnp.abs(z) ** 2 or z.real."
+        )
 
 
 def describe(x) -> str:

@@ -9,7 +9,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from . import _validate as validate
 from ._batching import (
     Batching,
     as_points,
@@ -19,7 +21,7 @@ from ._batching import (
     run_program,
 )
 from ._estimate import Estimate
-from ._evaluate import as_working, point_result, warn_if_low_precision, working_dtype
+from ._evaluate import as_working, hashable, point_result, warn_if_low_precision, working_dtype, working_dtypes
 from ._host import host_batch
 from ._schemes import as_scheme
 from ._sharding import run_sharded
@@ -60,22 +62,53 @@ class Bound:
         picked = args[positions[0]] if isinstance(self.argnums, int) else tuple(args[i] for i in positions)
         return picked, tuple(a for i, a in enumerate(args) if i not in positions)
 
-    def value(self, x, rest):
-        out = self.fun(*self.arguments(x, rest))
+    def value(self, x, rest, keywords=None):
+        out = self.fun(*self.arguments(x, rest), **(keywords or {}))
         if self.has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError(f"with has_aux=True `fun` must return a pair (value, aux), got {type(out).__name__}.")
             return out[0]
         return out
 
-    def aux(self, x, rest):
-        return self.fun(*self.arguments(x, rest))[1]
+    def aux(self, x, rest, keywords=None):
+        return self.fun(*self.arguments(x, rest), **(keywords or {}))[1]
 
 
-def _gradient_of_bound(bound: Bound, scheme, with_error: bool, x, rule, rest):
-    result, vanished = point_result(with_error)(lambda point: bound.value(point, rest), scheme, x, rule)
-    aux = bound.aux(as_working(x), rest) if bound.has_aux else None
+def _as_argnums(argnums):
+    """An int or a tuple of ints (NumPy integers accepted), as `jax.grad` takes them."""
+    if isinstance(argnums, (tuple, list)):
+        return tuple(validate.integer("argnums", a) for a in argnums)
+    return validate.integer("argnums", argnums, hint=" Pass an int or a tuple of ints, as to jax.grad.")
+
+
+def _gradient_of_bound(bound: Bound, scheme, with_error: bool, x, rule, rest, keywords):
+    result, vanished = point_result(with_error)(lambda point: bound.value(point, rest, keywords), scheme, x, rule)
+    aux = bound.aux(as_working(x), rest, keywords) if bound.has_aux else None
     return result, vanished, aux
+
+
+def _check_arguments(x, rest, keywords) -> None:
+    """Clear errors for arguments a compiled program cannot take: the differentiated ones must be arrays (or pytrees
+    of them), the others arrays or numbers (bind anything else with functools.partial or a closure)."""
+
+    def kind(leaf):
+        return isinstance(leaf, (jax.Array, np.ndarray, np.generic, int, float, bool, complex))
+
+    bad = [leaf for leaf in jax.tree_util.tree_leaves(x) if not kind(leaf)]
+    if bad:
+        raise TypeError(
+            f"the differentiated argument must be an array or a pytree of arrays, got a {type(bad[0]).__name__} "
+            f"({bad[0]!r:.40})."
+        )
+    named = [("a non-differentiated argument", v) for v in rest] + [(f"keyword argument {k!r}", v) for k, v in
+                                                                      keywords.items()]  # fmt: skip
+    for where, value in named:
+        bad = [leaf for leaf in jax.tree_util.tree_leaves(value) if not kind(leaf)]
+        if bad:
+            raise TypeError(
+                f"{where} of `fun` is a {type(bad[0]).__name__}: jg.grad compiles `fun`, whose other arguments must "
+                "be arrays or numbers; bind it with functools.partial(fun, ...) or a closure."
+            )
 
 
 _gradient_program = jax.jit(_gradient_of_bound, static_argnums=(0, 1, 2))
@@ -157,23 +190,28 @@ def grad(
     """
     scheme = as_scheme(method, order)
     rule = as_step_rule(step)
-    if not (isinstance(argnums, int) or (isinstance(argnums, tuple) and all(isinstance(a, int) for a in argnums))):
-        raise TypeError(f"`argnums` must be an int or a tuple of ints, got {argnums!r}.")
+    argnums = _as_argnums(argnums)
+    with_error, has_aux = validate.boolean("with_error", with_error), validate.boolean("has_aux", has_aux)
+    traceable = validate.boolean("traceable", traceable)
     bound = Bound(fun, argnums, has_aux)
     program = compiled_with(_gradient_program, _gradient_of_bound, bound, scheme, with_error)
 
-    def on_host(x, rest):
+    def on_host(x, rest, keywords):
         batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
-        result, vanished = host_batch(lambda point: bound.value(point, rest), scheme, batch, rule, with_error)
-        aux = bound.aux(as_working(x), rest) if has_aux else None
+        value = functools.partial(bound.value, rest=rest, keywords=keywords)
+        result, vanished = host_batch(value, scheme, batch, rule, with_error)
+        aux = bound.aux(as_working(x), rest, keywords) if has_aux else None
         return jax.tree_util.tree_map(lambda leaf: leaf[0], result), vanished[0], aux
 
     @functools.wraps(fun, updated=())
-    def gradient(*args):
+    def gradient(*args, **keywords):
         x, rest = bound.split(args)
+        if traceable:
+            _check_arguments(x, rest, keywords)
+        rule.check(working_dtypes(x), scheme.reach)
         if not isinstance(x, jax.core.Tracer):
             warn_if_low_precision(x)
-        result, vanished, aux = program(x, rule, rest) if traceable else on_host(x, rest)
+        result, vanished, aux = program(x, rule, rest, keywords) if traceable else on_host(x, rest, keywords)
         raise_if_step_vanished(vanished, rule)
         return (result, aux) if has_aux else result
 
@@ -237,8 +275,11 @@ def batch_grad(
     scheme = as_scheme(method, order)
     rule = as_step_rule(step)
     batching = Batching(chunk_size, memory_budget)
+    with_error, traceable = validate.boolean("with_error", with_error), validate.boolean("traceable", traceable)
+    fun = hashable(fun)
     points = as_points(points)
     n = leading_size(points)
+    rule.check(working_dtypes(points), scheme.reach)
     if n == 0:
         empty = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, working_dtype(leaf.dtype)), points)
         return Estimate(empty, empty, jnp.zeros((0,), jnp.int8)) if with_error else empty
@@ -268,4 +309,5 @@ def num_evaluations(dim: int, *, method="central", order: int | None = None, wit
       >>> num_evaluations(8), num_evaluations(8, with_error=True), num_evaluations(8, method="complex")
       (16, 33, 8)
     """
-    return as_scheme(method, order).evaluations(dim, with_error)
+    dim = validate.integer("dim", dim, minimum=0)
+    return as_scheme(method, order).evaluations(dim, validate.boolean("with_error", with_error))

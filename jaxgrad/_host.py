@@ -10,24 +10,31 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ._estimate import Estimate
-from ._evaluate import as_working, flat_steps, parts_of, vanished
+from ._evaluate import as_working, check_output_dtype, flat_steps, parts_of, vanished
 from ._schemes import Mode, Scheme
 
 
-def host_values(fun, unravel, rows, single_array: bool):
+def host_values(fun, unravel, rows, single_array: bool, scheme: Scheme):
     """`fun` at every row, on the host with NumPy: one call on the whole (R, d) batch when fun maps it to R values
-    that agree with row-by-row calls on the first and last rows, else one call per row."""
+    that agree with row-by-row calls on the first and last rows, else one call per row. Outputs are checked as on
+    the JAX path (`check_output_dtype`)."""
     rows = np.asarray(rows)
     dtype = rows.dtype
 
+    def read(value):
+        value = np.asarray(value)
+        check_output_dtype(value, scheme)
+        return value.astype(dtype)
+
     def one(row):
-        return np.asarray(fun(row if single_array else unravel(row)), dtype)
+        return read(fun(row if single_array else unravel(row)))
 
     if single_array and len(rows):
         try:
-            batched = np.asarray(fun(rows), dtype)
+            batched = np.asarray(fun(rows))
         except Exception:  # fun takes one point only
             batched = None
+        batched = None if batched is None or batched.dtype == object else read(batched)
         if batched is not None and batched.shape == (len(rows),):
             ends = np.stack([one(rows[0]), one(rows[-1])])
             if np.allclose(batched[[0, -1]], ends, rtol=64 * np.finfo(dtype).eps, atol=0, equal_nan=True):
@@ -67,6 +74,11 @@ def host_parts(fun, scheme: Scheme, points, rule, with_error: bool):
     """`fun` on the host at the stencil points of every point, combined by JAX: the estimate `Parts` of every point
     (with `with_error`), else (flat gradients, vanished flags); and the unravel function of one point."""
     scheme.require(Mode.HOST, "traceable=False")
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(points)):
+        raise TypeError(
+            "traceable=False calls `fun` on the host with NumPy values, which cannot happen inside jax.jit, vmap or "
+            "grad: call it outside the transformation (or write fun with jax.numpy and keep traceable=True)."
+        )
     rows, xs, hs = _rows(points, rule, scheme=scheme, with_error=with_error)
     point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0], points))
     _, unravel = ravel_pytree(point0)
@@ -75,7 +87,7 @@ def host_parts(fun, scheme: Scheme, points, rule, with_error: bool):
     flat_rows = np.asarray(rows).reshape(n * r, d)
     if single:
         flat_rows = flat_rows.reshape(n * r, *np.shape(point0))
-    values = jnp.asarray(host_values(fun, unravel, flat_rows, single).reshape(n, r))
+    values = jnp.asarray(host_values(fun, unravel, flat_rows, single, scheme).reshape(n, r))
     return _combine(values, xs, hs, scheme=scheme, with_error=with_error), unravel
 
 

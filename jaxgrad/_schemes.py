@@ -103,6 +103,11 @@ class Scheme:
         eps/h."""
         return 1.0 / (self.order + 1)
 
+    @property
+    def reach(self) -> int:  # pragma: no cover - abstract
+        """The farthest stencil point, in steps, of any mode (the error estimate's 2h stencil included)."""
+        raise NotImplementedError
+
     def require(self, mode: Mode, where: str) -> None:
         """Raise a ValueError naming `where` when this scheme does not support `mode`."""
         if mode not in self.modes:
@@ -196,6 +201,10 @@ class FiniteDifference(Scheme):
         """The weight of each of `offsets` (0 included) for this stencil at step factor·h, written in units of h;
         0 for offsets it does not use."""
         return tuple(self._table.get(k / factor, 0.0) / factor if k % factor == 0 else 0.0 for k in offsets)
+
+    @property
+    def reach(self) -> int:
+        return max(abs(k) for k in self.estimate_offsets)
 
     @property
     def estimate_offsets(self) -> tuple[int, ...]:
@@ -432,6 +441,10 @@ class StepDirection(Scheme):
         groups = self._groups(dim)
         total = sum(s.evaluations(len(c), with_error) - (with_error or s.uses_center) for s, c in groups)
         return total + (with_error or any(s.uses_center for s, _ in groups))
+
+    @property
+    def reach(self) -> int:
+        return 2 * self.order  # one-sided order p at 2h
 
     def weight_sums(self, dim: int) -> np.ndarray:
         sums = np.zeros(dim)

@@ -19,7 +19,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ._batching import Batching, gradient_program, map_points, plan
-from ._evaluate import point_result
+from ._evaluate import hashable, point_result, working_dtype, working_dtypes
 from ._schemes import Scheme, as_scheme
 from ._steps import as_step_rule, raise_if_step_vanished
 
@@ -43,10 +43,17 @@ def points_sharding(sharding="auto") -> NamedSharding:
 
 
 def _axis_of(sharding: NamedSharding):
+    """The mesh axis (a name, or a tuple of names) the points are split along."""
     first = sharding.spec[0] if len(sharding.spec) else None
     if first is None:
         raise ValueError("the `sharding`'s PartitionSpec must split the leading (points) axis, e.g. P('points').")
     return first
+
+
+def _devices_along(mesh, axis) -> int:
+    """How many shards the points are split into along `axis` (a product over a tuple of mesh axes)."""
+    names = axis if isinstance(axis, tuple) else (axis,)
+    return int(np.prod([mesh.shape[name] for name in names]))
 
 
 def pad_points(points, multiple: int):
@@ -77,7 +84,7 @@ def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, b
     """
     sharding = points_sharding(sharding)
     axis = _axis_of(sharding)
-    devices = sharding.mesh.shape[axis]
+    devices = _devices_along(sharding.mesh, axis)
     padded, n = pad_points(points, devices)
     local = jax.tree_util.tree_leaves(padded)[0].shape[0] // devices
     if batching.chunk_size is not None:
@@ -127,15 +134,22 @@ def stream_grad(
     """
     scheme = as_scheme(method, order)
     rule = as_step_rule(step)
-    Batching(chunk_size=chunk_size)
+    fun = hashable(fun)
+    Batching(chunk_size=chunk_size)  # validates chunk_size
     if not hasattr(points, "shape") or np.ndim(points) < 1:
         raise TypeError(
             f"`points` must be an (N, ...) array for stream_grad, got {type(points).__name__}. For a pytree of "
             "points use batch_grad, or ravel each point into one array first."
         )
     n = len(points)
+    rule.check(working_dtypes(points[:1]), scheme.reach)
     if out is not None and tuple(out.shape) != tuple(np.shape(points)):
         raise ValueError(f"`out` must have the shape of `points`, {np.shape(points)}, got {tuple(out.shape)}.")
+    if out is not None:
+        result = np.dtype(jax.dtypes.canonicalize_dtype(working_dtype(np.result_type(points))))
+        if not (np.issubdtype(out.dtype, np.floating) and np.finfo(out.dtype).bits >= np.finfo(result).bits):
+            raise TypeError(f"`out` has dtype {out.dtype}, which would truncate the {result} gradients; pass an "
+                            f"array of dtype {result}.")  # fmt: skip
     chunk = min(chunk_size, n)
     done = 0
     while done < n:

@@ -111,21 +111,30 @@ class StepRule:
         """The step of every coordinate of one array leaf, in its dtype, before it is made representable."""
         raise NotImplementedError
 
-    def steps(self, x, exponent: float, representable: bool = True):
+    def steps(self, x, exponent: float, representable: bool = True, reach: int = 1):
         """The step of every coordinate, as a pytree like `x` (leaves in their working dtypes). Real steps are made
-        exactly representable, h = (x + h) − x; imaginary ones (the complex step) are taken as they are."""
+        exactly representable, h = (x + h) − x, and kept small enough that x ± reach·h, the farthest stencil point,
+        stays finite (near the largest float a step would otherwise overflow to inf); imaginary ones (the complex
+        step) are taken as they are."""
         return jax.tree_util.tree_map(
-            lambda leaf: self._finish(leaf, self.leaf_steps(leaf, exponent), representable), x
+            lambda leaf: self._finish(leaf, self.leaf_steps(leaf, exponent), representable, reach), x
         )
 
     @staticmethod
-    def _finish(leaf, h, representable: bool):
+    def _finish(leaf, h, representable: bool, reach: int = 1):
         h = jnp.broadcast_to(jnp.asarray(h, leaf.dtype), leaf.shape)
-        return representable_step(leaf, h) if representable else h
+        if not representable:
+            return h
+        room = (jnp.finfo(leaf.dtype).max - jnp.abs(leaf)) / reach  # x ± reach·h stays below the largest float
+        return representable_step(leaf, jnp.where(h > room, room, h))
 
     def along(self, flat_x, exponent: float, direction_scale=1.0):  # pragma: no cover - abstract
         """The step t along a direction v of max-norm `direction_scale` from the flat point `flat_x`."""
         raise NotImplementedError
+
+    def check(self, dtypes, reach: int) -> None:
+        """Raise, before anything is traced, where this rule's own numbers cannot work in `dtypes` (the working
+        dtypes of the input) for a stencil reaching `reach` steps. Nothing to check for computed steps."""
 
 
 def _pytree_rule(cls):
@@ -170,9 +179,9 @@ class Absolute(StepRule):
 
     reports_vanished = True
 
-    def steps(self, x, exponent: float, representable: bool = True):
+    def steps(self, x, exponent: float, representable: bool = True, reach: int = 1):
         if not isinstance(self.value, (list, tuple, dict)) and np.ndim(self.value) == 0:
-            return super().steps(x, exponent, representable)
+            return super().steps(x, exponent, representable, reach)
         x_def, step_def = jax.tree_util.tree_structure(x), jax.tree_util.tree_structure(self.value)
         if x_def != step_def:
             raise ValueError(f"`step` must be a scalar or have the structure of the input {x_def}, got {step_def}.")
@@ -184,9 +193,22 @@ class Absolute(StepRule):
                     f"`step` has shape {h.shape} where the input has shape {leaf.shape}; pass a scalar step or an "
                     f"array of shape {leaf.shape}."
                 )
-            return self._finish(leaf, h, representable)
+            return self._finish(leaf, h, representable, reach)
 
         return jax.tree_util.tree_map(leaf_step, x, self.value)
+
+    def check(self, dtypes, reach: int) -> None:
+        """A step the input's dtype cannot hold (1e300 in float32) or whose stencil overflows is the user's to fix."""
+        for leaf in jax.tree_util.tree_leaves(self.value):
+            if isinstance(leaf, jax.core.Tracer):
+                continue
+            largest = float(np.max(np.asarray(leaf, np.float64)))
+            for dtype in dtypes:
+                if largest * reach >= float(jnp.finfo(dtype).max):
+                    raise ValueError(
+                        f"`step`={largest!r} overflows {dtype}: the stencil reaches x ± {reach}·step. Pass a step "
+                        f"below {float(jnp.finfo(dtype).max) / reach:.3g}, or step=None for the default."
+                    )
 
     def leaf_steps(self, leaf, exponent: float):
         return self.value

@@ -19,23 +19,33 @@ def _shown(value) -> str:
     return repr(value)
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type: a TypeError, and a ValueError too, so code that caught the ValueError these
+    checks raised before still catches it."""
+
+
+def _integer_kind(minimum, maximum, none: bool) -> str:
+    if maximum is None:
+        kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, "an integer")
+        kind = kind if minimum in (0, 1, None) else f"an integer ≥ {minimum}"
+    elif minimum is None:
+        kind = f"an integer ≤ {maximum}"
+    else:
+        kind = f"an integer from {minimum} to {maximum}"
+    return kind + (" or None" if none else "")
+
+
 def integer(name: str, value, *, minimum: int | None = None, maximum: int | None = None, none: bool = False,
             hint: str = ""):  # fmt: skip
     """`value` as a Python int (NumPy integers accepted; bools, floats and strings refused), within the bounds."""
     if value is None and none:
         return None
+    kind = _integer_kind(minimum, maximum, none)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        kind = "an integer" + (" or None" if none else "")
-        raise TypeError(f"`{name}` must be {kind}, got {_shown(value)} ({type(value).__name__}).{hint}")
+        raise ArgumentTypeError(f"`{name}` must be {kind}, got {_shown(value)} ({type(value).__name__}).{hint}")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        if maximum is None:
-            bounds = f"at least {minimum}"
-        elif minimum is None:
-            bounds = f"at most {maximum}"
-        else:
-            bounds = f"from {minimum} to {maximum}"
-        raise ValueError(f"`{name}` must be an integer {bounds}, got {value}.{hint}")
+        raise ValueError(f"`{name}` must be {kind}, got {value}.{hint}")
     return value
 
 
@@ -44,7 +54,7 @@ def real(name: str, value, *, minimum: float | None = None, positive: bool = Fal
     """`value` as a Python float (NumPy scalars accepted; strings and bools refused): not NaN, finite unless
     `finite=False`, at least `minimum`, and > 0 with `positive`."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"`{name}` must be a real number, got {_shown(value)} ({type(value).__name__}).{hint}")
+        raise ArgumentTypeError(f"`{name}` must be a real number, got {_shown(value)} ({type(value).__name__}).{hint}")
     number = float(value)
     if math.isnan(number) or (finite and math.isinf(number)):
         raise ValueError(f"`{name}` must be a finite number, got {_shown(value)}.{hint}")
@@ -58,7 +68,7 @@ def real(name: str, value, *, minimum: float | None = None, positive: bool = Fal
 def boolean(name: str, value) -> bool:
     """`value` as a bool (Python or NumPy bools only)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be True or False, got {_shown(value)} ({type(value).__name__}).")
+        raise ArgumentTypeError(f"`{name}` must be True or False, got {_shown(value)} ({type(value).__name__}).")
     return bool(value)
 
 

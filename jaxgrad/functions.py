@@ -21,6 +21,8 @@ import dataclasses
 import difflib
 import importlib
 import math
+import os
+import sys
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -271,6 +273,8 @@ def resolve(spec: str, *, flag: str = "--function") -> Callable:
     if ":" not in spec:
         return get(spec)
     module_name, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:  # ./mypkg importable, after every installed module
+        sys.path.append(os.getcwd())
     try:
         target = importlib.import_module(module_name)
     except Exception as error:

@@ -19,6 +19,7 @@ from fractions import Fraction
 import jax.numpy as jnp
 import numpy as np
 
+from . import _validate as validate
 from ._steps import default_step as default_step
 from ._steps import round_to_power_of_two as round_to_power_of_two
 
@@ -48,7 +49,11 @@ def finite_difference_weights(offsets, derivative=1):
       >>> finite_difference_weights((0, 1, 2))
       (-1.5, 2.0, -0.5)
     """
-    return _weights(tuple(offsets), derivative)
+    offsets = tuple(np.ravel(offsets).tolist()) if np.ndim(offsets) else (offsets,)
+    if not all(isinstance(k, int) and not isinstance(k, bool) for k in offsets):
+        raise TypeError(f"`offsets` must be integers (multiples of the step), got {offsets!r}.")
+    derivative = validate.integer("derivative", derivative, minimum=0)
+    return _weights(offsets, derivative)
 
 
 @functools.cache
@@ -58,7 +63,7 @@ def _weights(offsets: tuple, derivative: int) -> tuple[float, ...]:
         raise ValueError(f"`offsets` must be distinct, got {offsets}.")
     size = len(offsets)
     if not 0 <= derivative < size:
-        raise ValueError(f"`derivative`={derivative} needs more than {size} offsets.")
+        raise ValueError(f"`derivative`={derivative} needs at least {derivative + 1} offsets, got {size}.")
     # Augmented matrix [A | b] with A[j][k] = offsets[k]**j, b[j] = m! [j == m]; Gauss-Jordan with exact fractions.
     factorial = math.factorial(derivative)
     rows = [[k**j for k in offsets] + [Fraction(factorial if j == derivative else 0)] for j in range(size)]

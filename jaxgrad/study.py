@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._batching import as_points, leading_size
-from ._evaluate import point_gradient
+from ._evaluate import hashable, point_gradient
 from ._files import write_csv, write_json
 from ._grad import batch_grad
 from ._schemes import FiniteDifference, Scheme, as_scheme
@@ -27,6 +27,35 @@ SMALLEST_STEP = {"float32": 1e-6, "float64": 1e-13}
 def default_steps(dtype, num: int = 40) -> np.ndarray:
     """The default grid of step factors s (h = s·max(|x|, 1)): log-spaced from 1 down to SMALLEST_STEP[dtype]."""
     return np.logspace(0, math.log10(SMALLEST_STEP[np.dtype(dtype).name]), num)
+
+
+def _parse_dtypes(dtypes) -> list[np.dtype]:
+    if isinstance(dtypes, str):
+        dtypes = (dtypes,)
+    wanted = []
+    for d in dtypes:
+        try:
+            dtype = np.dtype(d)
+        except TypeError:
+            dtype = None
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"`dtypes` may hold 'float32' and 'float64', got {d!r}: a step study in a 16-bit float "
+                             "measures nothing but rounding.")  # fmt: skip
+        wanted.append(dtype)
+    if not wanted:
+        raise ValueError("`dtypes` is empty; pass e.g. ('float32', 'float64').")
+    return wanted
+
+
+def _step_grid(steps) -> np.ndarray:
+    try:
+        grid = np.asarray(steps, np.float64)
+    except (TypeError, ValueError):
+        grid = None
+    if grid is None or grid.ndim != 1 or not grid.size or not np.all(np.isfinite(grid) & (grid > 0)):
+        raise ValueError(f"`steps` must be a 1-D array of positive finite step factors, e.g. np.logspace(-1, -6, 20); "
+                         f"got {steps!r}.")  # fmt: skip
+    return grid
 
 
 def _parse_methods(methods) -> list[FiniteDifference]:
@@ -282,6 +311,8 @@ def step_study(
       >>> 0.25 <= study.best()[0].step_ratio <= 4
       True
     """
+    name = name or getattr(fun, "name", None) or getattr(fun, "__name__", "f")
+    fun = hashable(fun)
     points = as_points(points)
     n = leading_size(points)
     if not isinstance(points, jax.Array) or points.ndim != 2:
@@ -294,7 +325,9 @@ def step_study(
     if getattr(out, "shape", None) != ():
         raise ValueError(f"`fun` must return a scalar, but it returned {getattr(out, 'shape', type(out).__name__)}.")
     notes = []
-    wanted = [np.dtype(d) for d in dtypes]
+    wanted = _parse_dtypes(dtypes)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"`progress` must be a callable taking a message, or None, got {type(progress).__name__}.")
     x64 = bool(jax.config.jax_enable_x64)
     if not x64 and any(d == np.float64 for d in wanted):
         warnings.warn("step_study: float64 needs jax.config.update('jax_enable_x64', True); running float32 only.",
@@ -318,9 +351,7 @@ def step_study(
         exact_np = exact_np[keep]
     curves = []
     for dtype in wanted:
-        grid = np.asarray(default_steps(dtype) if steps is None else steps, np.float64)
-        if grid.ndim != 1 or not np.all(np.isfinite(grid) & (grid > 0)):
-            raise ValueError("`steps` must be a 1-D array of positive finite step factors.")
+        grid = default_steps(dtype) if steps is None else _step_grid(steps)
         for stencil in _parse_methods(methods):
             if progress:
                 progress(f"{dtype.name} {stencil.method} {stencil.order}")
@@ -345,5 +376,5 @@ def step_study(
                 _theory_best_step(fine, theory_fine), float(np.min(theory_fine)), default,
                 float(np.median(default_error)),
             ))  # fmt: skip
-    return Study(name or getattr(fun, "name", None) or getattr(fun, "__name__", "f"), n, int(points.shape[1]),
+    return Study(name, n, int(points.shape[1]),
                  tuple(curves), tuple(notes))  # fmt: skip

@@ -58,7 +58,7 @@ def test_wrong_dimension_is_explained(capsys):
 def test_bad_point_is_explained():
     done = run_cli("grad", "--point", "3,four")
     assert done.returncode == 2
-    assert "--point must be numbers separated by commas" in done.stderr
+    assert "argument --point: must be finite numbers separated by commas" in done.stderr
 
 
 def test_bench_prints_the_table_and_json(tmp_path, capsys):
@@ -155,7 +155,7 @@ def test_negative_numbers_after_point_and_domain(capsys):
     assert capsys.readouterr().out.strip() == "[-2.  5.]"
     assert main(["compare", "--function", "sphere", "--domain", "-2,-1", "--points", "20", "--quiet"]) == 0
     done = run_cli("grad", "--point=")
-    assert done.returncode == 2 and "--point must be numbers separated by commas" in done.stderr
+    assert done.returncode == 2 and "argument --point: must be finite numbers separated by commas" in done.stderr
 
 
 def test_module_in_the_current_directory_is_found(capsys, tmp_path, monkeypatch):

@@ -29,14 +29,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEBUG = "JAXGRAD_DEBUG"
+"""Set this environment variable to 1 to see the traceback of an error instead of its one line."""
+
+
 def main(argv=None) -> int:
-    """Entry point of the `jaxgrad` command; returns the exit code."""
+    """Entry point of the `jaxgrad` command; returns the exit code: 0 done, 1 a gradient mismatch, 2 an error (one
+    line on stderr), 130 interrupted (Ctrl-C; finished results are kept)."""
     args = build_parser().parse_args(join_negative_numbers(sys.argv[1:] if argv is None else argv))
-    if "" not in sys.path and os.getcwd() not in sys.path:  # as under `python -m`: module:attr finds ./mypkg
-        sys.path.insert(0, os.getcwd())
     try:
         with jax.enable_x64(True):  # so --dtype float64 is float64; float32 input stays float32
             return args.run(args)
-    except (ValueError, TypeError, ImportError) as error:
-        print(f"jaxgrad {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"jaxgrad {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure is one line and exit 2; JAXGRAD_DEBUG=1 shows the traceback
+        if os.environ.get(DEBUG, "") not in ("", "0"):
+            raise
+        print(f"jaxgrad {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+def _one_line(error: BaseException) -> str:
+    """The error as one line: its message, with the type where the message alone would not say what happened."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f" {error.filename!r}" if error.filename else ""
+        return f"{error.strerror}:{where}"
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, (ValueError, TypeError, ImportError, OSError)):
+        return text
+    return f"{type(error).__name__}: {text} (run with {DEBUG}=1 for the traceback)"

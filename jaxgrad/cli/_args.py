@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import functions
+from .._evaluate import NOT_TRACEABLE
 from .._schemes import METHODS as SCHEMES
 
 DTYPES = ("float32", "float64")
@@ -35,25 +43,30 @@ def join_negative_numbers(argv: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------- value parsers
-def parse_point(text: str) -> list[float]:
-    """ "3,4" -> [3.0, 4.0]."""
+def _numbers(text: str) -> list[float] | None:
+    """Finite numbers separated by commas (spaces around them allowed, not inside them), or None."""
     try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+        values = [float(v) for v in (part.strip() for part in text.split(","))]
     except ValueError:
-        values = []
-    if not values:
-        message = f"--point must be numbers separated by commas, e.g. 3,4; got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
+        return None
+    return values if values and all(math.isfinite(v) for v in values) else None
+
+
+def parse_point(text: str) -> list[float]:
+    """ "3,4" -> [3.0, 4.0]; finite numbers only."""
+    values = _numbers(text)
+    if values is None:
+        raise argparse.ArgumentTypeError(f"must be finite numbers separated by commas, e.g. 3,4; got {text!r}")
     return values
 
 
 def parse_pair(text: str) -> tuple[float, float]:
-    """ "-1,1" -> (-1.0, 1.0)."""
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--domain must be two numbers LOW,HIGH, e.g. -1,1; got {text!r}") from None
-    return low, high
+    """ "-1,1" -> (-1.0, 1.0): two finite numbers, the first below the second."""
+    values = _numbers(text)
+    if values is None or len(values) != 2 or not values[0] < values[1]:
+        raise argparse.ArgumentTypeError(f"must be two finite numbers LOW,HIGH with LOW < HIGH, e.g. -1,1; got "
+                                         f"{text!r}")  # fmt: skip
+    return values[0], values[1]
 
 
 def parse_method(text: str):
@@ -77,6 +90,25 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def at_most(limit: int, why: str):
+    """A parser of positive integers up to `limit`."""
+
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"expected at most {limit:,} ({why}), got {value:,}")
+        return value
+
+    return parse
+
+
+def finite_float(text: str) -> float:
+    values = _numbers(text)
+    if values is None or len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return values[0]
 
 
 # ------------------------------------------------------------------------------------------------- groups
@@ -118,7 +150,7 @@ def add_method(parser, *, several: bool = False):
     parser.add_argument("--method", choices=METHODS, default="central", help="the finite-difference method")
     parser.add_argument("--order", type=positive_int, help="order of the stencil (default: 2 central, 1 one-sided, "
                                                             "6 richardson)")  # fmt: skip
-    parser.add_argument("--step", type=float, default=None,
+    parser.add_argument("--step", type=finite_float, default=None,
                         help="absolute step (default: eps^(1/(p+1))·max(|x|, 1), a power of two)")  # fmt: skip
 
 
@@ -130,8 +162,6 @@ def add_quiet(parser):
 def function_dim_domain(spec, dim, domain):
     """The function named by `spec`, its dimension and sampling box: the built-in's own unless given; 8 and [-1, 1]
     for a user's function."""
-    from .. import functions
-
     fun = functions.resolve(spec)
     if isinstance(fun, functions.BuiltinFunction):
         dim = fun.default_dim if dim is None else dim
@@ -140,10 +170,36 @@ def function_dim_domain(spec, dim, domain):
     return fun, dim or 8, domain or (-1.0, 1.0)
 
 
+def check_memory(num_points: int, dim: int, copies: int, what: str) -> None:
+    """Refuse, before anything is allocated, a run whose arrays (`copies` float64 arrays of num_points × dim) would
+    not fit in this machine's memory, naming the options that size it."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no figure to check against
+        return
+    need = copies * num_points * dim * 8
+    if need > memory:
+        raise ValueError(f"{what}: --points {num_points:,} × --dim {dim:,} needs about {need / 2**30:,.1f} GiB, "
+                         f"more than this machine's {memory / 2**30:,.1f} GiB; use fewer --points")  # fmt: skip
+
+
+def check_function(fun, spec: str, dim: int, option: str = "--dim") -> None:
+    """Explain, naming --dim (or --point), a function that cannot take a point of `dim` coordinates or returns no
+    scalar."""
+    try:
+        out = jax.eval_shape(fun, jax.ShapeDtypeStruct((dim,), jnp.float32))
+    except NOT_TRACEABLE:  # the library explains this one, with --numpy
+        return
+    except Exception as error:  # a user's function fails in its own words; say what jaxgrad gave it
+        raise ValueError(f"--function {spec} fails on a point of {dim} coordinates ({type(error).__name__}: {error}); "
+                         f"pass {option} with the number of coordinates it takes") from error  # fmt: skip
+    if getattr(out, "shape", None) != ():
+        raise ValueError(f"--function {spec} returns shape {getattr(out, 'shape', type(out).__name__)} for a point "
+                         f"of {dim} coordinates; it must return one number (and check {option})")  # fmt: skip
+
+
 def sample(dim: int, domain, num_points: int, seed: int, dtype):
     """`num_points` points drawn uniformly from the box domain^dim, as a NumPy array of `dtype`."""
-    import numpy as np
-
     return np.random.default_rng(seed).uniform(domain[0], domain[1], size=(num_points, dim)).astype(dtype)
 
 

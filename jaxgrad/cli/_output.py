@@ -2,16 +2,65 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
+import signal
 import sys
+import threading
 
-from .._files import write_csv, write_json
+from .. import _files
 
-__all__ = ["each_with_progress", "write_csv", "write_json"]
+STDOUT = "-"
+"""The output path that means standard output."""
+
+
+def write_json(path, data, indent: int | None = 1) -> None:
+    """`data` as JSON into `path` (atomically), or onto standard output for "-"."""
+    if path == STDOUT:
+        json.dump(data, sys.stdout, indent=indent, default=float)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    else:
+        _files.write_json(path, data, indent)
+
+
+def write_csv(path, rows) -> None:
+    """Rows as CSV into `path` (atomically), or onto standard output for "-"."""
+    if path != STDOUT:
+        _files.write_csv(path, rows)
+    elif rows:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.flush()
+
+
+def report_stream(*paths):
+    """Where the human-readable report goes: standard error when a data file goes to standard output."""
+    return sys.stderr if STDOUT in paths else sys.stdout
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C waits until the block is done (then raises KeyboardInterrupt): files written together stay together."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def each_with_progress(items, *, label: str, unit: str, describe, work, quiet: bool = False, keep=None):
     """Run `work(item)` for every item with a progress bar on stderr (none with `quiet`; tqdm hides it off a
-    terminal), and `keep(results)` after each, so a file on disk always holds every finished result.
+    terminal), and `keep(results)` after each with Ctrl-C deferred, so the files on disk always hold every finished
+    result, all of them the same ones.
 
     Returns:
       (results, interrupted): the finished results in order, and whether Ctrl-C stopped the loop.
@@ -23,9 +72,11 @@ def each_with_progress(items, *, label: str, unit: str, describe, work, quiet: b
     try:
         for item in bar:
             bar.set_postfix_str(describe(item))
-            results.append(work(item))
-            if keep is not None:
-                keep(results)
+            result = work(item)
+            with interrupts_deferred():
+                results.append(result)
+                if keep is not None:
+                    keep(results)
     except KeyboardInterrupt:
         return results, True
     finally:
@@ -34,6 +85,6 @@ def each_with_progress(items, *, label: str, unit: str, describe, work, quiet: b
 
 
 def interrupted_line(done: int, total: int, what: str, written=()) -> str:
-    """ "interrupted: 2 of 4 runs finished; their points are in r.json and r.csv"."""
-    where = " and ".join(str(path) for path in written if path)
+    """ "interrupted: 2 of 4 runs finished; in r.json and r.csv"."""
+    where = " and ".join(str(path) for path in written if path and path != STDOUT)
     return f"interrupted: {done} of {total} {what} finished" + (f"; in {where}" if where and done else "")

@@ -15,11 +15,14 @@ from ._args import (
     add_method,
     add_quiet,
     add_sampling,
+    check_function,
+    check_memory,
+    finite_float,
     function_dim_domain,
     positive_int,
     sample,
 )
-from ._output import each_with_progress, interrupted_line, write_csv, write_json
+from ._output import STDOUT, each_with_progress, interrupted_line, report_stream, write_csv, write_json
 
 
 def add_parser(commands) -> None:
@@ -44,10 +47,10 @@ def add_parser(commands) -> None:
     )
     p.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     p.add_argument("--numpy", action="store_true", help=NUMPY_HELP + "; needs --grad")
-    p.add_argument("--rtol", type=float, default=0.0, help="added to the derived tolerance, relative")
-    p.add_argument("--atol", type=float, default=0.0, help="added to the derived tolerance, absolute")
-    p.add_argument("--json", help="write every run's summary and per-point rows to this JSON file")
-    p.add_argument("--csv", help="write the per-point rows of every run to this CSV file")
+    p.add_argument("--rtol", type=finite_float, default=0.0, help="added to the derived tolerance, relative (≥ 0)")
+    p.add_argument("--atol", type=finite_float, default=0.0, help="added to the derived tolerance, absolute (≥ 0)")
+    p.add_argument("--json", help="write every run's summary and per-point rows to this JSON file (- for stdout)")
+    p.add_argument("--csv", help="write the per-point rows of every run to this CSV file (- for stdout)")
     add_quiet(p)
     p.set_defaults(run=run)
 
@@ -57,15 +60,19 @@ def _jobs(args):
     jobs = []
     for spec in args.function or functions.names():
         fun, dim, domain = function_dim_domain(spec, args.dim, args.domain)
+        check_memory(args.points, dim, 8, "compare")  # points, exact, numeric, tolerance, the check's parts
+        if not args.numpy:
+            check_function(fun, spec, dim)
         jobs.extend((spec, fun, dim, domain, dtype) for dtype in args.dtype)
     return jobs
 
 
-def _write_reports(reports, json_path, csv_path) -> None:
-    """Every finished run: JSON (a list of `Comparison.to_dict()`) and CSV (their per-point rows)."""
-    if json_path:
+def _write_reports(reports, json_path, csv_path, *, final: bool = False) -> None:
+    """Every finished run: JSON (a list of `Comparison.to_dict()`) and CSV (their per-point rows). Files are
+    rewritten after every run; standard output ("-") is written once, at the end."""
+    if json_path and (json_path != STDOUT or final):
         write_json(json_path, [r.to_dict() for r in reports], indent=None)
-    if csv_path:
+    if csv_path and (csv_path != STDOUT or final):
         write_csv(csv_path, [dict(function=r.function, dtype=r.dtype, **row) for r in reports for row in r.rows()])
 
 
@@ -84,6 +91,9 @@ def _row(rep) -> list:
 def run(args) -> int:
     if args.numpy and not args.grad:
         raise ValueError("--numpy needs --grad module:attr: jax.grad cannot differentiate NumPy code.")
+    if args.json == args.csv == STDOUT:
+        raise ValueError("--json - and --csv - would both write to standard output; send one of them to a file.")
+    out = report_stream(args.json, args.csv)
     grad_fn = functions.resolve(args.grad, flag="--grad") if args.grad else None
     jobs = _jobs(args)
 
@@ -107,23 +117,28 @@ def run(args) -> int:
     versus = "" if args.no_reference else " vs NumPy reference"
     method = args.method if args.order is None else f"{args.method} order {args.order}"
     title = f"jaxgrad compare: jaxgrad ({method}, h and 2h) vs {exact}{versus}, on {device.platform} ({device})"
-    print(format_table(headers, [_row(rep) for rep in reports], title=title))
+    _write_reports(reports, args.json, args.csv, final=True)
+    print(format_table(headers, [_row(rep) for rep in reports], title=title), file=out)
     failures = [rep for rep in reports if not rep.ok]
     for rep in failures:
         failed = int((~rep.passed).sum())
-        print(f"{rep.function} {rep.dtype}: {failed} points fail; worst: {rep.worst.describe(rep.exact_name)}")
+        print(
+            f"{rep.function} {rep.dtype}: {failed} points fail; worst: {rep.worst.describe(rep.exact_name)}", file=out
+        )
     for rep in reports:
         if rep.verdict is Verdict.INCONCLUSIVE:
             print(
                 f"{rep.function} {rep.dtype}: inconclusive, {rep.unresolved:,} of {rep.num_points:,} points cannot be "
-                "resolved at the default step (the tolerance is as large as the gradient there)"
+                "resolved at the default step (the tolerance is as large as the gradient there)",
+                file=out,
             )
     if interrupted:
-        print(interrupted_line(len(reports), len(jobs), "runs", (args.json, args.csv)))
+        print(interrupted_line(len(reports), len(jobs), "runs", (args.json, args.csv)), file=out)
         return 130
     counts = {v: sum(rep.verdict is v for rep in reports) for v in Verdict}
     print(
         f"{counts[Verdict.OK]} of {len(reports)} runs OK, {counts[Verdict.INCONCLUSIVE]} inconclusive, "
-        f"{counts[Verdict.MISMATCH]} mismatched" + (" (exit code 1)" if failures else "")
+        f"{counts[Verdict.MISMATCH]} mismatched" + (" (exit code 1)" if failures else ""),
+        file=out,
     )
     return 1 if failures else 0

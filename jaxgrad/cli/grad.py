@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import functions
 from .._grad import grad
-from ._args import NUMPY_HELP, HelpFormatter, add_dtypes, add_function, add_method, parse_point
+from ._args import NUMPY_HELP, HelpFormatter, add_dtypes, add_function, add_method, check_function, parse_point
 
 
 def add_parser(commands) -> None:
@@ -26,6 +26,8 @@ def run(args) -> int:
     point = jnp.asarray(args.point, dtype=args.dtype)
     if isinstance(fun, functions.BuiltinFunction):
         fun.check_dim(point.shape[0])
+    elif not args.numpy:
+        check_function(fun, args.function, point.shape[0], option="--point")
     gradient = grad(fun, method=args.method, order=args.order, step=args.step, traceable=not args.numpy)(point)
     print(np.asarray(gradient))
     return 0

@@ -16,6 +16,8 @@ from ._args import (
     add_method,
     add_quiet,
     add_sampling,
+    check_memory,
+    finite_float,
     function_dim_domain,
     methods_of,
     sample,
@@ -33,7 +35,7 @@ def add_parser(commands) -> None:
     add_sampling(p, points=1000)
     add_dtypes(p, help_text="dtypes to study")
     add_method(p, several=True)
-    p.add_argument("--steps", type=float, nargs="+",
+    p.add_argument("--steps", type=finite_float, nargs="+",
                    help="step factors s to sweep, h = s·max(|x|, 1) (default: 40 from 1 down to the dtype's "
                         "round-off)")  # fmt: skip
     p.add_argument("--out", default="study", help="directory for study.csv, study.json, v_curve.png, v_curve.svg")
@@ -43,6 +45,9 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     fun, dim, domain = function_dim_domain(args.function, args.dim, args.domain)
+    check_memory(args.points, dim, 4, "study")
+    if not args.out or (os.path.exists(args.out) and not os.path.isdir(args.out)):
+        raise ValueError(f"--out {args.out!r} must name a directory (it holds study.csv, study.json and the pictures)")
     points = sample(dim, domain, args.points, args.seed, np.float64)
     curves = [(dtype, method) for dtype in args.dtype for method in methods_of(args)]
     os.makedirs(args.out, exist_ok=True)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _validate as validate
 from .._schemes import Mode
 from ._compare import compare
 from ._comparison import Comparison
@@ -76,6 +77,8 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
       jaxgrad.GradientMismatchError: gradient mismatch at 1 of 1 points; worst: point 0, x[1]: ...
     """
     options.setdefault("reference", False)
+    taylor = validate.boolean("taylor", taylor)
+    batched = None if batched is None else validate.boolean("batched", batched)
     single = _is_single_point(fun, points) if batched is None else not batched
     batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
     rep = compare(fun, batch, grad_fn=grad_fn, **options)

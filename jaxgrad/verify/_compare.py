@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .. import _validate as validate
 from .. import reference as numpy_reference
 from .._batching import (
     Batching,
@@ -21,7 +22,16 @@ from .._batching import (
     raise_if_missing_batch_axis,
     run_program,
 )
-from .._evaluate import NOT_TRACEABLE, apply, as_working, point_parts, warn_if_low_precision, working_dtype
+from .._evaluate import (
+    NOT_TRACEABLE,
+    apply,
+    as_working,
+    hashable,
+    point_parts,
+    warn_if_low_precision,
+    working_dtype,
+    working_dtypes,
+)
 from .._host import host_parts
 from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
 from .._steps import DefaultStep, as_step_rule, raise_if_step_vanished
@@ -302,15 +312,27 @@ def compare(
     scheme = as_scheme(method, order)
     rule = as_step_rule(step)
     batching = Batching(chunk_size, memory_budget)
+    rtol = validate.real("rtol", rtol, minimum=0.0, hint=" It widens the derived tolerance; 0 adds nothing.")
+    atol = validate.real("atol", atol, minimum=0.0, hint=" It widens the derived tolerance; 0 adds nothing.")
+    reference_points = validate.integer("reference_points", reference_points, minimum=1, none=True)
+    seed = validate.integer("seed", seed, minimum=0)
+    directions = validate.integer("directions", directions, minimum=1, none=True,
+                                  hint=" None checks every coordinate (d ≤ 4096).")  # fmt: skip
+    reference, traceable = validate.boolean("reference", reference), validate.boolean("traceable", traceable)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"`name` must be a string or None, got {type(name).__name__}.")
+    exact_name = "jax.grad" if grad_fn is None else name_of(grad_fn)
+    name = name or name_of(fun)
+    fun, grad_fn = hashable(fun), None if grad_fn is None else hashable(grad_fn)
     points = as_points(points)
     n = leading_size(points)
+    rule.check(working_dtypes(points), scheme.reach)
     point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0] if n else jnp.zeros(leaf.shape[1:]), points))
     dim = point_dim(points)
     dtype = np.result_type(*[working_dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(points)])
-    exact_name = "jax.grad" if grad_fn is None else name_of(grad_fn)
     if n == 0:
         empty = np.zeros((0, dim))
-        return Comparison(name or name_of(fun), exact_name, np.dtype(dtype).name, Mode.COORDINATES, scheme.method,
+        return Comparison(name, exact_name, np.dtype(dtype).name, Mode.COORDINATES, scheme.method,
                           scheme.order, dim, empty, empty, empty, np.zeros(0, int), None, None,
                           coordinate_names(point0), {})  # fmt: skip
     if not traceable and (grad_fn is None or directions is not None):
@@ -324,8 +346,6 @@ def compare(
         grad_fn = jax.grad(fun)
     if directions is None and dim > DIRECTIONS_ABOVE and Mode.DIRECTIONAL in scheme.modes:
         directions = 16
-    if directions is not None and (isinstance(directions, bool) or not isinstance(directions, int) or directions < 1):
-        raise ValueError(f"`directions` must be a positive integer or None, got {directions!r}.")
     if directions is not None and step is not None:
         raise ValueError(
             "`step` applies to coordinate mode; directional mode steps t = eps^(1/(p+1))·max(|x|, 1) along each "
@@ -361,7 +381,7 @@ def compare(
         if m < n:
             notes.append(f"the NumPy reference ran on {m:,} of {n:,} points, drawn at random (seed {seed})")
     return Comparison(
-        function=name or name_of(fun),
+        function=name,
         exact_name=exact_name,
         dtype=np.dtype(dtype).name,
         mode=Mode.COORDINATES if directions is None else Mode.DIRECTIONAL,

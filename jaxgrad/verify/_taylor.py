@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .. import _validate as validate
 from .._evaluate import as_working
 from .._table import format_table
 from ._compare import coordinate_names
@@ -100,6 +101,14 @@ def taylor_test(
       >>> print(jg.taylor_test(jg.functions.rosenbrock, x, grad_fn=lambda x: 1.01 * x).verdict)
       MISMATCH
     """
+    seed = validate.integer("seed", seed, minimum=0)
+    num_steps = validate.integer(
+        "num_steps", num_steps, minimum=3, none=True, hint=" None reaches the dtype's resolution."
+    )
+    window = validate.integer("window", window, minimum=3, hint=" The slope is fitted on at least 3 steps.")
+    margin = validate.real(
+        "margin", margin, minimum=1.0, hint=" It is how far above the rounding floor a remainder counts."
+    )
     x = as_working(x)
     flat_x, _ = ravel_pytree(x)
     dtype = flat_x.dtype
@@ -109,7 +118,13 @@ def taylor_test(
         v = np.random.default_rng(seed).normal(size=flat_x.shape)
         v /= np.linalg.norm(v)
     else:
+        if jax.tree_util.tree_structure(direction) != jax.tree_util.tree_structure(x):
+            raise ValueError(f"`direction` must have the structure of `x`, {jax.tree_util.tree_structure(x)}.")
         v = np.asarray(ravel_pytree(direction)[0], np.float64)
+        if v.shape != flat_x.shape:
+            raise ValueError(f"`direction` must have the shape of `x` ({flat_x.size} coordinates), got {v.size}.")
+        if not (np.all(np.isfinite(v)) and np.any(v != 0)):
+            raise ValueError("`direction` must be finite and not all zero: along v = 0 every gradient looks right.")
     t0 = max(float(np.max(np.abs(np.asarray(flat_x, np.float64)), initial=0.0)), 1.0) / 4
     if num_steps is None:
         num_steps = int(-math.log2(eps)) + 2
