@@ -14,7 +14,7 @@ import numpy as np
 from jax import lax
 
 from . import _validate as validate
-from ._evaluate import point_result, working_dtype
+from ._evaluate import point_result, warn_if_low_precision, working_dtype
 from ._schemes import Central, Scheme
 
 CPU_MEMORY_BUDGET = 8 * 2**20
@@ -72,7 +72,10 @@ def as_points(points):
         return isinstance(value, (int, float, np.number, np.bool_))
 
     if isinstance(points, (list, tuple)) and numbers_only(points):
-        return jnp.asarray(np.asarray(points))
+        points = np.asarray(points)
+    for leaf in jax.tree_util.tree_leaves(points):  # JAX's own error for a dtype it lacks names no fix
+        working_dtype(np.result_type(leaf) if not hasattr(leaf, "dtype") else leaf.dtype)
+    warn_if_low_precision(points, stacklevel=4)  # before JAX turns float64 into float32 without a word
     return jax.tree_util.tree_map(jnp.asarray, points)
 
 

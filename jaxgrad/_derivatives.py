@@ -11,7 +11,7 @@ from jax.flatten_util import ravel_pytree
 
 from ._evaluate import apply, as_working, evaluate, hashable, vanished, working_dtypes
 from ._grad import compiled_with
-from ._schemes import Mode, as_scheme
+from ._schemes import Central, Mode, as_scheme
 from ._steps import as_step_rule, raise_if_step_vanished
 
 
@@ -109,7 +109,7 @@ def _point_hessian(fun, x, rule):
             (flat_x[None, None] + pair_moves).reshape(-1, d),
         ]
     )
-    values = jax.vmap(lambda row: fun(unravel(row)))(rows)
+    values = apply(fun, unravel, rows, Central())  # the real second differences read f as central ones do
     if values.ndim != 1:
         raise ValueError(f"`fun` must return a scalar for a Hessian, but it returned shape {values.shape[1:]}.")
     center, plus, minus = values[0], values[1 : d + 1], values[d + 1 : 2 * d + 1]

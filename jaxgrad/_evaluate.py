@@ -62,7 +62,7 @@ def as_working(x):
     return jax.tree_util.tree_map(as_working_leaf, x)
 
 
-def warn_if_low_precision(x) -> None:
+def warn_if_low_precision(x, stacklevel: int = 3) -> None:
     """A UserWarning when x has float16/bfloat16 leaves (computed, and returned, in float32), or float64 leaves while
     `jax_enable_x64` is off (computed, and returned, in float32: JAX has no float64 then)."""
     wide = any(getattr(leaf, "dtype", None) == np.float64 for leaf in jax.tree_util.tree_leaves(x))
@@ -70,7 +70,7 @@ def warn_if_low_precision(x) -> None:
         warnings.warn(
             "float64 input is computed in float32 because jax_enable_x64 is off (the gradient comes back in "
             "float32); enable it with jax.config.update('jax_enable_x64', True) or JAX_ENABLE_X64=1.",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     low = {
         str(np.dtype(leaf.dtype))
@@ -81,7 +81,7 @@ def warn_if_low_precision(x) -> None:
         warnings.warn(
             f"jaxgrad computes {', '.join(sorted(low))} input in float32 (its own eps^(1/3) step of ~0.1 would make "
             "the difference meaningless) and returns the gradient in float32.",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

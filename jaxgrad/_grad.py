@@ -283,7 +283,6 @@ def batch_grad(
     if n == 0:
         empty = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, working_dtype(leaf.dtype)), points)
         return Estimate(empty, empty, jnp.zeros((0,), jnp.int8)) if with_error else empty
-    warn_if_low_precision(points)
     if not traceable and sharding is not None:
         raise ValueError("traceable=False evaluates `fun` on the host: it cannot be combined with `sharding`.")
     try:

@@ -28,7 +28,6 @@ from .._evaluate import (
     as_working,
     hashable,
     point_parts,
-    warn_if_low_precision,
     working_dtype,
     working_dtypes,
 )
@@ -340,7 +339,6 @@ def compare(
             "traceable=False needs `grad_fn` (jax.grad cannot differentiate a function JAX cannot trace) and "
             "coordinate mode (directions=None)."
         )
-    warn_if_low_precision(points)
     if grad_fn is None:
         _check_scalar_output(fun, point0)
         grad_fn = jax.grad(fun)
