@@ -251,11 +251,26 @@ def test_files_a_fifo_target_is_refused(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
-def test_files_a_device_is_never_replaced():
-    before = os.lstat("/dev/null")
+def special_file(tmp_path):
+    """A device node of our own (a copy of /dev/null's numbers; root can make one), else a UNIX socket: never a
+    system device, so that a regression of the writer cannot replace one."""
+    path = tmp_path / "device"
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        import socket
+
+        socket.socket(socket.AF_UNIX).bind(str(path))
+    return path
+
+
+def test_files_a_device_is_never_replaced(tmp_path):
+    device = special_file(tmp_path)
+    before = os.lstat(device)
     with pytest.raises(ValueError, match="not a regular file"):
-        write_json("/dev/null", {"a": 1})
-    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode) and os.lstat("/dev/null").st_ino == before.st_ino
+        write_json(device, {"a": 1})
+    after = os.lstat(device)
+    assert not stat.S_ISREG(after.st_mode) and after.st_ino == before.st_ino
 
 
 def test_files_a_hard_link_is_not_broken(tmp_path):
@@ -322,10 +337,11 @@ def test_files_bad_paths_are_explained(tmp_path, path):
     ("flag", "target", "needle"),
     [("--json", "missing/r.json", "does not exist"), ("--csv", "missing/r.csv", "does not exist"),
      ("--json", ".", "is a directory"), ("--csv", ".", "is a directory"),
-     ("--json", "/dev/null", "not a regular file")],
+     ("--json", "device", "not a regular file")],
 )  # fmt: skip
 def test_files_cli_bad_outputs_are_one_line_exit_2(capsys, tmp_path, monkeypatch, flag, target, needle):
     monkeypatch.chdir(tmp_path)
+    special_file(tmp_path)
     one_line_error(capsys, 2, ["compare", "--function", "sphere", "--points", "5", "--quiet", flag, target], needle)
 
 
@@ -840,3 +856,18 @@ def test_imports_a_module_attr_name_that_is_also_installed_gets_the_installed_on
 def test_cli_more_errors_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)
     one_line_error(capsys, 2, argv, needle)
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS", "EACCES"])
+def test_files_a_full_or_read_only_device_is_one_line_exit_2(capsys, tmp_path, monkeypatch, errno_name):
+    """As root nothing is read-only, so the device's refusal is simulated where the bytes are written."""
+    import errno
+
+    import jaxgrad._files as files
+
+    def refuse(path, write):
+        raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), str(path))
+
+    monkeypatch.setattr(files, "replace_file", refuse)
+    argv = ["compare", "--function", "sphere", "--points", "5", "--quiet", "--json", str(tmp_path / "r.json")]
+    one_line_error(capsys, 2, argv, os.strerror(getattr(errno, errno_name)), "r.json")

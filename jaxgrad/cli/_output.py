@@ -9,6 +9,8 @@ import signal
 import sys
 import threading
 
+import jax
+
 from .. import _files
 
 STDOUT = "-"
@@ -57,6 +59,31 @@ def interrupts_deferred():
         raise KeyboardInterrupt
 
 
+def promptly(work, item):
+    """`work(item)` in a worker thread while the main thread waits for it: Ctrl-C then stops the command at once,
+    where it would otherwise wait for a long compiled call to return (XLA does not look at signals). The abandoned
+    call finishes, or dies with the process, in its daemon thread; nothing it returns is used."""
+    if threading.current_thread() is not threading.main_thread():
+        return work(item)
+    box = {}
+    x64 = bool(jax.config.jax_enable_x64)  # the main thread's setting: JAX's configuration contexts are per thread
+
+    def run():
+        try:
+            with jax.enable_x64(x64):
+                box["result"] = work(item)
+        except BaseException as error:  # handed to the main thread as it is
+            box["error"] = error
+
+    worker = threading.Thread(target=run, name="jaxgrad-work", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def each_with_progress(items, *, label: str, unit: str, describe, work, quiet: bool = False, keep=None):
     """Run `work(item)` for every item with a progress bar on stderr (none with `quiet`; tqdm hides it off a
     terminal), and `keep(results)` after each with Ctrl-C deferred, so the files on disk always hold every finished
@@ -72,7 +99,7 @@ def each_with_progress(items, *, label: str, unit: str, describe, work, quiet: b
     try:
         for item in bar:
             bar.set_postfix_str(describe(item))
-            result = work(item)
+            result = promptly(work, item)
             with interrupts_deferred():
                 results.append(result)
                 if keep is not None:
