@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = 130
+"""The exit code after Ctrl-C, as shells report it."""
 DEBUG = "JAXGRAD_DEBUG"
 """Set this environment variable to 1 to see the traceback of an error instead of its one line."""
 
@@ -42,12 +44,24 @@ def main(argv=None) -> int:
             return args.run(args)
     except KeyboardInterrupt:
         print(f"jaxgrad {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except Exception as error:  # every failure is one line and exit 2; JAXGRAD_DEBUG=1 shows the traceback
         if os.environ.get(DEBUG, "") not in ("", "0"):
             raise
         print(f"jaxgrad {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+def run() -> None:
+    """The `jaxgrad` console script and `python -m jaxgrad`: `main()`, then exit. After Ctrl-C (exit 130, every
+    finished result already written and closed) the process ends at once (os._exit, after flushing): a compiled
+    call abandoned in flight would abort the interpreter's finalization ("terminate called ...", SIGABRT)."""
+    code = main()
+    if code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _one_line(error: BaseException) -> str:

@@ -1,8 +1,6 @@
 """`python -m jaxgrad.cli` runs the command line, as `python -m jaxgrad` does."""
 
-import sys
-
-from . import main
+from . import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -179,7 +179,7 @@ def check_memory(num_points: int, dim: int, copies: int, what: str) -> None:
         return
     need = copies * num_points * dim * 8
     if need > memory:
-        raise ValueError(f"{what}: --points {num_points:,} × --dim {dim:,} needs about {need / 2**30:,.1f} GiB, "
+        raise ValueError(f"--points {num_points:,} × --dim {dim:,} needs about {need / 2**30:,.1f} GiB for {what}, "
                          f"more than this machine's {memory / 2**30:,.1f} GiB; use fewer --points")  # fmt: skip
 
 

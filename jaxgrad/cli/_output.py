@@ -13,6 +13,8 @@ import jax
 
 from .. import _files
 
+WORKER = "jaxgrad-work"
+"""The name of the thread a command's work runs in (see `promptly`)."""
 STDOUT = "-"
 """The output path that means standard output."""
 
@@ -75,7 +77,7 @@ def promptly(work, item):
         except BaseException as error:  # handed to the main thread as it is
             box["error"] = error
 
-    worker = threading.Thread(target=run, name="jaxgrad-work", daemon=True)
+    worker = threading.Thread(target=run, name=WORKER, daemon=True)
     worker.start()
     while worker.is_alive():
         worker.join(0.05)

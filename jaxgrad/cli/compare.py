@@ -60,7 +60,7 @@ def _jobs(args):
     jobs = []
     for spec in args.function or functions.names():
         fun, dim, domain = function_dim_domain(spec, args.dim, args.domain)
-        check_memory(args.points, dim, 8, "compare")  # points, exact, numeric, tolerance, the check's parts
+        check_memory(args.points, dim, 8, "the comparison")  # points, exact, numeric, tolerance, the check's parts
         if not args.numpy:
             check_function(fun, spec, dim)
         jobs.extend((spec, fun, dim, domain, dtype) for dtype in args.dtype)

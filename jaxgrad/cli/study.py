@@ -45,7 +45,7 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     fun, dim, domain = function_dim_domain(args.function, args.dim, args.domain)
-    check_memory(args.points, dim, 4, "study")
+    check_memory(args.points, dim, 4, "the study")
     if not args.out or (os.path.exists(args.out) and not os.path.isdir(args.out)):
         raise ValueError(f"--out {args.out!r} must name a directory (it holds study.csv, study.json and the pictures)")
     points = sample(dim, domain, args.points, args.seed, np.float64)
