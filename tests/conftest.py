@@ -52,3 +52,16 @@ def steps_of(points, order=2):
     import jaxgrad as jg
 
     return np.asarray(jax.vmap(lambda p: jg.numerics.default_step(p, order))(points), np.float64)
+
+
+def interrupt_on_call(monkeypatch, module, name: str, call: int) -> None:
+    """Make module.name raise KeyboardInterrupt (as Ctrl-C would) on its `call`-th call."""
+    real, calls = getattr(module, name), []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, interrupted)

@@ -7,7 +7,7 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import DTYPES
+from conftest import DTYPES, interrupt_on_call
 
 import jaxgrad as jg
 from jaxgrad import functions
@@ -190,19 +190,6 @@ def test_cli_unknown_function_and_broken_module(capsys, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["grad", "--function", "broken_module:f", "--point", "1,2"]) == 2
     assert "does not import: ModuleNotFoundError" in capsys.readouterr().err
-
-
-def interrupt_on_call(monkeypatch, module, name: str, call: int) -> None:
-    """Make module.name raise KeyboardInterrupt (as Ctrl-C would) on its `call`-th call."""
-    real, calls = getattr(module, name), []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, interrupted)
 
 
 def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypatch):

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import DTYPES, X64
+from conftest import DTYPES, X64, interrupt_on_call
 
 import jaxgrad as jg
 from jaxgrad import functions
@@ -696,23 +696,11 @@ def test_imports_the_working_directory_is_appended_not_prepended(tmp_path, monke
 
 
 # =============================================================================================== 8. interrupts
-def _interrupt_on_call(monkeypatch, module, name, call):
-    real, calls = getattr(module, name), []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, interrupted)
-
-
 @pytest.mark.parametrize("call", [1, 2, 3, 4])
 def test_interrupts_compare_keeps_every_finished_run_in_both_files(tmp_path, capsys, monkeypatch, call):
     import jaxgrad.cli.compare as command
 
-    _interrupt_on_call(monkeypatch, command, "compare", call)
+    interrupt_on_call(monkeypatch, command, "compare", call)
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "30", "--quiet", "--json",
             str(out_json), "--csv", str(out_csv)]  # fmt: skip
@@ -749,7 +737,7 @@ def test_interrupts_a_sigint_during_the_file_writes_waits_for_them(tmp_path, cap
 def test_interrupts_bench_keeps_its_finished_rows(tmp_path, capsys, monkeypatch, call):
     import jaxgrad.bench as bench
 
-    _interrupt_on_call(monkeypatch, bench, "bench_one", call + 1)
+    interrupt_on_call(monkeypatch, bench, "bench_one", call + 1)
     out = tmp_path / "b.json"
     argv = [
         "bench",
@@ -816,7 +804,7 @@ def test_numerics_hessian_refuses_outputs_grad_refuses(output):
 def test_interrupts_study_keeps_every_finished_curve(tmp_path, capsys, monkeypatch, call):
     import jaxgrad.cli.study as command
 
-    _interrupt_on_call(monkeypatch, command, "step_study", call)
+    interrupt_on_call(monkeypatch, command, "step_study", call)
     argv = ["study", "--function", "sphere", "--points", "10", "--dtype", "float32", "--method", "central", "forward",
             "central:4", "--steps", "1e-2", "1e-3", "--out", str(tmp_path), "--quiet"]  # fmt: skip
     assert main(argv) == 130
