@@ -62,15 +62,31 @@ def axis_points(x, h, offsets, coords=None, *, center: bool = False, imaginary: 
     return jnp.concatenate([rows, x[None, :]]) if center else rows
 
 
-def combine_blocks(values, h, weights, center_weight: float = 0.0):
+def combine_blocks(values, h, weights, center_weight: float = 0.0, offsets=None):
     """(w_0 f(x) + sum_k w_k f_k) / h per coordinate, from values laid out as `axis_points` lays out its rows: one
     block of m rows per weight, then (when `center_weight` is nonzero) f(x) last. Zero weights are skipped; values
-    may carry trailing output axes (Jacobians). The result has h's dtype and shape (m, *outputs)."""
+    may carry trailing output axes (Jacobians). The result has h's dtype and shape (m, *outputs).
+
+    Given the `offsets` of the blocks, a pair k, −k with weights w, −w is combined as w·(f(x + kh) − f(x − kh)), the
+    difference first: where f takes the same value on both sides (a constant or even direction, a structural zero
+    of a Jacobian) the pair contributes exactly 0, at every order, instead of the rounding of sum w_k·f."""
     m = h.shape[0]
     total = jnp.zeros((m, *values.shape[1:]), values.dtype)
+
+    def block(k):
+        return values[k * m : (k + 1) * m]
+
+    paired = set()
+    if offsets is not None:
+        index = {k: i for i, k in enumerate(offsets)}
+        for i, k in enumerate(offsets):
+            j = index.get(-k)
+            if k > 0 and weights[i] and j is not None and weights[j] == -weights[i]:
+                total = total + weights[i] * (block(i) - block(j))
+                paired |= {i, j}
     for k, weight in enumerate(weights):  # K ≤ 16 terms, unrolled at trace time: no loop over coordinates
-        if weight:
-            total = total + weight * values[k * m : (k + 1) * m]
+        if weight and k not in paired:
+            total = total + weight * block(k)
     if center_weight:
         total = total + center_weight * values[-1]
     scale = h.astype(total.dtype).reshape(m, *([1] * (total.ndim - 1)))
@@ -227,7 +243,7 @@ class FiniteDifference(Scheme):
         return axis_points(x, h, self.offsets, coords, center=self.uses_center, imaginary=self.imaginary)
 
     def combine(self, values, h):
-        return combine_blocks(values, h, self.weights, self.center_weight)
+        return combine_blocks(values, h, self.weights, self.center_weight, self.offsets)
 
     def estimate_points(self, x, h, coords=None):
         nonzero = tuple(k for k in self.estimate_offsets if k)
@@ -239,8 +255,8 @@ class FiniteDifference(Scheme):
         m = h.shape[0]
         by_offset = jnp.concatenate([values[:-1].reshape(len(offsets), m), jnp.broadcast_to(values[-1], (1, m))])
         line = by_offset[jnp.asarray([offsets.index(k) if k else len(offsets) for k in positions])]  # by position
-        g = combine_blocks(values, h, self.weights_at(offsets), self.center_weight)
-        g_double = combine_blocks(values, h, self.weights_at(offsets, 2), self.center_weight / 2)
+        g = combine_blocks(values, h, self.weights_at(offsets), self.center_weight, offsets)
+        g_double = combine_blocks(values, h, self.weights_at(offsets, 2), self.center_weight / 2, offsets)
         f_noise = noise_estimate(line, positions, h.dtype).astype(h.dtype)
         error = error_estimate(h, self.weight_sum, f_noise, g, g_double, self.order).astype(h.dtype)
         second = None
