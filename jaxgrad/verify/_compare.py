@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,9 +42,21 @@ DIRECTIONS_ABOVE = 4096
 
 
 # ------------------------------------------------------------------------------------------------------ programs
-def _point_check(fun, scheme: Scheme, x, rule):
-    """At one point: the error estimate's parts (g(h), g(2h), the noise of f per coordinate, ...)."""
-    return point_parts(fun, scheme, x, rule)[0]
+class _Checked(NamedTuple):
+    """What the tolerance needs from one point: only these leave the program, so XLA drops the rest of the
+    estimate (its error and status)."""
+
+    h: Any
+    g: Any
+    g_double: Any
+    f_noise: Any
+    vanished: Any
+
+
+def _point_check(fun, scheme: Scheme, x, rule) -> _Checked:
+    """At one point: g(h), g(2h), the step and the noise of f per coordinate, and whether a step vanished."""
+    parts = point_parts(fun, scheme, x, rule)[0]
+    return _Checked(parts.h, parts.g, parts.g_double, parts.f_noise, parts.vanished)
 
 
 @functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk"))
