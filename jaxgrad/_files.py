@@ -72,12 +72,25 @@ def replace_file(path, write) -> None:
         raise
 
 
+def dump_json(data, stream, indent: int | None = 1) -> None:
+    """`data` as JSON onto an open text stream (NumPy numbers as floats)."""
+    json.dump(data, stream, indent=indent, default=float)
+
+
+def dump_csv(rows, stream) -> None:
+    """Rows (dicts with the same keys) as CSV with a header onto an open text stream; no rows, nothing."""
+    if rows:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_json(path, data, indent: int | None = 1) -> None:
     """`data` as a JSON file (NumPy numbers as floats), replaced atomically."""
 
     def write(target):
         with open(target, "w") as stream:
-            json.dump(data, stream, indent=indent, default=float)
+            dump_json(data, stream, indent)
 
     replace_file(path, write)
 
@@ -87,9 +100,6 @@ def write_csv(path, rows_) -> None:
 
     def write(target):
         with open(target, "w", newline="") as stream:
-            if rows_:
-                writer = csv.DictWriter(stream, fieldnames=list(rows_[0]))
-                writer.writeheader()
-                writer.writerows(rows_)
+            dump_csv(rows_, stream)
 
     replace_file(path, write)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import signal
 import sys
 import threading
@@ -22,7 +20,7 @@ STDOUT = "-"
 def write_json(path, data, indent: int | None = 1) -> None:
     """`data` as JSON into `path` (atomically), or onto standard output for "-"."""
     if path == STDOUT:
-        json.dump(data, sys.stdout, indent=indent, default=float)
+        _files.dump_json(data, sys.stdout, indent)
         sys.stdout.write("\n")
         sys.stdout.flush()
     else:
@@ -33,10 +31,8 @@ def write_csv(path, rows) -> None:
     """Rows as CSV into `path` (atomically), or onto standard output for "-"."""
     if path != STDOUT:
         _files.write_csv(path, rows)
-    elif rows:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    else:
+        _files.dump_csv(rows, sys.stdout)
         sys.stdout.flush()
 
 
