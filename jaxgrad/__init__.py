@@ -39,6 +39,7 @@ from ._schemes import as_scheme as _as_scheme
 from ._sharding import points_sharding as points_sharding
 from ._sharding import stream_grad as stream_grad
 from ._steps import Absolute as Absolute
+from ._steps import AutoStep as AutoStep
 from ._steps import DefaultStep as DefaultStep
 from ._steps import Relative as Relative
 from ._steps import StepRule as StepRule
@@ -79,6 +80,7 @@ def __getattr__(name):
 
 __all__ = [
     "Absolute",
+    "AutoStep",
     "Backward",
     "Central",
     "Comparison",

@@ -9,7 +9,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._evaluate import apply, as_working, evaluate, hashable, vanished, working_dtypes
+from ._evaluate import (
+    adapted_steps,
+    apply,
+    as_working,
+    evaluate,
+    hashable,
+    scouted_along,
+    vanished,
+    working_dtypes,
+)
 from ._grad import compiled_with
 from ._schemes import Central, Mode, as_scheme
 from ._steps import as_step_rule, raise_if_step_vanished
@@ -94,6 +103,7 @@ def _point_hessian(fun, x, rule):
     flat_x, unravel = ravel_pytree(x)
     d = flat_x.shape[0]
     h = ravel_pytree(rule.steps(x, HESSIAN_STEP_EXPONENT, reach=2))[0]
+    h = adapted_steps(fun, unravel, flat_x, h, rule, Central(), exponent=HESSIAN_STEP_EXPONENT)
     i, j = np.triu_indices(d, 1)  # pairs i < j, static
     eye = jnp.eye(d, dtype=flat_x.dtype)
     axis_steps = h[:, None] * eye  # row i: h_i e_i
@@ -158,6 +168,8 @@ def _directional(x, v, rule, *, fun, scheme):
     scale = jnp.max(jnp.abs(flat_v), initial=0.0)
     moving = scale > 0  # along v = 0 the derivative is 0, as jax.jvp says: no step, no 0/0
     t = rule.along(flat_x, scheme.step_exponent, jnp.where(moving, scale, 1.0))
+    if rule.adaptive and not scheme.imaginary:
+        t = scouted_along(fun, unravel, flat_x, flat_v, jnp.where(moving, scale, 1.0), scheme)
     rows = scheme.along(flat_x, flat_v, t)
     derivative = scheme.combine_along(apply(fun, unravel, rows, scheme), t)
     stuck = moving & jnp.all(scheme.displacement(rows, flat_x) == 0) if not scheme.imaginary else jnp.zeros((), bool)

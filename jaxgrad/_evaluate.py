@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from . import _auto
 from ._estimate import Estimate, Parts
-from ._schemes import Scheme
-from ._steps import StepRule
+from ._schemes import Central, Scheme
+from ._steps import StepRule, default_factor, round_to_power_of_two
 
 
 def working_dtype(dtype) -> np.dtype:
@@ -228,11 +229,45 @@ class Evaluation(NamedTuple):
     unravel: Any  # flat (d,) -> the input's pytree
 
 
+def scouted_steps(fun, unravel, flat_x, scout, sides, exponent: float):
+    """`step="auto"`'s steps: `fun` on each coordinate's scout line at the steps `scout` (one vmap, f(x) last), read
+    by `_auto.choose`."""
+    rows = jnp.concatenate([_auto.scout_rows(flat_x, scout, sides), flat_x[None]])
+    values = apply(fun, unravel, rows, Central())
+    return _auto.choose(values[:-1], values[-1], flat_x, scout, sides, exponent)
+
+
+def scouted_along(fun, unravel, flat_x, flat_v, scale, scheme: Scheme):
+    """`step="auto"`'s t along the direction v (max-norm `scale`): the scout line x + k·t·v at the coordinates' own
+    default t = eps^e·max_i(max(|x_i|, 1)·|v_i|) / scale², read as one coordinate's line."""
+    exponent = scheme.step_exponent
+    weight = jnp.abs(flat_v) / scale**2
+    t = round_to_power_of_two(
+        default_factor(flat_x.dtype, exponent) * jnp.max(jnp.maximum(jnp.abs(flat_x), 1) * weight)
+    )
+    side = jnp.asarray(scheme.sides(1))
+    offsets = _auto.scout_offsets(side)[:, 0].astype(flat_x.dtype)
+    line = jnp.concatenate([flat_x[None] + offsets[:, None] * t * flat_v[None], flat_x[None]])
+    values = apply(fun, unravel, line, Central())
+    along_x = jnp.max(jnp.abs(flat_x) * weight)[None]
+    return _auto.choose(values[:-1], values[-1], along_x, t[None], side, exponent)[0]
+
+
+def adapted_steps(fun, unravel, flat_x, flat_h, rule: StepRule, scheme: Scheme, exponent: float | None = None):
+    """The steps `flat_h` of the rule, or for an adaptive rule (`AutoStep`, real steps) the ones chosen from `fun`,
+    scouting at `flat_h`."""
+    if not rule.adaptive or scheme.imaginary:
+        return flat_h
+    sides = jnp.asarray(scheme.sides(flat_x.shape[0]))
+    return scouted_steps(fun, unravel, flat_x, flat_h, sides, scheme.step_exponent if exponent is None else exponent)
+
+
 def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False, scalar: bool = True) -> Evaluation:
-    """Evaluate `fun` at the scheme's points around x (its error-estimate points with `with_error`), as one vmap."""
+    """Evaluate `fun` at the scheme's points around x (its error-estimate points with `with_error`), as one vmap
+    (two with `step="auto"`: the scout lines first)."""
     x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
-    flat_h = flat_steps(x, rule, scheme)
+    flat_h = adapted_steps(fun, unravel, flat_x, flat_steps(x, rule, scheme), rule, scheme)
     rows = scheme.estimate_points(flat_x, flat_h) if with_error else scheme.points(flat_x, flat_h)
     values = apply(fun, unravel, rows, scheme)
     check_output(values, x, scalar)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as validate
+from ._auto import scout_evaluations
 from ._batching import (
     Batching,
     as_points,
@@ -300,13 +301,21 @@ def batch_grad(
     return result
 
 
-def num_evaluations(dim: int, *, method="central", order: int | None = None, with_error: bool = False) -> int:
+def num_evaluations(
+    dim: int, *, method="central", order: int | None = None, with_error: bool = False, step=None
+) -> int:
     """Evaluations of `fun` per point of `dim` coordinates for a method and order (2d for central order 2); with
-    the error estimate, the stencil at h and 2h plus f(x).
+    the error estimate, the stencil at h and 2h plus f(x); with step="auto", the scout's 4·d + 1 more (none for the
+    complex step, whose step is not chosen).
 
     Example:
       >>> num_evaluations(8), num_evaluations(8, with_error=True), num_evaluations(8, method="complex")
       (16, 33, 8)
+      >>> num_evaluations(8, step="auto"), num_evaluations(8, step="auto", with_error=True)
+      (49, 66)
     """
     dim = validate.integer("dim", dim, minimum=0)
-    return as_scheme(method, order).evaluations(dim, validate.boolean("with_error", with_error))
+    scheme = as_scheme(method, order)
+    own = scheme.evaluations(dim, validate.boolean("with_error", with_error))
+    scouted = as_step_rule(step).adaptive and not scheme.imaginary and dim > 0
+    return own + (scout_evaluations(dim) if scouted else 0)

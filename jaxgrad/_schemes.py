@@ -137,6 +137,11 @@ class Scheme:
         """The values the combination uses: f itself (the complex step reads the imaginary part)."""
         return values
 
+    def sides(self, dim: int) -> np.ndarray:  # pragma: no cover - abstract
+        """Which side of x each coordinate's stencil lies on, (dim,): 0 both (central), +1 forward, −1 backward;
+        `step="auto"` scouts f on the same side."""
+        raise NotImplementedError
+
     def evaluations(self, dim: int, with_error: bool = False) -> int:  # pragma: no cover - abstract
         """Evaluations of `fun` for one point of `dim` coordinates (with the error estimate: at h and 2h)."""
         raise NotImplementedError
@@ -212,6 +217,10 @@ class FiniteDifference(Scheme):
 
     def weight_sums(self, dim: int) -> np.ndarray:
         return np.full(dim, self.weight_sum)
+
+    def sides(self, dim: int) -> np.ndarray:
+        side = 1 if min(self.offsets) > 0 else -1 if max(self.offsets) < 0 else 0
+        return np.full(dim, side, np.int32)
 
     def weights_at(self, offsets, factor: int = 1) -> tuple[float, ...]:
         """The weight of each of `offsets` (0 included) for this stencil at step factor·h, written in units of h;
@@ -461,6 +470,12 @@ class StepDirection(Scheme):
     @property
     def reach(self) -> int:
         return 2 * self.order  # one-sided order p at 2h
+
+    def sides(self, dim: int) -> np.ndarray:
+        sides = np.zeros(dim, np.int32)
+        for stencil, coords in self._groups(dim):
+            sides[np.asarray(coords)] = stencil.sides(len(coords))
+        return sides
 
     def weight_sums(self, dim: int) -> np.ndarray:
         sums = np.zeros(dim)

@@ -106,6 +106,8 @@ class StepRule:
 
     reports_vanished = False
     """Whether a step that rounds away (x + h == x) is the user's to fix, and so raises (absolute steps)."""
+    adaptive = False
+    """Whether the steps are chosen from f's own values (`AutoStep`): `steps` then gives the scout step."""
 
     def leaf_steps(self, leaf, exponent: float):  # pragma: no cover - abstract
         """The step of every coordinate of one array leaf, in its dtype, before it is made representable."""
@@ -243,8 +245,36 @@ class Relative(StepRule):
         return jnp.asarray(self.factor * scale, flat_x.dtype)
 
 
+@_pytree_rule
+@dataclasses.dataclass(frozen=True)
+class AutoStep(StepRule):
+    """`step="auto"`: each coordinate's step chosen from f's own behaviour at each point, in the same compiled program.
+
+    A scout line of 4 evaluations per coordinate at the fixed default step B measures f''' (hence f's own length
+    scale L along the coordinate), and the step becomes eps^e·L, never above B; where the line leaves f's domain or
+    crosses a kink the step shrinks (relative to |x| near 0). It costs 4·d + 1 evaluations more than the method's
+    own. The whole procedure, its reasons and its limits: `jaxgrad._auto`.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxgrad as jg
+      >>> x = jnp.array(1e-5)  # the fixed step is 3/4 of x
+      >>> fixed, auto = jg.grad(jnp.log)(x), jg.grad(jnp.log, step="auto")(x)
+      >>> print(f"{abs(fixed * x - 1):.2f} {abs(auto * x - 1):.0e}")  # relative errors (exact: 1/x)
+      0.31 ...
+    """
+
+    adaptive = True
+
+    def leaf_steps(self, leaf, exponent: float):
+        return default_step(leaf, exponent=exponent, representable=False)
+
+    def along(self, flat_x, exponent: float, direction_scale=1.0):
+        return DefaultStep().along(flat_x, exponent, direction_scale)
+
+
 def as_step_rule(step) -> StepRule:
-    """The rule behind a `step=` argument: None is the `DefaultStep`, a rule is itself, numbers are `Absolute`.
+    """The rule behind a `step=` argument: None is the `DefaultStep`, "auto" the `AutoStep`, a rule is itself,
+    numbers are `Absolute`.
 
     Raises:
       ValueError, TypeError: a step that is not positive and finite, or of an unknown kind (naming `step`).
@@ -258,9 +288,12 @@ def as_step_rule(step) -> StepRule:
     if isinstance(step, StepRule):
         return step
     if isinstance(step, str):
+        if step == "auto":
+            return AutoStep()
         raise ValueError(
-            f"`step`={step!r} is not a step rule; pass None (the default eps^(1/(p+1))·max(|x|, 1)), a positive "
-            "number, an array shaped like the input, or a rule such as jg.Relative(1e-3)."
+            f"`step`={step!r} is not a step rule; pass None (the default eps^(1/(p+1))·max(|x|, 1)), 'auto' (chosen "
+            "from f per coordinate), a positive number, an array shaped like the input, or a rule such as "
+            "jg.Relative(1e-3)."
         )
     check_step(step)
     return Absolute(step)

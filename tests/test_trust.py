@@ -647,7 +647,7 @@ def test_deep_traceable_false_under_jit_is_explained():
      (lambda: jg.batch_grad(function_2, POINTS, traceable="yes"), TypeError, "`traceable`"),
      (lambda: jg.grad(3)(X), TypeError, "callable"),
      (lambda: jg.batch_grad(function_2, POINTS, method=jg.Central), ValueError, "scheme class"),
-     (lambda: jg.grad(function_2, step="auto"), ValueError, "not a step rule"),
+     (lambda: jg.grad(function_2, step="automatic"), ValueError, "not a step rule"),
      (lambda: jg.grad(function_2, step=jg.Relative(-1.0)), ValueError, "positive and finite")],
 )  # fmt: skip
 def test_deep_bad_arguments_get_clear_errors(call, error, needle):

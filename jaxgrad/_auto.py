@@ -1,0 +1,138 @@
+"""`step="auto"`: every coordinate's step chosen from f's own behaviour, inside the same compiled program.
+
+The procedure (a vectorised Gill–Murray–Saunders–Wright / Curtis–Reid step rule with a domain guard):
+
+1. **Scout.** Along every coordinate, f is evaluated on a five-point line at the method's fixed default step B
+   (eps^e·max(|x_i|, 1)): x + k·B·e_i for k = −2..2 (central stencils), or k = 0..4 (forward) / 0..−4 (backward) for
+   one-sided ones. That is 4 evaluations per coordinate and f(x) once per point.
+2. **Read the line.** The third difference T3 ≈ B³·f''' gives f''' where it stands out of the rounding
+   noise σ = ROUNDING·eps·max|f| (|T3| > MEASURABLE·σ·‖w₃‖) and looks like a derivative, not noise (the fourth
+   difference is smaller than the third: a smooth f at a step below its length scale). The second differences at B
+   and 2B must grow like h² (ratio > SMOOTHNESS_RATIO) where they are significant.
+3. **Choose.** With f''' measured, f's own length scale along the coordinate is L = (F/|f'''|)^(1/3) (F = max|f|),
+   and the step is (σ/F)^e·L — for central order 2 exactly the balance (σ/|f'''|)^(1/3) of round-off σ/h against
+   truncation f'''h²/6, and in general the default's rule eps^e·L with the measured L in place of max(|x|, 1). It is
+   never larger than B: where f''' cannot be measured at B, the truncation at B is below the noise and B is kept.
+   Where the line leaves f's domain (a NaN or Inf while f(x) is finite) or crosses a kink or an unresolved wave,
+   the step shrinks to B/256, or to eps^e·|x_i| where that is smaller (a step relative to x, for f = log x, √x, 1/x
+   near 0).
+4. **Evaluate** the method's own stencil (its error-estimate stencil with `with_error`) at the chosen steps.
+
+Cost per point of d coordinates: the scout's 4·d + 1 evaluations plus the method's own: central order 2 takes 6·d + 1
+(the fixed default 2·d), 8·d + 2 with the error estimate (fixed: 4·d + 1); `jg.num_evaluations(d, step="auto")`. The
+complex step has no step to choose (its truncation, h²·f'''/6 with h = eps²·max(|x|, 1), is far below rounding): it
+takes its default at no extra cost.
+
+When it still fails: a length scale below B/256 that the scout line aliases as smooth (a wave of period < 2B seen
+only at multiples of its period), a domain edge closer than the shrunken step, and f whose noise is far above
+rounding (it then keeps B, which is no worse than the fixed default). The chosen steps' error estimate
+(`with_error=True`) and its status remain the check.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._estimate import SIGNIFICANT, SMOOTHNESS_RATIO
+from ._steps import representable_step, round_to_power_of_two
+from .numerics import ROUNDING, finite_difference_weights
+
+MEASURABLE = 4.0
+"""The third difference counts as f''' when it exceeds this many times its own rounding noise."""
+SHRINK = 2.0**-8
+"""How far the step shrinks where the scout line leaves the domain or crosses a kink (and x gives no scale)."""
+CENTRAL_LINE = (-2, -1, 0, 1, 2)
+ONE_SIDED_LINE = (0, 1, 2, 3, 4)
+SCOUT_EVALUATIONS = 4
+"""Evaluations per coordinate of the scout line (f(x) once per point besides)."""
+
+
+def _third_weights(positions):
+    return np.asarray(finite_difference_weights(positions, derivative=3))
+
+
+_W3_CENTRAL = _third_weights(CENTRAL_LINE)
+_W3_FORWARD = _third_weights(ONE_SIDED_LINE)
+_W4 = np.asarray([1.0, -4.0, 6.0, -4.0, 1.0])  # the fourth difference, in position order, either line
+
+
+def scout_offsets(sides):
+    """The scout line's four offsets per coordinate, (4, d), for `sides` (d,) = 0 central, +1 forward, −1 backward."""
+    sides = jnp.asarray(sides)
+    central = jnp.asarray([-2.0, -1.0, 1.0, 2.0])[:, None]
+    one_sided = jnp.asarray([1.0, 2.0, 3.0, 4.0])[:, None] * sides[None, :]
+    return jnp.where(sides[None, :] == 0, central, one_sided)
+
+
+def scout_rows(x, b, sides):
+    """The scout line of every coordinate of the flat point x: rows x + k·b_i·e_i, (4·d, d), row k·d + i."""
+    d = x.shape[0]
+    delta = scout_offsets(sides).astype(x.dtype) * b[None, :]  # (4, d)
+    return (x[None, None, :] + delta[:, :, None] * jnp.eye(d, dtype=x.dtype)[None]).reshape(4 * d, d)
+
+
+def _line(values, f0, sides):
+    """f on each coordinate's line in position order, (5, d, *out), from the scout rows' values (4·d, *out)."""
+    d = sides.shape[0]
+    v = values.reshape(4, d, *values.shape[1:])
+    center = jnp.broadcast_to(f0, v.shape[1:])[None]
+    central = jnp.concatenate([v[:2], center, v[2:]])
+    one_sided = jnp.concatenate([center, v])
+    mask = (sides == 0).reshape(1, d, *([1] * (values.ndim - 1)))
+    return jnp.where(mask, central, one_sided)
+
+
+def choose(values, f0, x, b, sides, exponent: float):
+    """The chosen step of every coordinate from f on the scout lines (see the module docstring).
+
+    Args:
+      values: f at `scout_rows(x, b, sides)`, (4·d, *out) (real parts).
+      f0: f(x), (*out).
+      x: the flat point (d,); b: the scout step B of each coordinate (d,); sides: (d,) 0, +1 or −1.
+      exponent: e, the method's eps exponent (1/(p+1) for order p).
+
+    Returns:
+      (d,) steps, powers of two where possible, made representable, never above B.
+    """
+    line = _line(values, f0, sides)  # (5, d, *out)
+    dtype = x.dtype
+    eps = float(jnp.finfo(dtype).eps)
+    extra = (1,) * (line.ndim - 2)
+    side = sides.reshape(-1, *extra)  # (d, 1...) against (d, *out)
+    w3 = jnp.where(side[None] == 0, jnp.asarray(_W3_CENTRAL).reshape(5, 1, *extra),
+                   side[None] * jnp.asarray(_W3_FORWARD).reshape(5, 1, *extra))  # fmt: skip
+    t3 = jnp.sum(w3 * line, axis=0)
+    t4 = jnp.tensordot(jnp.asarray(_W4, line.dtype), line, axes=1)
+    size = jnp.max(jnp.abs(line), axis=0)
+    sigma = ROUNDING * eps * size
+    norm3 = jnp.where(side == 0, float(np.linalg.norm(_W3_CENTRAL)), float(np.linalg.norm(_W3_FORWARD)))
+    finite = jnp.all(jnp.isfinite(line), axis=0)
+    measured = finite & (jnp.abs(t3) > MEASURABLE * sigma * norm3) & (jnp.abs(t4) < jnp.abs(t3))
+
+    # second differences at B and 2B (central: around x; one-sided: from x), which grow ×4 for a smooth f
+    at_h = jnp.where(side == 0, line[1] - 2 * line[2] + line[3], line[0] - 2 * line[1] + line[2])
+    at_2h = line[0] - 2 * line[2] + line[4]  # the same positions in either order
+    significant = jnp.abs(at_2h) > SIGNIFICANT * math.sqrt(6.0) * sigma
+    kinked = significant & (jnp.abs(at_2h) < SMOOTHNESS_RATIO * jnp.abs(at_h))
+
+    reduce = tuple(range(1, line.ndim - 1))  # several outputs (a Jacobian): the smallest step any of them needs
+    b_ = b.reshape(-1, *extra).astype(line.dtype)
+    third = jnp.abs(t3) / b_**3  # |f'''|: the weights give f''' ≈ sum w_k f(x + k B) / B³
+    length = jnp.cbrt(size / jnp.where(measured, third, 1.0))
+    fitted = jnp.where(measured, (sigma / jnp.maximum(size, jnp.finfo(dtype).tiny)) ** exponent * length, jnp.inf)
+    fitted = jnp.min(fitted, axis=reduce) if reduce else fitted
+    broken = jnp.any(~finite | kinked, axis=reduce) if reduce else ~finite | kinked
+
+    ax = jnp.abs(x)
+    shrunk = b * jnp.where(ax > 0, jnp.minimum(ax, SHRINK), SHRINK)  # relative to |x| for 0 < |x| < 2^-8
+    h = jnp.where(broken, shrunk, jnp.minimum(fitted.astype(dtype), b))
+    h = round_to_power_of_two(h.astype(dtype))
+    return representable_step(x, jnp.minimum(h, b))
+
+
+def scout_evaluations(dim: int) -> int:
+    """Evaluations of `fun` per point that the scout adds to the method's own: 4·d + 1."""
+    return SCOUT_EVALUATIONS * dim + 1

@@ -1,0 +1,177 @@
+"""step="auto": steps chosen per point and coordinate from f itself. Checked against analytic derivatives and
+jax.grad, with the cost counted."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import DTYPES
+from test_accuracy import counting
+
+import jaxgrad as jg
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def good(dtype):
+    """A relative error a central order-2 difference at a well-chosen step reaches easily: 100·eps^(2/3)."""
+    return 100 * float(jnp.finfo(dtype).eps) ** (2 / 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_seed_example_stays_exact(dtype):
+    g = jg.grad(lambda x: x[0] ** 2 + x[1] ** 2, step="auto")(jnp.array([3.0, 4.0], dtype))
+    assert g.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(g), [6.0, 8.0])
+
+
+# x near 0 where f's length scale is x itself: the fixed default step (≈ eps^(1/3)) is as large as x
+NEAR_ZERO = [
+    ("log", jnp.log, lambda x: 1 / x),
+    ("sqrt", jnp.sqrt, lambda x: 0.5 / np.sqrt(x)),
+    ("reciprocal", lambda x: 1 / x, lambda x: -1 / x**2),
+    ("x^1.5", lambda x: x**1.5, lambda x: 1.5 * np.sqrt(x)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("name", "f", "df"), NEAR_ZERO, ids=[c[0] for c in NEAR_ZERO])
+@pytest.mark.parametrize("x", [1e-3, 1e-5, 1e-8])
+def test_small_scale_near_zero(dtype, name, f, df, x):
+    point = jnp.asarray(x, dtype)
+    exact = df(np.float64(point))
+    assert rel(jg.grad(f, step="auto")(point), exact) <= good(dtype)
+
+
+def test_the_fixed_default_fails_where_auto_does_not():
+    """The issue's case: log at 1e-5 in float64 was 31% wrong with the fixed step."""
+    x = jnp.asarray(1e-5, jnp.float64) if jax.config.jax_enable_x64 else jnp.asarray(1e-5)
+    assert rel(jg.grad(jnp.log)(x), 1 / float(x)) > 0.1 or not jax.config.jax_enable_x64
+    assert rel(jg.grad(jnp.log, step="auto")(x), 1 / float(x)) <= good(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_length_scale_of_its_own(dtype):
+    """sin(x0·x1) at x0 = 100 oscillates in x1 with period 0.063; the fixed step comes from |x1| = 0.5."""
+
+    def f(x):
+        return jnp.sin(x[0] * x[1])
+
+    x = jnp.array([100.0, 0.5], dtype)
+    exact = np.array([0.5 * np.cos(50.0), 100 * np.cos(50.0)])
+    fixed, auto = rel(jg.grad(f)(x), exact), rel(jg.grad(f, step="auto")(x), exact)
+    assert auto <= good(dtype) and auto < fixed / 10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("method", "order"), [("central", 2), ("central", 4), ("richardson", 6), ("forward", 2),
+                                               ("backward", 2), ("complex", 2)])  # fmt: skip
+def test_every_method_takes_auto(dtype, method, order):
+    def f(x):
+        return jnp.sum(jnp.sin(3 * x) * jnp.exp(x / 4))
+
+    x = jnp.linspace(-1.0, 1.5, 6, dtype=dtype)
+    exact = jax.grad(f)(x.astype(jnp.float64) if jax.config.jax_enable_x64 else x)
+    assert rel(jg.grad(f, method=method, order=order, step="auto")(x), exact) <= good(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_grad_chunked_and_sharded_equal_grad(dtype):
+    def f(x):
+        return jnp.sum(jnp.log(x) * jnp.cos(7 * x))
+
+    points = jnp.asarray(np.random.default_rng(0).uniform(1e-6, 2.0, (37, 3)), dtype)
+    one_by_one = jnp.stack([jg.grad(f, step="auto")(p) for p in points])
+    whole = jg.batch_grad(f, points, step="auto")
+    chunked = jg.batch_grad(f, points, step="auto", chunk_size=5)
+    sharded = jg.batch_grad(f, points, step="auto", sharding="auto")
+    exact = jax.vmap(jax.grad(f))(points)
+    tight = 64 * float(jnp.finfo(dtype).eps) * np.abs(np.asarray(exact)).max()
+    for result in (whole, chunked, sharded):
+        np.testing.assert_allclose(result, one_by_one, rtol=1e-3, atol=tight)
+    assert np.median(np.abs(np.asarray(whole) - exact) / np.abs(np.asarray(exact))) <= good(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_jacobian_hessian_jvp_take_auto(dtype):
+    def f(x):
+        return jnp.sin(x[0] * x[1]) + jnp.log(x[2])
+
+    x = jnp.array([100.0, 0.5, 1e-5], dtype)
+    jac = jg.jacobian(lambda v: jnp.stack([f(v), v[0] * v[2]]), step="auto")(x)
+    assert rel(jac[0], jax.grad(f)(x)) <= good(dtype)
+    assert rel(jg.jvp(f, x, jnp.array([0.0, 1.0, 0.0], dtype), step="auto"), 100 * np.cos(50.0)) <= good(dtype)
+    hessian_exact = np.array([[-0.25 * np.sin(50.0), np.cos(50.0) - 50 * np.sin(50.0), 0.0],
+                              [np.cos(50.0) - 50 * np.sin(50.0), -1e4 * np.sin(50.0), 0.0],
+                              [0.0, 0.0, -1e10]])  # fmt: skip
+    fixed, auto = jg.hessian(f)(x), jg.hessian(f, step="auto")(x)
+    bound = 100 * float(jnp.finfo(dtype).eps) ** 0.5  # theory: eps^(1/2)
+    assert rel(auto, hessian_exact) <= bound and not rel(fixed, hessian_exact) <= bound  # fixed: NaN or off
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "own"),
+    [({}, 10), ({"method": "central", "order": 4}, 20), ({"method": "richardson"}, 30),
+     ({"method": "forward"}, 6), ({"with_error": True}, 21), ({"method": "complex"}, 5)],
+)  # fmt: skip
+def test_auto_costs_what_num_evaluations_says(kwargs, own):
+    counter = []
+    f = counting(lambda v: jnp.sum(jnp.sin(v)), counter)
+    jax.block_until_ready(jg.grad(f, step="auto", **kwargs)(jnp.ones(5)))
+    jax.effects_barrier()
+    scout = 0 if kwargs.get("method") == "complex" else 4 * 5 + 1
+    assert len(counter) == own + scout == jg.num_evaluations(5, step="auto", **kwargs)
+    if not kwargs:
+        assert len(counter) <= 4 * jg.num_evaluations(5)  # the target: at most 4× the fixed default
+
+
+def test_auto_costs_in_hessian_and_jvp():
+    counter = []
+    f = counting(lambda v: jnp.sum(jnp.sin(v)) * v[0], counter)
+    jax.block_until_ready(jg.hessian(f, step="auto")(jnp.ones(4)))
+    jax.effects_barrier()
+    assert len(counter) == 2 * 4**2 + 1 + 4 * 4 + 1
+    counter.clear()
+    jax.block_until_ready(jg.jvp(f, jnp.ones(50), jnp.ones(50), step="auto"))
+    jax.effects_barrier()
+    assert len(counter) == 2 + 4 + 1
+
+
+def test_no_retrace_on_a_second_call_of_the_same_shape():
+    traces = []
+
+    def f(x):
+        traces.append(1)  # runs only while JAX traces f
+        return jnp.sum(jnp.cos(x) / (1 + x**2))
+
+    grad = jg.grad(f, step="auto")
+    grad(jnp.arange(3.0))
+    first = len(traces)
+    grad(jnp.arange(3.0) + 1)
+    jg.grad(f, step="auto")(jnp.ones(3))  # a new transformation of the same f shares the program
+    assert len(traces) == first
+    jg.batch_grad(f, jnp.ones((4, 3)), step="auto")
+    batch = len(traces)
+    jg.batch_grad(f, jnp.zeros((4, 3)), step="auto")
+    assert len(traces) == batch
+
+
+def test_chex_sees_one_trace_per_stage():
+    @chex.assert_max_traces(n=2)  # the scout's vmap and the stencil's
+    def f(x):
+        return jnp.sum(jnp.cos(x) / (1 + x**2))
+
+    grad = jg.grad(f, step="auto")
+    grad(jnp.arange(3.0))
+    grad(jnp.arange(3.0) + 1)
+    chex.clear_trace_counter()
+
+
+def test_auto_is_a_step_rule_and_an_error_names_it():
+    assert jg.grad(jnp.sin, step=jg.AutoStep())(jnp.array(0.5)) == jg.grad(jnp.sin, step="auto")(jnp.array(0.5))
+    with pytest.raises(ValueError, match="'auto'"):
+        jg.grad(jnp.sin, step="automatic")
