@@ -43,9 +43,14 @@ from .numerics import ROUNDING, finite_difference_weights
 MEASURABLE = 4.0
 """The third difference counts as f''' when it exceeds this many times its own rounding noise."""
 SHRINK = 2.0**-8
-"""How far the step shrinks where the scout line leaves the domain or crosses a kink (and x gives no scale)."""
+"""The least the step shrinks where the scout line leaves the domain or crosses a kink or an unresolved wave."""
+LARGEST_RATIO = 17.0
+"""Second differences at 2B and B have ratio 4 for a smooth f (16 where f'' = 0): above this, f is not resolved."""
 CENTRAL_LINE = (-2, -1, 0, 1, 2)
 ONE_SIDED_LINE = (0, 1, 2, 3, 4)
+SCOUT_EXPONENT = 1 / 3
+"""The scout line's step is central order 2's fixed step, eps^(1/3)·max(|x|, 1), whatever the method: small enough
+to be below most functions' length scale, large enough for f''' to stand out of the rounding where L is shorter."""
 SCOUT_EVALUATIONS = 4
 """Evaluations per coordinate of the scout line (f(x) once per point besides)."""
 
@@ -85,13 +90,14 @@ def _line(values, f0, sides):
     return jnp.where(mask, central, one_sided)
 
 
-def choose(values, f0, x, b, sides, exponent: float):
+def choose(values, f0, x, b, cap, sides, exponent: float):
     """The chosen step of every coordinate from f on the scout lines (see the module docstring).
 
     Args:
       values: f at `scout_rows(x, b, sides)`, (4·d, *out) (real parts).
       f0: f(x), (*out).
-      x: the flat point (d,); b: the scout step B of each coordinate (d,); sides: (d,) 0, +1 or −1.
+      x: the flat point (d,); b: the scout step B of each coordinate (d,); cap: the method's own fixed step (d,),
+        the largest step chosen; sides: (d,) 0, +1 or −1.
       exponent: e, the method's eps exponent (1/(p+1) for order p).
 
     Returns:
@@ -110,27 +116,37 @@ def choose(values, f0, x, b, sides, exponent: float):
     sigma = ROUNDING * eps * size
     norm3 = jnp.where(side == 0, float(np.linalg.norm(_W3_CENTRAL)), float(np.linalg.norm(_W3_FORWARD)))
     finite = jnp.all(jnp.isfinite(line), axis=0)
-    measured = finite & (jnp.abs(t3) > MEASURABLE * sigma * norm3) & (jnp.abs(t4) < jnp.abs(t3))
+    measured = finite & (jnp.abs(t3) > MEASURABLE * sigma * norm3)  # f''' stands out of the rounding
+    seen = finite & (jnp.abs(t4) > MEASURABLE * sigma * math.sqrt(70.0))  # and f''''
 
     # second differences at B and 2B (central: around x; one-sided: from x), which grow ×4 for a smooth f
     at_h = jnp.where(side == 0, line[1] - 2 * line[2] + line[3], line[0] - 2 * line[1] + line[2])
     at_2h = line[0] - 2 * line[2] + line[4]  # the same positions in either order
     significant = jnp.abs(at_2h) > SIGNIFICANT * math.sqrt(6.0) * sigma
-    kinked = significant & (jnp.abs(at_2h) < SMOOTHNESS_RATIO * jnp.abs(at_h))
+    ratio = jnp.abs(at_2h) / jnp.maximum(jnp.abs(at_h), jnp.finfo(dtype).tiny)
+    unresolved = significant & ((ratio < SMOOTHNESS_RATIO) | (ratio > LARGEST_RATIO))
 
     reduce = tuple(range(1, line.ndim - 1))  # several outputs (a Jacobian): the smallest step any of them needs
     b_ = b.reshape(-1, *extra).astype(line.dtype)
     third = jnp.abs(t3) / b_**3  # |f'''|: the weights give f''' ≈ sum w_k f(x + k B) / B³
-    length = jnp.cbrt(size / jnp.where(measured, third, 1.0))
-    fitted = jnp.where(measured, (sigma / jnp.maximum(size, jnp.finfo(dtype).tiny)) ** exponent * length, jnp.inf)
+    fourth = jnp.abs(t4) / b_**4
+    # f's length scale L from f''' ≈ F / L³ and f'''' ≈ F / L⁴ (derivatives of f's own size), where they show
+    length = jnp.minimum(jnp.where(measured, jnp.cbrt(size / jnp.where(measured, third, 1.0)), jnp.inf),
+                         jnp.where(seen, jnp.sqrt(jnp.sqrt(size / jnp.where(seen, fourth, 1.0))), jnp.inf))  # fmt: skip
+    # where neither shows, f''' is below what B would see: L ≥ B·(1/(MEASURABLE·ROUNDING·eps·‖w₃‖))^(1/3), which the
+    # method's step may use (for central order 2 that is B itself), up to its fixed step
+    unseen = b_ * (1 / (MEASURABLE * ROUNDING * eps * norm3)) ** (1 / 3)
+    length = jnp.where(measured | seen, length, unseen)
+    fitted = jnp.maximum((ROUNDING * eps) ** exponent * length, jnp.where(measured | seen, 0, b_))
     fitted = jnp.min(fitted, axis=reduce) if reduce else fitted
-    broken = jnp.any(~finite | kinked, axis=reduce) if reduce else ~finite | kinked
+    broken = jnp.any(~finite | unresolved, axis=reduce) if reduce else ~finite | unresolved
 
-    ax = jnp.abs(x)
-    shrunk = b * jnp.where(ax > 0, jnp.minimum(ax, SHRINK), SHRINK)  # relative to |x| for 0 < |x| < 2^-8
-    h = jnp.where(broken, shrunk, jnp.minimum(fitted.astype(dtype), b))
+    ax = jnp.abs(x)  # B assumed the scale max(|x|, 1); the other natural scale is min(|x|, 1)
+    other = jnp.where(ax > 0, jnp.minimum(ax, 1 / jnp.maximum(ax, jnp.finfo(dtype).tiny)), 1.0)
+    shrunk = cap * jnp.minimum(other, SHRINK)
+    h = jnp.where(broken, shrunk, jnp.minimum(fitted.astype(dtype), cap))
     h = round_to_power_of_two(h.astype(dtype))
-    return representable_step(x, jnp.minimum(h, b))
+    return representable_step(x, jnp.minimum(h, cap))
 
 
 def scout_evaluations(dim: int) -> int:

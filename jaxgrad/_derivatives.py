@@ -103,7 +103,7 @@ def _point_hessian(fun, x, rule):
     flat_x, unravel = ravel_pytree(x)
     d = flat_x.shape[0]
     h = ravel_pytree(rule.steps(x, HESSIAN_STEP_EXPONENT, reach=2))[0]
-    h = adapted_steps(fun, unravel, flat_x, h, rule, Central(), exponent=HESSIAN_STEP_EXPONENT)
+    h = adapted_steps(fun, unravel, x, h, rule, Central(), exponent=HESSIAN_STEP_EXPONENT)
     i, j = np.triu_indices(d, 1)  # pairs i < j, static
     eye = jnp.eye(d, dtype=flat_x.dtype)
     axis_steps = h[:, None] * eye  # row i: h_i e_i

@@ -229,37 +229,39 @@ class Evaluation(NamedTuple):
     unravel: Any  # flat (d,) -> the input's pytree
 
 
-def scouted_steps(fun, unravel, flat_x, scout, sides, exponent: float):
-    """`step="auto"`'s steps: `fun` on each coordinate's scout line at the steps `scout` (one vmap, f(x) last), read
-    by `_auto.choose`."""
+def scouted_steps(fun, unravel, flat_x, scout, cap, sides, exponent: float):
+    """`step="auto"`'s steps, at most `cap`: `fun` on each coordinate's scout line at the steps `scout` (one vmap,
+    f(x) last), read by `_auto.choose`."""
     rows = jnp.concatenate([_auto.scout_rows(flat_x, scout, sides), flat_x[None]])
     values = apply(fun, unravel, rows, Central())
-    return _auto.choose(values[:-1], values[-1], flat_x, scout, sides, exponent)
+    return _auto.choose(values[:-1], values[-1], flat_x, scout, cap, sides, exponent)
 
 
 def scouted_along(fun, unravel, flat_x, flat_v, scale, scheme: Scheme):
     """`step="auto"`'s t along the direction v (max-norm `scale`): the scout line x + k·t·v at the coordinates' own
-    default t = eps^e·max_i(max(|x_i|, 1)·|v_i|) / scale², read as one coordinate's line."""
-    exponent = scheme.step_exponent
+    scale max_i(max(|x_i|, 1)·|v_i|) / scale², read as one coordinate's line."""
     weight = jnp.abs(flat_v) / scale**2
-    t = round_to_power_of_two(
-        default_factor(flat_x.dtype, exponent) * jnp.max(jnp.maximum(jnp.abs(flat_x), 1) * weight)
-    )
+    reach = jnp.max(jnp.maximum(jnp.abs(flat_x), 1) * weight)
+    exponents = (_auto.SCOUT_EXPONENT, scheme.step_exponent)
+    t, cap = (round_to_power_of_two(default_factor(flat_x.dtype, e) * reach) for e in exponents)
     side = jnp.asarray(scheme.sides(1))
     offsets = _auto.scout_offsets(side)[:, 0].astype(flat_x.dtype)
     line = jnp.concatenate([flat_x[None] + offsets[:, None] * t * flat_v[None], flat_x[None]])
     values = apply(fun, unravel, line, Central())
     along_x = jnp.max(jnp.abs(flat_x) * weight)[None]
-    return _auto.choose(values[:-1], values[-1], along_x, t[None], side, exponent)[0]
+    return _auto.choose(values[:-1], values[-1], along_x, t[None], cap[None], side, scheme.step_exponent)[0]
 
 
-def adapted_steps(fun, unravel, flat_x, flat_h, rule: StepRule, scheme: Scheme, exponent: float | None = None):
-    """The steps `flat_h` of the rule, or for an adaptive rule (`AutoStep`, real steps) the ones chosen from `fun`,
-    scouting at `flat_h`."""
+def adapted_steps(fun, unravel, x, flat_h, rule: StepRule, scheme: Scheme, exponent: float | None = None):
+    """The steps `flat_h` of the rule at the working pytree `x`, or for an adaptive rule (`AutoStep`, real steps)
+    the ones chosen from `fun`, never above `flat_h` (the fixed steps of the method, of eps exponent `exponent`)."""
     if not rule.adaptive or scheme.imaginary:
         return flat_h
+    flat_x = ravel_pytree(x)[0]
+    scout = ravel_pytree(rule.steps(x, _auto.SCOUT_EXPONENT, reach=2))[0]
     sides = jnp.asarray(scheme.sides(flat_x.shape[0]))
-    return scouted_steps(fun, unravel, flat_x, flat_h, sides, scheme.step_exponent if exponent is None else exponent)
+    exponent = scheme.step_exponent if exponent is None else exponent
+    return scouted_steps(fun, unravel, flat_x, scout, flat_h, sides, exponent)
 
 
 def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False, scalar: bool = True) -> Evaluation:
@@ -267,7 +269,7 @@ def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False
     (two with `step="auto"`: the scout lines first)."""
     x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
-    flat_h = adapted_steps(fun, unravel, flat_x, flat_steps(x, rule, scheme), rule, scheme)
+    flat_h = adapted_steps(fun, unravel, x, flat_steps(x, rule, scheme), rule, scheme)
     rows = scheme.estimate_points(flat_x, flat_h) if with_error else scheme.points(flat_x, flat_h)
     values = apply(fun, unravel, rows, scheme)
     check_output(values, x, scalar)
