@@ -1,21 +1,24 @@
 """`step="auto"`: every coordinate's step chosen from f's own behaviour, inside the same compiled program.
 
-The procedure (a vectorised Gill–Murray–Saunders–Wright / Curtis–Reid step rule with a domain guard):
+The procedure, a vectorised step rule in the family of Gill–Murray–Saunders–Wright and Curtis–Reid (estimate the
+derivative that drives the truncation error from a pilot step, then balance truncation against rounding), with a
+guard for domains and kinks:
 
-1. **Scout.** Along every coordinate, f is evaluated on a five-point line at the method's fixed default step B
-   (eps^e·max(|x_i|, 1)): x + k·B·e_i for k = −2..2 (central stencils), or k = 0..4 (forward) / 0..−4 (backward) for
-   one-sided ones. That is 4 evaluations per coordinate and f(x) once per point.
-2. **Read the line.** The third difference T3 ≈ B³·f''' gives f''' where it stands out of the rounding
-   noise σ = ROUNDING·eps·max|f| (|T3| > MEASURABLE·σ·‖w₃‖) and looks like a derivative, not noise (the fourth
-   difference is smaller than the third: a smooth f at a step below its length scale). The second differences at B
-   and 2B must grow like h² (ratio > SMOOTHNESS_RATIO) where they are significant.
-3. **Choose.** With f''' measured, f's own length scale along the coordinate is L = (F/|f'''|)^(1/3) (F = max|f|),
-   and the step is (σ/F)^e·L — for central order 2 exactly the balance (σ/|f'''|)^(1/3) of round-off σ/h against
-   truncation f'''h²/6, and in general the default's rule eps^e·L with the measured L in place of max(|x|, 1). It is
-   never larger than B: where f''' cannot be measured at B, the truncation at B is below the noise and B is kept.
-   Where the line leaves f's domain (a NaN or Inf while f(x) is finite) or crosses a kink or an unresolved wave,
-   the step shrinks to B/256, or to eps^e·|x_i| where that is smaller (a step relative to x, for f = log x, √x, 1/x
-   near 0).
+1. **Scout.** Along every coordinate, f is evaluated on a five-point line at B = eps^(1/3)·max(|x_i|, 1), central
+   order 2's fixed step, whatever the method: x + k·B·e_i for k = −2..2 (central stencils), or k = 0..4 (forward)
+   and 0..−4 (backward) for one-sided ones. That is 4 evaluations per coordinate, and f(x) once per point.
+2. **Read the line.** Its third and fourth differences give f''' and f'''' where they stand out of the rounding noise
+   σ = ROUNDING·eps·max|f| (by MEASURABLE times their own noise). The second differences at B and 2B must grow
+   like h² (ratio between SMOOTHNESS_RATIO and LARGEST_RATIO) where they are significant; otherwise the line
+   crosses a kink, a jump or a wave shorter than B.
+3. **Choose.** f's own length scale along the coordinate is L, with f''' ≈ F/L³ and f'''' ≈ F/L⁴ (F = max|f|, the
+   smaller L of the two where both show), and the step is (ROUNDING·eps)^e·L: the fixed rule eps^e·max(|x|, 1)
+   with the measured L in place of max(|x|, 1). For central order 2 it is (σ/|f'''|)^(1/3), the balance of round-off
+   σ/h against truncation f'''h²/6. Where neither derivative shows, L is at least what B could have seen, and that
+   bound is used (for central order 2: B itself). The step is never above the method's fixed step.
+   Where the line leaves f's domain (a NaN or Inf while f(x) is finite) or is not resolved, the fixed step shrinks
+   by min(2^-8, |x_i|, 1/|x_i|): to the other natural scale of x (relative to |x| near 0, as for log x, √x and 1/x,
+   and to 1 for large |x|).
 4. **Evaluate** the method's own stencil (its error-estimate stencil with `with_error`) at the chosen steps.
 
 Cost per point of d coordinates: the scout's 4·d + 1 evaluations plus the method's own: central order 2 takes 6·d + 1
@@ -23,10 +26,10 @@ Cost per point of d coordinates: the scout's 4·d + 1 evaluations plus the metho
 complex step has no step to choose (its truncation, h²·f'''/6 with h = eps²·max(|x|, 1), is far below rounding): it
 takes its default at no extra cost.
 
-When it still fails: a length scale below B/256 that the scout line aliases as smooth (a wave of period < 2B seen
-only at multiples of its period), a domain edge closer than the shrunken step, and f whose noise is far above
-rounding (it then keeps B, which is no worse than the fixed default). The chosen steps' error estimate
-(`with_error=True`) and its status remain the check.
+When it still fails: a domain edge closer than the shrunken step (log1p at −1 + 1e-8: NaN), a wave the scout line
+aliases as smooth, values whose noise is far above rounding, and a wave of small amplitude on a large value, which B
+cannot see in float32 while a high order's long stencil can (Ackley with Richardson). The chosen steps' error
+estimate (`with_error=True`) and its status remain the check.
 """
 
 from __future__ import annotations
