@@ -53,6 +53,7 @@ class Parts(NamedTuple):
     error: Any  # (d,) the estimated error of g
     status: Any  # () the point's Status code, int8
     vanished: Any  # () bool: a real step vanished (x + h == x) at a finite coordinate
+    curvature: Any  # (d,) |f''| along each coordinate, from the same stencil (0 for the complex step)
 
 
 class SecondDifferences(NamedTuple):

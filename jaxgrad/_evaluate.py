@@ -286,7 +286,7 @@ def vanished(x, h, scheme: Scheme):
 def parts_of(values, x, h, scheme: Scheme) -> Parts:
     """The error estimate's `Parts` from `fun` at the scheme's estimate points of the flat point x."""
     estimated = scheme.estimate(values, x, h)
-    return Parts(h, *estimated, vanished(x, h, scheme))
+    return Parts(h, *estimated[:5], vanished(x, h, scheme), estimated.curvature)
 
 
 def point_gradient(fun, scheme: Scheme, x, rule: StepRule):

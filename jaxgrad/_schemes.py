@@ -43,6 +43,7 @@ class Estimated(NamedTuple):
     f_noise: Any
     error: Any
     status: Any
+    curvature: Any  # |f''| along each coordinate (0 where the stencil cannot tell: the complex step)
 
 
 def axis_points(x, h, offsets, coords=None, *, center: bool = False, imaginary: bool = False):
@@ -268,11 +269,16 @@ class FiniteDifference(Scheme):
         g_double = combine_blocks(values, h, self.weights_at(offsets, 2), self.center_weight / 2, offsets)
         f_noise = noise_estimate(line, positions, h.dtype).astype(h.dtype)
         error = error_estimate(h, self.weight_sum, f_noise, g, g_double, self.order).astype(h.dtype)
+        if self.imaginary:
+            curvature = jnp.zeros_like(h)
+        else:
+            w2 = jnp.asarray(finite_difference_weights(positions, derivative=2), line.dtype)
+            curvature = (jnp.abs(w2 @ line) / h.astype(line.dtype) ** 2).astype(h.dtype)
         second = None
         if {-2, -1, 1, 2} <= set(positions) and not self.imaginary:
             at = {k: line[positions.index(k)] for k in (-2, -1, 0, 1, 2)}
             second = SecondDifferences(at[1] - 2 * at[0] + at[-1], at[2] - 2 * at[0] + at[-2], jnp.sqrt(6.0) * f_noise)
-        return Estimated(g, g_double, f_noise, error, status(x, values, g, error, second))
+        return Estimated(g, g_double, f_noise, error, status(x, values, g, error, second), curvature)
 
     # --------------------------------------------------------------------------------------- along a direction
     def along(self, x, v, t, positions=None):
@@ -514,15 +520,16 @@ class StepDirection(Scheme):
         d = h.shape[0]
         groups = self._groups(d)
         parts = self._split(values, d, [(len(s.estimate_offsets) - 1) * len(c) for s, c in groups])
-        fields = [jnp.zeros((d,), h.dtype) for _ in range(4)]
+        fields = [jnp.zeros((d,), h.dtype) for _ in range(5)]
         codes = []
         for (stencil, coords), part in zip(groups, parts, strict=True):
             index = np.asarray(coords)
             estimated = stencil.estimate(part, x, h[index])
-            fields = [f.at[index].set(e) for f, e in zip(fields, estimated[:4], strict=True)]
+            numbers = (*estimated[:4], estimated.curvature)
+            fields = [f.at[index].set(e) for f, e in zip(fields, numbers, strict=True)]
             codes.append(estimated.status)
-        g, g_double, f_noise, error = fields
-        return Estimated(g, g_double, f_noise, error, merge_status(codes, error, g))
+        g, g_double, f_noise, error, curvature = fields
+        return Estimated(g, g_double, f_noise, error, merge_status(codes, error, g), curvature)
 
 
 METHODS = {"central": Central, "forward": Forward, "backward": Backward, "richardson": Richardson,

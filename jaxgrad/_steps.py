@@ -250,10 +250,10 @@ class Relative(StepRule):
 class AutoStep(StepRule):
     """`step="auto"`: each coordinate's step chosen from f's own behaviour at each point, in the same compiled program.
 
-    A scout line of 4 evaluations per coordinate at the fixed default step B measures f''' (hence f's own length
-    scale L along the coordinate), and the step becomes eps^e·L, never above B; where the line leaves f's domain or
-    crosses a kink the step shrinks (relative to |x| near 0). It costs 4·d + 1 evaluations more than the method's
-    own. The whole procedure, its reasons and its limits: `jaxgrad._auto`.
+    A scout line of 4 evaluations per coordinate at central order 2's fixed step B measures f''' and f'''' (hence
+    f's own length scale L along the coordinate), and the step becomes eps^e·L, never above the method's fixed step;
+    where the line leaves f's domain or crosses a kink the step shrinks (relative to |x| near 0). It costs 4·d + 1
+    evaluations more than the method's own. The whole procedure, its reasons and its limits: `jaxgrad._auto`.
 
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg

@@ -147,15 +147,21 @@ def error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order):
     return f_noise * weight_sum / step + xp.abs(g_step - g_double_step) / (2**order - 1)
 
 
-def tolerance(dtype, step, weight_sum, f_noise, g_step, g_double_step, order, exact, *, rtol=0.0, atol=0.0):
+def tolerance(
+    dtype, step, weight_sum, f_noise, g_step, g_double_step, order, exact, *, rtol=0.0, atol=0.0, exact_scale=0.0
+):
     """The largest |numeric − exact| a correct gradient can show, per point and coordinate.
 
     It is SAFETY times [the numeric gradient's own error estimate, `error_estimate` (round-off from the measured
     noise of f, plus a Richardson truncation estimate from steps h and 2h), plus the exact gradient's own rounding
-    ROUNDING·eps·|exact|], plus the user's atol + rtol·|exact|. The round-off part does not shrink with the gradient,
-    which keeps gradients near zero from false alarms; the truncation part never involves the exact gradient, so a
-    wrong gradient cannot inflate its own tolerance. SAFETY = 16 leaves a margin of 3 over the largest ratio of error
-    to (unscaled) estimate seen on 16 functions × 10,000 points × 2 dtypes (tests/test_verify.py).
+    ROUNDING·eps·max(|exact|, exact_scale)], plus the user's atol + rtol·|exact|. An exact gradient near 0 computed
+    from large terms rounds like those terms, not like its result: Rosenbrock's 200·(x₃ − x₂²) 1e-6 from its
+    minimum is off by 2e-14 in float64 while the finite difference is right to 1e-17; `compare` passes
+    exact_scale = |f''|·|x| per coordinate, the size of such terms. The round-off part does not shrink with the
+    gradient, which keeps gradients near zero from false alarms; the truncation part never involves the exact
+    gradient, so a wrong gradient cannot inflate its own tolerance. SAFETY = 16 leaves a margin of 3 over the
+    largest ratio of error to (unscaled) estimate seen on 16 functions × 10,000 points × 2 dtypes
+    (tests/test_verify.py).
 
     Its limit: a wave much shorter than the step (sin x at |x| ≈ 1400 in float32, order 4: h = 32) is aliased alike
     at h and 2h, so the estimate cannot see the error; `check_grad`'s Taylor hint then calls the mismatch
@@ -170,6 +176,7 @@ def tolerance(dtype, step, weight_sum, f_noise, g_step, g_double_step, order, ex
       order: p, the stencil's order.
       exact: the gradient being checked.
       rtol, atol: added by the user.
+      exact_scale: the size of the terms the exact gradient is computed from (0: |exact| itself).
 
     Returns:
       An array of tolerances (float64), broadcast from the arguments.
@@ -179,12 +186,13 @@ def tolerance(dtype, step, weight_sum, f_noise, g_step, g_double_step, order, ex
       True
     """
     eps = float(jnp.finfo(dtype).eps)
-    step, f_noise, exact, g_step, g_double_step = (
-        np.asarray(a, np.float64) for a in (step, f_noise, exact, g_step, g_double_step)
+    step, f_noise, exact, g_step, g_double_step, exact_scale = (
+        np.asarray(a, np.float64) for a in (step, f_noise, exact, g_step, g_double_step, exact_scale)
     )
     with np.errstate(invalid="ignore", divide="ignore"):  # NaN points and vanished steps are reported, not warned
         estimate = error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order)
-        return SAFETY * (estimate + ROUNDING * eps * np.abs(exact)) + atol + rtol * np.abs(exact)
+        rounding = ROUNDING * eps * np.maximum(np.abs(exact), np.nan_to_num(exact_scale))
+        return SAFETY * (estimate + rounding) + atol + rtol * np.abs(exact)
 
 
 def relative_error(numeric, exact, axis=-1):

@@ -111,6 +111,19 @@ def finite_float(text: str) -> float:
     return values[0]
 
 
+def step_value(text: str):
+    """--step: "auto" (chosen from f), "fixed" (the fixed default) or a finite number (an absolute step)."""
+    word = text.strip().lower()
+    return word if word in ("auto", "fixed") else finite_float(text)
+
+
+def library_step(value, default=None):
+    """The `step=` of the library for a --step value: `default` when not given, None for "fixed"."""
+    if value is None:
+        return default
+    return None if value == "fixed" else value
+
+
 # ------------------------------------------------------------------------------------------------- groups
 def add_function(parser, *, default=None, repeatable: bool = False, what: str = "a built-in name or module:attr"):
     """--function: a built-in name or module:attr (repeatable: several, default all)."""
@@ -137,7 +150,7 @@ def add_dtypes(parser, *, several: bool = True, default="float64", help_text: st
         parser.add_argument("--dtype", choices=DTYPES, default=default, help=help_text)
 
 
-def add_method(parser, *, several: bool = False):
+def add_method(parser, *, several: bool = False, step_default: str = "fixed"):
     """--method, --order (and, for one method, --step): the finite-difference scheme, as `method=`, `order=`,
     `step=` of the library."""
     if several:
@@ -150,8 +163,10 @@ def add_method(parser, *, several: bool = False):
     parser.add_argument("--method", choices=METHODS, default="central", help="the finite-difference method")
     parser.add_argument("--order", type=positive_int, help="order of the stencil (default: 2 central, 1 one-sided, "
                                                             "6 richardson)")  # fmt: skip
-    parser.add_argument("--step", type=finite_float, default=None,
-                        help="absolute step (default: eps^(1/(p+1))·max(|x|, 1), a power of two)")  # fmt: skip
+    parser.add_argument("--step", type=step_value, default=None,
+                        help="'auto' (chosen per point and coordinate from the function), 'fixed' "
+                             "(eps^(1/(p+1))·max(|x|, 1), a power of two) or an absolute step (default: "
+                             f"{step_default})")  # fmt: skip
 
 
 def add_quiet(parser):

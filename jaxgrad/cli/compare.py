@@ -19,6 +19,7 @@ from ._args import (
     check_memory,
     finite_float,
     function_dim_domain,
+    library_step,
     positive_int,
     sample,
 )
@@ -38,7 +39,7 @@ def add_parser(commands) -> None:
     p.add_argument("--grad", help="module:attr of the gradient to check (default: jax.grad of the function)")
     add_sampling(p, points=10_000, seed_help="seed of the points, the reference sample and directions")
     add_dtypes(p, help_text="dtypes to check")
-    add_method(p)
+    add_method(p, step_default="auto")
     p.add_argument(
         "--directions", type=positive_int, help="check K random directions per point instead of every coordinate"
     )
@@ -101,7 +102,8 @@ def run(args) -> int:
         label, fun, dim, domain, dtype = job
         return compare(fun, sample(dim, domain, args.points, args.seed, dtype), grad_fn=grad_fn,
                        reference=not args.no_reference, reference_points=args.reference_points,
-                       method=args.method, order=args.order, step=args.step, directions=args.directions,
+                       method=args.method, order=args.order, step=library_step(args.step, "auto"),
+                       directions=args.directions,
                        rtol=args.rtol, atol=args.atol, seed=args.seed, name=label,
                        traceable=not args.numpy)  # fmt: skip
 
@@ -121,7 +123,7 @@ def run(args) -> int:
     print(format_table(headers, [_row(rep) for rep in reports], title=title), file=out)
     failures = [rep for rep in reports if not rep.ok]
     for rep in failures:
-        failed = int((~rep.passed).sum())
+        failed = int(rep.mismatched.sum())
         print(
             f"{rep.function} {rep.dtype}: {failed} points fail; worst: {rep.worst.describe(rep.exact_name)}", file=out
         )

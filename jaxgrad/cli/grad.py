@@ -7,7 +7,16 @@ import numpy as np
 
 from .. import functions
 from .._grad import grad
-from ._args import NUMPY_HELP, HelpFormatter, add_dtypes, add_function, add_method, check_function, parse_point
+from ._args import (
+    NUMPY_HELP,
+    HelpFormatter,
+    add_dtypes,
+    add_function,
+    add_method,
+    check_function,
+    library_step,
+    parse_point,
+)
 
 
 def add_parser(commands) -> None:
@@ -28,6 +37,7 @@ def run(args) -> int:
         fun.check_dim(point.shape[0])
     elif not args.numpy:
         check_function(fun, args.function, point.shape[0], option="--point")
-    gradient = grad(fun, method=args.method, order=args.order, step=args.step, traceable=not args.numpy)(point)
+    step = library_step(args.step)
+    gradient = grad(fun, method=args.method, order=args.order, step=step, traceable=not args.numpy)(point)
     print(np.asarray(gradient))
     return 0

@@ -91,7 +91,7 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
             )
         return rep
     worst = rep.worst
-    failed = int((~rep.passed).sum())
+    failed = int(rep.mismatched.sum())
     lines = [
         f"gradient mismatch at {failed} of {rep.num_points} points; worst: {worst.describe(rep.exact_name)}.",
     ]
@@ -101,6 +101,6 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
     elif rep.mode is not Mode.COORDINATES:
         lines.append("Run check_grad(..., directions=None) at that point to find the coordinate.")
     lines.append(
-        f"{failed} failing point(s): {np.flatnonzero(~rep.passed)[:10].tolist()}{' ...' if failed > 10 else ''}"
+        f"{failed} failing point(s): {np.flatnonzero(rep.mismatched)[:10].tolist()}{' ...' if failed > 10 else ''}"
     )
     raise GradientMismatchError("\n".join(lines), rep)

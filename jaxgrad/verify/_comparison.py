@@ -118,6 +118,7 @@ class Comparison:
     notes: tuple[str, ...] = ()
     points: np.ndarray | None = None  # (N, d) the flattened points, float64, for pictures and studies
     directions: int | None = None  # the number of random directions in directional mode
+    not_smooth: np.ndarray | None = None  # (N,) bool: the stencil sees a kink or a jump there (coordinate mode)
 
     @property
     def mode_label(self) -> str:
@@ -157,8 +158,23 @@ class Comparison:
         return np.all(self.ratio <= 1, axis=1)
 
     @property
+    def kinked(self) -> np.ndarray:
+        """Per point: out of tolerance, but f is not smooth at the step there (its second differences do not grow
+        like h²: a kink or a jump inside the stencil), so the difference is no derivative and no evidence against
+        the gradient. "Not smooth here", not a mismatch."""
+        if self.not_smooth is None:
+            return np.zeros(self.num_points, bool)
+        return ~self.passed & self.not_smooth
+
+    @property
+    def mismatched(self) -> np.ndarray:
+        """Per point: out of tolerance where f is smooth at the step: evidence that the gradient is wrong."""
+        return ~self.passed & ~self.kinked
+
+    @property
     def ok(self) -> bool:
-        return bool(self.passed.all())
+        """No point mismatched (points out of tolerance only where f is not smooth at the step do not count)."""
+        return not bool(self.mismatched.any())
 
     @property
     def resolution(self) -> np.ndarray:
@@ -177,7 +193,8 @@ class Comparison:
         """MISMATCH (some point fails), INCONCLUSIVE (none fails, but too many points are unresolved) or OK."""
         if not self.ok:
             return Verdict.MISMATCH
-        return Verdict.INCONCLUSIVE if self.unresolved > INCONCLUSIVE_SHARE * self.num_points else Verdict.OK
+        unchecked = self.unresolved + int(self.kinked.sum())
+        return Verdict.INCONCLUSIVE if unchecked > INCONCLUSIVE_SHARE * self.num_points else Verdict.OK
 
     @property
     def worst(self) -> Worst | None:
@@ -185,6 +202,9 @@ class Comparison:
         if self.numeric.size == 0:
             return None
         ratios = self.ratio
+        kinked = self.kinked
+        if kinked.any() and not kinked.all():  # the worst point that counts
+            ratios = np.where(kinked[:, None], -np.inf, ratios)
         point, column = np.unravel_index(int(np.argmax(ratios)), ratios.shape)
         ref = None
         if self.reference is not None and self.mode is Mode.COORDINATES:

@@ -44,7 +44,11 @@ def summary(rep) -> str:
     if nonfinite:
         lines.append(f"non-finite: at {_plural(nonfinite, 'point')} f, the numeric or the exact gradient is NaN or "
                      "infinite")  # fmt: skip
-    failed = int((~rep.passed).sum())
+    kinked = int(rep.kinked.sum())
+    if kinked:
+        lines.append(f"not smooth here: {_plural(kinked, 'point')} out of tolerance where f has a kink or a jump "
+                     "inside the stencil (not counted as mismatches; step='auto' steps around them)")  # fmt: skip
+    failed = int(rep.mismatched.sum())
     if rep.verdict is Verdict.OK:
         lines.append(f"verdict: OK, all {rep.num_points:,} points within tolerance")
     elif rep.verdict is Verdict.INCONCLUSIVE:
@@ -96,7 +100,8 @@ def to_dict(rep) -> dict:
         "num_points": rep.num_points,
         "ok": rep.ok,
         "verdict": rep.verdict.value,
-        "failed_points": int((~rep.passed).sum()),
+        "failed_points": int(rep.mismatched.sum()),
+        "not_smooth_points": int(rep.kinked.sum()),
         "nonfinite_points": int(rep.nonfinite.sum()),
         "median_resolution": float(np.nanmedian(rep.resolution)) if rep.num_points else math.nan,
         "unresolved_points": rep.unresolved,
