@@ -26,6 +26,9 @@ class Status(enum.IntEnum):
     IMPRECISE = 3
     """The error estimate is larger than the gradient itself (e.g. near a stationary point): its relative error
     is unknown."""
+    NOT_ANALYTIC = 4
+    """The complex step disagrees with a real central difference along a direction: f is not complex-safe (it
+    uses softplus, abs, max, comparisons or `where` on the real part), so Im f(x + ih)/h is not its derivative."""
 
 
 class Estimate(NamedTuple):
@@ -34,7 +37,7 @@ class Estimate(NamedTuple):
     Attributes:
       value: the gradient, like the input.
       error: the estimated absolute error of each coordinate, like the input (`jaxgrad.numerics.error_estimate`).
-      status: an int8 `jg.Status` code per point: 0 OK, 1 NONFINITE, 2 NOT_SMOOTH, 3 IMPRECISE.
+      status: an int8 `jg.Status` code per point: 0 OK, 1 NONFINITE, 2 NOT_SMOOTH, 3 IMPRECISE, 4 NOT_ANALYTIC.
     """
 
     value: Any

@@ -15,9 +15,10 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import _auto
-from ._estimate import Estimate, Parts
+from ._estimate import Estimate, Parts, Status
 from ._schemes import Central, Scheme
 from ._steps import StepRule, default_factor, round_to_power_of_two
+from .numerics import ROUNDING, SAFETY
 
 
 def working_dtype(dtype) -> np.dtype:
@@ -298,9 +299,38 @@ def point_gradient(fun, scheme: Scheme, x, rule: StepRule):
 
 
 def point_parts(fun, scheme: Scheme, x, rule: StepRule) -> tuple[Parts, Any]:
-    """The error estimate's `Parts` at one point, with the unravel function of the point."""
+    """The error estimate's `Parts` at one point, with the unravel function of the point; for the complex step,
+    checked along a direction by a real difference (`complex_checked`)."""
     e = evaluate(fun, x, rule, scheme, with_error=True)
-    return parts_of(e.values, e.x, e.h, scheme), e.unravel
+    parts = parts_of(e.values, e.x, e.h, scheme)
+    return (complex_checked(fun, e.unravel, e.x, parts) if scheme.imaginary else parts), e.unravel
+
+
+COMPLEX_CHECK_EVALUATIONS = 4
+"""Real evaluations the complex step's error estimate adds per point: f(x ± t v), f(x ± 2t v)."""
+
+
+def complex_checked(fun, unravel, x, parts: Parts) -> Parts:
+    """`parts` of the complex step, with status NOT_ANALYTIC where Im f(x + ih)/h is not f's derivative.
+
+    A function that is not complex-safe (softplus, abs, max, `where` on the real part) gives a complex step that is
+    wrong with no sign of trouble in its own estimate. One real central difference along a fixed pseudo-random
+    direction v (4 evaluations: at ±t and ±2t, t central order 2's step) gives v·∇f to within its own error
+    estimate; the complex-step gradient must agree with it within SAFETY times the two estimates."""
+    d = x.shape[0]
+    v = jax.random.normal(jax.random.key(0), (d,), x.dtype)
+    v = v / jnp.max(jnp.abs(v))
+    t = round_to_power_of_two(default_factor(x.dtype, 1 / 3) * jnp.max(jnp.maximum(jnp.abs(x), 1) * jnp.abs(v)))
+    rows = x[None] + jnp.asarray([-2.0, -1.0, 1.0, 2.0], x.dtype)[:, None] * t * v[None]
+    f = apply(fun, unravel, rows, Central())
+    along_t, along_2t = (f[2] - f[1]) / (2 * t), (f[3] - f[0]) / (4 * t)
+    predicted = v @ parts.g
+    eps = float(jnp.finfo(x.dtype).eps)
+    allowed = SAFETY * (ROUNDING * eps * jnp.max(jnp.abs(f)) / t + jnp.abs(along_2t - along_t) / 3
+                        + jnp.abs(v) @ parts.error + ROUNDING * eps * jnp.abs(v) @ jnp.abs(parts.g))  # fmt: skip
+    wrong = jnp.abs(along_t - predicted) > allowed
+    trusted = (parts.status == Status.OK) | (parts.status == Status.IMPRECISE)
+    return parts._replace(status=jnp.where(wrong & trusted, Status.NOT_ANALYTIC, parts.status).astype(jnp.int8))
 
 
 def estimate_from(parts: Parts, unravel) -> Estimate:

@@ -407,6 +407,11 @@ class ComplexStep(FiniteDifference):
     def stencil_offsets(self):
         return (1,)
 
+    def evaluations(self, dim: int, with_error: bool = False) -> int:
+        """d; with the error estimate 2·d + 1, and 4 real evaluations along a direction that check f is
+        complex-safe (`Status.NOT_ANALYTIC`)."""
+        return super().evaluations(dim, with_error) + (4 if with_error and dim else 0)
+
     @functools.cached_property
     def _table(self) -> dict[int, float]:
         return {1: 1.0}

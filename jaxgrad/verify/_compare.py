@@ -35,7 +35,7 @@ from .._evaluate import (
 from .._host import host_parts
 from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
 from .._steps import DefaultStep, as_step_rule, raise_if_step_vanished
-from ..numerics import noise_estimate, tolerance
+from ..numerics import ROUNDING, noise_estimate, tolerance
 from ._comparison import Comparison
 
 DIRECTIONS_ABOVE = 4096
@@ -245,9 +245,14 @@ def _check_coordinates(fun, scheme, rule, points, batching, traceable, exact, dt
         )
     raise_if_step_vanished(values.vanished, rule)
     v = _to_float64(values)
-    flat = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(points), np.float64)
-    tol = tolerance(dtype, v["h"], scheme.weight_sums(exact.shape[1]), v["f_noise"], v["g"], v["g_double"],
-                    scheme.order, exact, exact_scale=v["curvature"] * np.abs(flat), **extra)  # fmt: skip
+    flat = np.abs(np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(points), np.float64))
+    # f that sums terms which cancel rounds like its terms, Σ_i |g_i|·|x_i| (from the numeric gradient, so a wrong
+    # exact gradient cannot widen its own tolerance), and the rounding is correlated along a line, where the noise
+    # estimate cannot see it
+    terms = np.sum(np.nan_to_num(np.abs(v["g"]) * flat), axis=1, keepdims=True)
+    f_noise = np.maximum(v["f_noise"], ROUNDING * float(jnp.finfo(dtype).eps) * terms)
+    tol = tolerance(dtype, v["h"], scheme.weight_sums(exact.shape[1]), f_noise, v["g"], v["g_double"],
+                    scheme.order, exact, exact_scale=v["curvature"] * flat, **extra)  # fmt: skip
     return _Columns(v["g"], exact, tol, v["f_noise"], np.asarray(values.status) == Status.NOT_SMOOTH)
 
 
