@@ -46,10 +46,12 @@ def plot_study(study, path=None, *, ax=None):
 
     Solid lines: the median relative error over the points (shaded: up to the 90th percentile). Dashed lines: the
     theory (truncation C·|f^(p+1)|·h^p plus rounding eps·|f|·sum|w|/h). Dotted verticals: jaxgrad's default step;
-    circles: the best step found; crosses: the theoretical best step.
+    circles: the best step found; crosses: the theoretical best step; diamonds: step="auto" (its median chosen step
+    and median error), with thin lines at the bottom: the share of coordinates whose chosen step is near each step.
     """
     fig, ax = _figure(ax)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray"]
+    share_axis = None
     for color, c in zip(colors * 4, study.curves, strict=False):
         label = c.label
         ax.loglog(c.steps, c.median, "-", color=color, label=label)
@@ -59,12 +61,19 @@ def plot_study(study, path=None, *, ax=None):
         best = int(np.nanargmin(c.median))
         ax.plot(c.steps[best], c.median[best], "o", color=color)
         ax.plot(c.theory_step, c.theory_error, "x", color=color, markersize=8)
+        if c.auto_share is not None and np.isfinite(c.auto_error):
+            ax.plot(c.auto_step, c.auto_error, "D", color=color, markersize=6)
+            if share_axis is None:
+                share_axis = ax.twinx()
+                share_axis.set_ylabel("share of steps chosen by step='auto'")
+                share_axis.set_ylim(0, 4)  # the shares sit in the lower quarter, under the V curves
+            share_axis.step(c.steps, c.auto_share, where="mid", color=color, linewidth=0.8, alpha=0.7)
     ax.set_xlabel("step factor s   (h = s·max(|x|, 1))")
     ax.set_ylabel("relative error |g − g*| / |g*|   (median over points)")
     ax.set_title(f"{study.function}: error against step, d={study.dim}, {study.num_points:,} points")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(title="solid: measured (shaded to the 90th pct), dashed: theory\ndotted: default step, "
-              "o: best found, x: theory best", fontsize=8, title_fontsize=8)  # fmt: skip
+              "o: best found, x: theory best, ◆: step='auto'", fontsize=8, title_fontsize=8)  # fmt: skip
     return _finish(fig, path)
 
 

@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._batching import as_points, leading_size
-from ._evaluate import hashable, point_gradient
+from ._evaluate import evaluate, hashable, point_gradient
 from ._files import write_csv, write_json
 from ._grad import batch_grad
 from ._schemes import FiniteDifference, Scheme, as_scheme
-from ._steps import Relative, default_factor
+from ._steps import AutoStep, Relative, default_factor
 from ._table import format_table
 from .numerics import relative_error
 
@@ -84,6 +84,24 @@ def _errors_over_steps(points, factors, exact, *, fun, stencil):
         return relative_error(g, exact)
 
     return jax.lax.map(at_factor, factors)
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "stencil"))
+def _auto_choices(points, *, fun, stencil):
+    """step="auto" at every point: the chosen step factors h / max(|x|, 1), (N, d), and the gradients, (N, d)."""
+
+    def one(x):
+        e = evaluate(fun, x, AutoStep(), stencil)
+        return e.h / jnp.maximum(jnp.abs(e.x), 1), stencil.combine(e.values, e.h)
+
+    return jax.vmap(one)(points)
+
+
+def _share_per_step(grid, chosen) -> np.ndarray:
+    """The share of `chosen` step factors nearest (in log scale) to each step of `grid`."""
+    logs = np.log(np.asarray(grid))
+    nearest = np.argmin(np.abs(np.log(np.ravel(chosen))[:, None] - logs[None, :]), axis=1)
+    return np.bincount(nearest, minlength=len(grid)) / max(nearest.size, 1)
 
 
 def truncation_constant(stencil: FiniteDifference) -> float:
@@ -155,6 +173,8 @@ class Curve:
       theory: the error model's median at each step.
       theory_step, theory_error: the model's best step and its error (on a finer grid).
       default_step, default_error: jaxgrad's default step factor eps^(1/(p+1)) and the median error it gives.
+      auto_share: over the step grid, the share of the coordinates' steps that step="auto" chose nearest each step
+        (the curve to overlay); auto_step, auto_error: the median chosen factor and the median error it gives.
     """
 
     dtype: str
@@ -169,6 +189,9 @@ class Curve:
     theory_error: float
     default_step: float
     default_error: float
+    auto_share: np.ndarray | None = None
+    auto_step: float = math.nan
+    auto_error: float = math.nan
 
     @property
     def label(self) -> str:
@@ -189,6 +212,8 @@ class Best:
     theory_error: float
     default_step: float
     default_error: float
+    auto_step: float = math.nan
+    auto_error: float = math.nan
 
     @property
     def step_ratio(self) -> float:
@@ -201,7 +226,13 @@ class Best:
         return _safe_ratio(self.default_error, self.best_error)
 
     def to_dict(self) -> dict:
-        return dict(dataclasses.asdict(self), step_ratio=self.step_ratio, default_vs_best=self.default_vs_best)
+        return dict(dataclasses.asdict(self), step_ratio=self.step_ratio, default_vs_best=self.default_vs_best,
+                    auto_vs_best=self.auto_vs_best)  # fmt: skip
+
+    @property
+    def auto_vs_best(self) -> float:
+        """step="auto"'s error over the best error found on the grid (0/0 = 1)."""
+        return _safe_ratio(self.auto_error, self.best_error)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -232,27 +263,29 @@ class Study:
         for c in self.curves:
             i = int(np.nanargmin(c.median))
             out.append(Best(c.dtype, c.method, c.order, float(c.steps[i]), float(c.median[i]), c.theory_step,
-                            c.theory_error, c.default_step, c.default_error))  # fmt: skip
+                            c.theory_error, c.default_step, c.default_error, c.auto_step, c.auto_error))  # fmt: skip
         return out
 
     def rows(self) -> list[dict]:
         """One row per (dtype, method, order, step): median, 90th percentile and max error, and the theory."""
         return [
             {"function": self.function, "dtype": c.dtype, "method": c.method, "order": c.order,
-             "step": float(s), "median": float(m), "p90": float(q), "max": float(x), "theory": float(t)}
+             "step": float(s), "median": float(m), "p90": float(q), "max": float(x), "theory": float(t),
+             "auto_share": float(a)}
             for c in self.curves
-            for s, m, q, x, t in zip(c.steps, c.median, c.p90, c.max, c.theory, strict=True)
+            for s, m, q, x, t, a in zip(c.steps, c.median, c.p90, c.max, c.theory, _shares(c), strict=True)
         ]  # fmt: skip
 
     def summary(self) -> str:
         body = [
             [b.dtype, f"{b.method} {b.order}", f"{b.best_step:.2e}", f"{b.best_error:.2e}", f"{b.theory_step:.2e}",
              f"{b.theory_error:.2e}", f"{b.step_ratio:.2f}", f"{b.default_step:.2e}", f"{b.default_error:.2e}",
-             f"{b.default_vs_best:.2f}"]
+             f"{b.default_vs_best:.2f}", f"{b.auto_step:.2e}", f"{b.auto_error:.2e}", f"{b.auto_vs_best:.2f}"]
             for b in self.best()
         ]  # fmt: skip
         headers = ["dtype", "method", "best step", "best error", "theory step", "theory error", "best/theory",
-                   "default step", "default error", "default/best"]  # fmt: skip
+                   "default step", "default error", "default/best", "auto step", "auto error",
+                   "auto/best"]  # fmt: skip
         title = (
             f"step study {self.function}: d={self.dim}, {self.num_points:,} points; steps are factors s of "
             "h = s·max(|x|, 1); errors are median |g − g*|/|g*|"
@@ -274,6 +307,10 @@ class Study:
         write_csv(path, self.rows())
 
 
+def _shares(curve: Curve) -> np.ndarray:
+    return np.zeros(len(curve.steps)) if curve.auto_share is None else curve.auto_share
+
+
 def step_study(
     fun,
     points,
@@ -285,7 +322,8 @@ def step_study(
     name: str | None = None,
     progress=None,
 ) -> Study:
-    """Sweep the step of the numerical gradient and measure its error, per dtype and method, beside the theory.
+    """Sweep the step of the numerical gradient and measure its error, per dtype and method, beside the theory and
+    beside the steps that step="auto" chooses (`Curve.auto_share`, `auto_step`, `auto_error`).
 
     For each dtype and method the whole step grid is one compiled program (the grid is an array argument, never a
     Python loop that retraces). The theory is the textbook error model per coordinate, truncation C·|f^(p+1)|·h^p
@@ -368,13 +406,16 @@ def step_study(
                 batch_grad(fun, jnp.asarray(points, dtype), method=stencil.method, order=stencil.order), np.float64
             )
             default_error = relative_error(g_default, exact_np)
+            chosen, g_auto = _auto_choices(jnp.asarray(points, dtype), fun=fun, stencil=stencil)
+            chosen = np.asarray(chosen, np.float64)
+            auto_error = float(np.median(relative_error(np.asarray(g_auto, np.float64), exact_np)))
             curves.append(Curve(
                 dtype.name, stencil.method, stencil.order, grid, np.median(errors, axis=1),
                 np.percentile(errors, 90, axis=1), np.max(errors, axis=1),
                 np.median(theory_errors(stencil, dtype, grid, np.asarray(points, np.float64), f_abs, f_deriv, exact_np),
                           axis=1),
                 _theory_best_step(fine, theory_fine), float(np.min(theory_fine)), default,
-                float(np.median(default_error)),
+                float(np.median(default_error)), _share_per_step(grid, chosen), float(np.median(chosen)), auto_error,
             ))  # fmt: skip
     return Study(name, n, int(points.shape[1]),
                  tuple(curves), tuple(notes))  # fmt: skip
