@@ -9,6 +9,7 @@ table come from one run on one machine, so their ratios are comparable; the mach
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 import time
@@ -74,6 +75,9 @@ class BenchRow:
     scipy_error: float | None
     chunk: int
     program_bytes: int
+    auto_s: float | None = None
+    auto_ratio: float | None = None  # median over rounds of (step="auto" time / fixed-step time), interleaved
+    auto_error: float | None = None
 
     def to_dict(self) -> dict:
         """The row as plain Python, with the derived ratios."""
@@ -105,6 +109,23 @@ def _median_time(call, repeats: int) -> tuple[float, float]:
         jax.block_until_ready(call())
         times.append(time.perf_counter() - start)
     return first, statistics.median(times)
+
+
+def _interleaved_ratio(base, other, repeats: int) -> tuple[float, float]:
+    """(median time of `other`, median over rounds of other/base), the two calls alternating after a warm-up of
+    each, so that the load of a shared machine hits both alike."""
+    jax.block_until_ready(base())
+    jax.block_until_ready(other())
+    times, ratios = [], []
+    for _ in range(max(repeats, 3)):
+        start = time.perf_counter()
+        jax.block_until_ready(base())
+        middle = time.perf_counter()
+        jax.block_until_ready(other())
+        end = time.perf_counter()
+        times.append(end - middle)
+        ratios.append((end - middle) / (middle - start))
+    return statistics.median(times), statistics.median(ratios)
 
 
 def _rel(g, exact) -> float:
@@ -147,6 +168,9 @@ def bench_one(name, dim, num_points, dtype, method, order, *, repeats=5, referen
     stencil = as_scheme(method, order)
     first, batch_s = _median_time(lambda: batch_grad(fun, points, method=method, order=order), repeats)
     error = _rel(batch_grad(fun, points, method=method, order=order), exact)
+    auto = functools.partial(batch_grad, fun, points, method=method, order=order, step="auto")
+    auto_s, auto_ratio = _interleaved_ratio(lambda: batch_grad(fun, points, method=method, order=order), auto, repeats)
+    auto_error = _rel(auto(), exact)
     chosen = plan(gradient_program, points, DefaultStep(), default_memory_budget(), fun=fun, scheme=stencil)
     floor_s = _floor_time(fun, points, stencil, repeats)
     autodiff = jax.jit(jax.vmap(jax.grad(fun)))
@@ -173,7 +197,8 @@ def bench_one(name, dim, num_points, dtype, method, order, *, repeats=5, referen
     return BenchRow(
         name, dim, num_points, dtype, f"{stencil.method} {stencil.order}", _describe(device),
         max(first - batch_s, 0.0), batch_s, error, floor_s, jax_grad_s, per_ref * num_points, ref_error,
-        None if per_scipy is None else per_scipy * num_points, scipy_error, chosen.chunk, memory,
+        None if per_scipy is None else per_scipy * num_points, scipy_error, chosen.chunk, memory, auto_s, auto_ratio,
+        auto_error,
     )  # fmt: skip
 
 
@@ -189,12 +214,14 @@ def format_rows(rows) -> str:
          _fmt(None if r.floor_s is None else r.floor_s * 1e3, ".2f"), _fmt(r.ratio_to_floor, ".2f"),
          f"{r.jax_grad_s * 1e3:.2f}", f"{r.reference_s:.3g}", f"{r.speedup_over_reference:,.0f}x",
          _fmt(r.scipy_s, ".3g"), _fmt(r.scipy_error, ".1e"), _fmt(r.speedup_over_scipy, ",.0f"),
-         f"{r.chunk:,}", _fmt(r.program_bytes / 2**20 if r.program_bytes else None, ".1f")]
+         f"{r.chunk:,}", _fmt(r.program_bytes / 2**20 if r.program_bytes else None, ".1f"),
+         _fmt(None if r.auto_s is None else r.auto_s * 1e3, ".2f"), _fmt(r.auto_ratio, ".2f"),
+         _fmt(r.auto_error, ".1e")]
         for r in rows
     ]  # fmt: skip
     headers = ["fun", "d", "N", "dtype", "method", "compile s", "batch_grad ms", "points/s", "coords/s", "error",
                "floor ms", "ratio", "jax.grad ms", "numpy s", "vs numpy", "scipy s", "scipy error", "vs scipy",
-               "chunk", "MiB"]  # fmt: skip
+               "chunk", "MiB", "auto ms", "auto/fixed", "auto error"]  # fmt: skip
     device = rows[0].device if rows else "?"
     title = f"jaxgrad bench on {device}; times are medians of --repeats runs after a warm-up, device synchronised"
     return format_table(headers, body, title=title) + "\n" + LEGEND
@@ -212,7 +239,9 @@ vs numpy       numpy s / batch_grad
 scipy s        scipy.differentiate.jacobian, float64 only, timed on up to 2,000 points, scaled to N; scipy error
                as error above; vs scipy = scipy s / batch_grad (compare rows of similar error)
 chunk          points per chunk of the compiled map (N: one pass)
-MiB            memory of the one-pass program, from XLA's analysis ("-": too large, so it runs chunked)"""
+MiB            memory of the one-pass program, from XLA's analysis ("-": too large, so it runs chunked)
+auto ms        batch_grad with step="auto" (steps chosen per point and coordinate: 4·d + 1 more evaluations)
+auto/fixed     median over rounds of auto / batch_grad, the two timed alternately in one run; auto error as error"""
 
 
 def _describe(device) -> str:
