@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import operator
+import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from . import _validate as validate
+from ._estimate import Estimate, SecondDifferences, merge_status, status
 from ._evaluate import (
     adapted_steps,
     apply,
@@ -20,8 +26,9 @@ from ._evaluate import (
     working_dtypes,
 )
 from ._grad import compiled_with
-from ._schemes import Central, Mode, as_scheme
+from ._schemes import Central, Mode, Scheme, as_scheme
 from ._steps import as_step_rule, raise_if_step_vanished
+from .numerics import ROUNDING, error_estimate, finite_difference_weights, noise_estimate
 
 
 def _blocks(matrix, out_example, in_example):
@@ -41,42 +48,63 @@ def _blocks(matrix, out_example, in_example):
     return out_def.unflatten(nested)
 
 
-def _point_jacobian(fun, scheme, x, rule):
+def _point_jacobian(fun, scheme, with_error, x, rule):
     x = as_working(x)
     out_example = jax.eval_shape(fun, x)
 
     def flat_fun(point):
         return ravel_pytree(fun(point))[0]
 
-    e = evaluate(flat_fun, x, rule, scheme, scalar=False)
-    columns = scheme.combine(e.values, e.h)  # (d, m): ∂f/∂x_i in row i
-    return _blocks(columns.T, out_example, x), vanished(e.x, e.h, scheme)
+    e = evaluate(flat_fun, x, rule, scheme, with_error=with_error, scalar=False)
+    if not with_error:
+        columns = scheme.combine(e.values, e.h)  # (d, m): ∂f/∂x_i in row i
+        return _blocks(columns.T, out_example, x), vanished(e.x, e.h, scheme)
+    # the scheme's estimate reads one output at a time: (R,) values per output column -> (m, d) fields, (m,) codes
+    each = jax.vmap(lambda column: scheme.estimate(column, e.x, e.h), in_axes=1)(e.values)
+    code = merge_status([each.status], each.error, each.g)
+    estimate = Estimate(_blocks(each.g, out_example, x), _blocks(each.error, out_example, x), code)
+    return estimate, vanished(e.x, e.h, scheme)
 
 
-_jacobian_program = jax.jit(_point_jacobian, static_argnums=(0, 1))
+_jacobian_program = jax.jit(_point_jacobian, static_argnums=(0, 1, 2))
 
 
-def jacobian(fun, *, method="central", order: int | None = None, step=None):
+def jacobian(fun, *, method="central", order: int | None = None, step=None, with_error: bool = False):
     """The Jacobian of a vector-valued `fun` by finite differences, laid out like `jax.jacfwd`.
 
-    Same stencils, steps and cost as `grad` (central order 2: 2·d evaluations of `fun` per point, one vmap), for any
-    output shape or pytree. For many points use `jax.vmap(jg.jacobian(fun))`.
+    Same stencils, steps and cost as `grad` (central order 2: 2·d evaluations of `fun` per point, one vmap; with
+    `with_error`, the stencil at h and 2h plus f(x): 4·d + 1), for any output shape or pytree: `jg.num_evaluations`
+    counts them. For many points use `jax.vmap(jg.jacobian(fun))`.
+
+    With `with_error=True` every output is estimated as `grad` estimates a gradient (the measured noise of that
+    output over the step plus a Richardson truncation estimate from steps h and 2h), entry by entry. The status is
+    one code for the point: NONFINITE or NOT_SMOOTH where any output is, else IMPRECISE where the whole error
+    estimate (Frobenius norm) exceeds the whole Jacobian, else OK.
 
     Args:
       fun: a JAX-traceable function of one argument (array or pytree) returning an array or a pytree of arrays.
       method, order, step: as in `grad`.
+      with_error: return an `Estimate(value, error, status)`: the Jacobian, the estimated absolute error of each
+        entry (in the same layout) and an int8 `jg.Status`.
 
     Returns:
       A function x -> J: for array input and output, shape out.shape + x.shape; for pytrees, jax.jacfwd's nesting.
 
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg
-      >>> print(jg.jacobian(lambda x: jnp.array([x[0] * x[1], x[0] + 2 * x[1]]))(jnp.array([3.0, 4.0])))
+      >>> f = lambda x: jnp.array([x[0] * x[1], x[0] + 2 * x[1]])
+      >>> print(jg.jacobian(f)(jnp.array([3.0, 4.0])))
       [[4. 3.]
        [1. 2.]]
+      >>> J, error, status = jg.jacobian(f, with_error=True)(jnp.array([3.0, 4.0]))
+      >>> error.shape, bool(jnp.all(jnp.abs(J - jnp.array([[4.0, 3.0], [1.0, 2.0]])) <= error)), int(status)
+      ((2, 2), True, 0)
     """
     scheme = as_scheme(method, order)
-    program = compiled_with(_jacobian_program, _point_jacobian, fun, scheme)
+    with_error = validate.boolean("with_error", with_error)
+    if with_error:
+        scheme.require(Mode.WITH_ERROR, "`jacobian` with `with_error=True`")
+    program = compiled_with(_jacobian_program, _point_jacobian, fun, scheme, with_error)
     return _transformation(program, fun, step, scheme.reach)
 
 
@@ -94,127 +122,405 @@ def _transformation(program, fun, step, reach: int):
     return transformed
 
 
-HESSIAN_STEP_EXPONENT = 0.25
-"""Second differences: truncation h² against round-off eps/h², balanced at h ≈ eps^(1/4)."""
+# ---------------------------------------------------------------------------------------------------------- Hessian
+_CORNERS = ((1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0))
+"""The four sign pairs of a mixed stencil's points x ± a·h_i e_i ± b·h_j e_j, in the order the corners combine."""
 
 
-def _point_hessian(fun, x, rule):
+@dataclasses.dataclass(frozen=True)
+class SecondDifference:
+    """The Hessian's central second differences of order p (2 or 4), and their error estimate at steps h and 2h.
+
+    Diagonal: H_ii = sum_k w_k f(x + k h_i e_i) / h_i², the central weights of the second derivative on −p/2..p/2
+    (order 2: 1, −2, 1; order 4: (−1, 16, −30, 16, −1)/12), combined as sum_{k>0} w_k·(f(x + k h) − 2 f(x) +
+    f(x − k h)), so a direction along which f is constant gives exactly 0. Mixed (i < j, mirrored): the product of
+    the first-derivative weights u of central order p on the grid {±1..±p/2}², H_ij = sum_{a,b>0} u_a u_b·(f(++) −
+    f(+−) − f(−+) + f(−−)) / (h_i h_j) at x ± a h_i e_i ± b h_j e_j: exactly 0 where f is even in x_i or x_j.
+    Truncation O(h^p), round-off O(eps/h²): balanced at h ≈ eps^(1/(p+2)).
+    """
+
+    order: int = 2
+
+    @property
+    def exponent(self) -> float:
+        """eps's exponent of the default step, 1/(p + 2): 1/4 for order 2, 1/6 for order 4."""
+        return 1.0 / (self.order + 2)
+
+    @property
+    def reach(self) -> int:
+        """The farthest stencil point in steps, the 2h stencil included: p (the steps are the same with and without
+        the error estimate)."""
+        return self.order
+
+    @property
+    def _offsets(self) -> tuple[int, ...]:
+        return tuple(range(-self.order // 2, self.order // 2 + 1))
+
+    def _weights(self, derivative: int, factor: int) -> dict[int, float]:
+        offsets = self._offsets
+        weights = finite_difference_weights(offsets, derivative=derivative)
+        return {factor * k: w / factor**derivative for k, w in zip(offsets, weights, strict=True) if k > 0}
+
+    def _factors(self, with_error: bool) -> tuple[int, ...]:
+        return (1, 2) if with_error else (1,)
+
+    def axis_offsets(self, with_error: bool) -> tuple[int, ...]:
+        """The positive offsets evaluated along each axis (each with its negative; f(x) once)."""
+        return tuple(sorted({k for f in self._factors(with_error) for k in self._weights(2, f)}))
+
+    def grid(self, with_error: bool) -> tuple[tuple[int, int], ...]:
+        """The positive offset pairs (a, b) of the mixed stencils (each with its four sign pairs)."""
+        pairs = {(a, b) for f in self._factors(with_error) for a in self._weights(1, f) for b in self._weights(1, f)}
+        return tuple(sorted(pairs))
+
+    def evaluations(self, dim: int, with_error: bool = False) -> int:
+        """f(x), 2 per axis offset and coordinate, 4 per grid pair and pair of coordinates: order 2: 2·d² + 1 (with
+        the error estimate 4·d² + 1); order 4: 8·d² − 4·d + 1 (14·d² − 8·d + 1)."""
+        pairs = dim * (dim - 1) // 2
+        return 1 + 2 * len(self.axis_offsets(with_error)) * dim + 4 * len(self.grid(with_error)) * pairs
+
+    def rows(self, x, h, with_error: bool):
+        """f(x) first, then per axis offset k the blocks x + k h_i e_i and x − k h_i e_i (d rows each), then per grid
+        pair (a, b) and sign pair (s, t) the block x + s a h_i e_i + t b h_j e_j over the pairs i < j."""
+        d = x.shape[0]
+        i, j = np.triu_indices(d, 1)  # pairs i < j, static
+        axis_steps = h[:, None] * jnp.eye(d, dtype=x.dtype)  # row i: h_i e_i
+        blocks = [x[None]]
+        for k in self.axis_offsets(with_error):
+            blocks += [x[None] + k * axis_steps, x[None] - k * axis_steps]
+        for a, b in self.grid(with_error):
+            for s, t in _CORNERS:
+                blocks.append(x[None] + (s * a * axis_steps[i] + t * b * axis_steps[j]))
+        return jnp.concatenate(blocks)
+
+    def _reader(self, values, d: int, with_error: bool):
+        axis, grid, pairs = self.axis_offsets(with_error), self.grid(with_error), d * (d - 1) // 2
+        base = 1 + 2 * len(axis) * d
+
+        def on_axis(k):  # f(x + k h_i e_i) for every i
+            start = 1 + (2 * axis.index(abs(k)) + (k < 0)) * d
+            return values[start : start + d]
+
+        def corners(a, b):  # f at the four corners (±a, ±b) of every pair
+            start = base + 4 * grid.index((a, b)) * pairs
+            return [values[start + c * pairs : start + (c + 1) * pairs] for c in range(4)]
+
+        return on_axis, corners
+
+    def _second_differences(self, on_axis, center, factor: int):
+        """h²·H_ii of the stencil at step factor·h, in units of h² (sum_k w_k·(f(x + k h) − 2 f(x) + f(x − k h)) at
+        the offsets k·factor): k²h²·f'' + O(h^(p+2)) for a smooth f."""
+        terms = [w * (on_axis(factor * k) - 2 * center + on_axis(-factor * k)) for k, w in self._weights(2, 1).items()]
+        return functools.reduce(operator.add, terms)
+
+    def combine(self, values, h, with_error: bool, factor: int = 1):
+        """The Hessian (d, d) from f at `rows`, for the stencil at step factor·h."""
+        d = h.shape[0]
+        i, j = np.triu_indices(d, 1)
+        on_axis, corners = self._reader(values, d, with_error)
+        diagonal = self._second_differences(on_axis, values[0], factor) / factor**2
+        first = self._weights(1, factor)
+        mixed = []
+        for a, u in first.items():
+            for b, v in first.items():
+                pp, pm, mp, mm = corners(a, b)
+                mixed.append(u * v * (pp - pm - mp + mm))
+        off = functools.reduce(operator.add, mixed) / (h[i] * h[j])
+        matrix = jnp.zeros((d, d), values.dtype).at[i, j].set(off).at[j, i].set(off)
+        return matrix.at[jnp.arange(d), jnp.arange(d)].set(diagonal / (h * h)).astype(h.dtype)
+
+    @staticmethod
+    def noise(line, positions, dtype):
+        """The noise of one evaluation of f from each axis' line (K, d) at `positions`, as `noise_estimate` measures
+        it but from the line's highest difference, of order K − 1 = p + 2: pooled over the axes (root mean square)
+        and at least ROUNDING·eps·max|f| per line.
+
+        The step makes h^(p+2) ≈ eps, so that difference's polynomial part h^(p+2)·f^(p+2) stays at the rounding level
+        where f's derivatives are of its size; the odd difference of order p + 1 that `noise_estimate` takes would
+        read h^(p+1)·f^(p+1), about eps^(−1/(p+2)) times more, as noise (in float64 an error estimate ~10⁴ times the
+        error). An even difference reads a kink at x as noise, which only enlarges the estimate.
+        """
+        weights = jnp.asarray(finite_difference_weights(positions, derivative=len(positions) - 1), line.dtype)
+        per_line = jnp.abs(weights @ line) / jnp.linalg.norm(weights)
+        pooled = jnp.sqrt(jnp.mean(per_line**2))
+        return jnp.maximum(ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(line), axis=0), pooled)
+
+    def estimate(self, values, x, h):
+        """(H at h, its error estimate (d, d), the status code) from f at `rows(x, h, with_error=True)`.
+
+        The error of each entry is the round-off f_noise·sum|w| / (h_i h_j) (f_noise: `noise` on the axes' lines, on
+        a mixed stencil at least ROUNDING·eps·|f| there) plus the Richardson truncation estimate
+        |H(h) − H(2h)| / (2^p − 1). The status: NONFINITE, NOT_SMOOTH (the second differences along an axis at h and
+        2h do not grow like h²) or IMPRECISE (the whole error estimate exceeds the whole Hessian), as `grad` says.
+        """
+        d = h.shape[0]
+        i, j = np.triu_indices(d, 1)
+        hessian, double = self.combine(values, h, True), self.combine(values, h, True, factor=2)
+        on_axis, corners = self._reader(values, d, True)
+        axis = self.axis_offsets(True)
+        positions = (*(-k for k in reversed(axis)), 0, *axis)
+        line = jnp.stack([jnp.broadcast_to(values[0], h.shape) if k == 0 else on_axis(k) for k in positions])
+        f_noise = self.noise(line, positions, h.dtype).astype(h.dtype)  # (d,)
+        grid_values = jnp.stack([c for a, b in self.grid(True) for c in corners(a, b)])
+        floor = ROUNDING * float(jnp.finfo(h.dtype).eps) * jnp.max(jnp.abs(grid_values), axis=0, initial=0.0)
+        off_noise = jnp.maximum(jnp.maximum(f_noise[i], f_noise[j]), floor.astype(h.dtype))
+        noise = jnp.diag(f_noise).at[i, j].set(off_noise).at[j, i].set(off_noise)
+        diagonal_sum = sum(abs(w) for w in finite_difference_weights(self._offsets, derivative=2))
+        mixed_sum = (2 * sum(abs(w) for w in self._weights(1, 1).values())) ** 2
+        weight_sums = jnp.where(jnp.eye(d, dtype=bool), diagonal_sum, mixed_sum).astype(h.dtype)
+        error = error_estimate(jnp.outer(h, h), weight_sums, noise, hessian, double, self.order).astype(h.dtype)
+        # the smoothness test of `status` on the order-p second differences at h and 2h, which grow ×4 for a smooth f
+        # up to O(h^p), significant above the noise that `noise_estimate`'s odd difference reads: it cancels the even
+        # part of f around x, so a kink at x itself is not taken for noise (the even difference above would)
+        norm = float(np.linalg.norm(finite_difference_weights(self._offsets, derivative=2)))
+        at_h, at_2h = (self._second_differences(on_axis, values[0], factor) for factor in (1, 2))
+        second = SecondDifferences(at_h, at_2h, norm * noise_estimate(line, positions, h.dtype).astype(h.dtype))
+        return hessian, error, status(x, values, hessian, error, second)
+
+
+def _hessian_stencil(method, order) -> SecondDifference:
+    """The Hessian's stencil for `method=` and `order=`: central differences of order 2 or 4 only."""
+    supported = "method='central' with order=2 (the default) or order=4, or jg.Central(2) / jg.Central(4)"
+    if isinstance(method, str) and method == "central":
+        if order is not None and (isinstance(order, (bool, np.bool_)) or order not in (2, 4)):
+            raise ValueError(f"`order`={order!r} is not available for `hessian`: it supports {supported}.")
+    elif not isinstance(method, Central):
+        raise ValueError(
+            f"`method`={method!r} is not available for `hessian`, which uses central second differences: it "
+            f"supports {supported}."
+        )
+    scheme = as_scheme(method, order)
+    if scheme.order not in (2, 4):
+        raise ValueError(f"`method`={scheme!r} is not available for `hessian`: it supports {supported}.")
+    return SecondDifference(scheme.order)
+
+
+def _point_hessian(fun, stencil: SecondDifference, with_error: bool, x, rule):
     x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
-    d = flat_x.shape[0]
-    h = ravel_pytree(rule.steps(x, HESSIAN_STEP_EXPONENT, reach=2))[0]
-    h = adapted_steps(fun, unravel, x, h, rule, Central(), exponent=HESSIAN_STEP_EXPONENT)
-    i, j = np.triu_indices(d, 1)  # pairs i < j, static
-    eye = jnp.eye(d, dtype=flat_x.dtype)
-    axis_steps = h[:, None] * eye  # row i: h_i e_i
-    pair_signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float64)
-    pair_moves = (
-        pair_signs[:, 0, None, None] * axis_steps[i][None] + pair_signs[:, 1, None, None] * axis_steps[j][None]
-    )  # (4, pairs, d)
-    rows = jnp.concatenate(
-        [
-            flat_x[None],
-            flat_x[None] + axis_steps,
-            flat_x[None] - axis_steps,
-            (flat_x[None, None] + pair_moves).reshape(-1, d),
-        ]
-    )
-    values = apply(fun, unravel, rows, Central())  # the real second differences read f as central ones do
+    h = ravel_pytree(rule.steps(x, stencil.exponent, reach=stencil.reach))[0]
+    h = adapted_steps(fun, unravel, x, h, rule, Central(), exponent=stencil.exponent)
+    values = apply(fun, unravel, stencil.rows(flat_x, h, with_error), Central())
     if values.ndim != 1:
         raise ValueError(f"`fun` must return a scalar for a Hessian, but it returned shape {values.shape[1:]}.")
-    center, plus, minus = values[0], values[1 : d + 1], values[d + 1 : 2 * d + 1]
-    corners = values[2 * d + 1 :].reshape(4, -1)
-    diagonal = (plus - 2 * center + minus) / (h * h)
-    off = (corners[0] - corners[1] - corners[2] + corners[3]) / (4 * h[i] * h[j])
-    matrix = jnp.zeros((d, d), values.dtype).at[i, j].set(off).at[j, i].set(off)
-    matrix = matrix.at[jnp.arange(d), jnp.arange(d)].set(diagonal).astype(flat_x.dtype)
-    return _blocks(matrix, x, x), jnp.any(jnp.isfinite(flat_x) & (h == 0))
+    stuck = jnp.any(jnp.isfinite(flat_x) & (h == 0))
+    if not with_error:
+        return _blocks(stencil.combine(values, h, False), x, x), stuck
+    matrix, error, code = stencil.estimate(values, flat_x, h)
+    return Estimate(_blocks(matrix, x, x), _blocks(error, x, x), code), stuck
 
 
-_hessian_program = jax.jit(_point_hessian, static_argnums=(0,))
+_hessian_program = jax.jit(_point_hessian, static_argnums=(0, 1, 2))
 
 
-def hessian(fun, *, step=None):
-    """The Hessian of a scalar `fun` by second differences, symmetric by construction, laid out like `jax.hessian`.
+def hessian(fun, *, method="central", order: int | None = None, step=None, with_error: bool = False):
+    """The Hessian of a scalar `fun` by central second differences, symmetric by construction, laid out like
+    `jax.hessian`.
 
-    H_ii = (f(x + h_i e_i) − 2 f(x) + f(x − h_i e_i)) / h_i² and H_ij = (f(++) − f(+−) − f(−+) + f(−−)) / (4 h_i h_j)
-    at x ± h_i e_i ± h_j e_j, evaluated once per pair i < j and mirrored. Cost: 2·d² + 1 evaluations per point, one
-    vmap. Default step eps^(1/4)·max(|x|, 1), rounded to a power of two and representable: the truncation error is
-    O(h²) and the round-off O(eps/h²), both ≈ eps^(1/2) (1e-8 in float64, 3e-4 in float32). For many points use
+    Order 2 (the default): H_ii = (f(x + h_i e_i) − 2 f(x) + f(x − h_i e_i)) / h_i² and H_ij = (f(++) − f(+−) −
+    f(−+) + f(−−)) / (4 h_i h_j) at x ± h_i e_i ± h_j e_j, evaluated once per pair i < j and mirrored. Default step
+    eps^(1/4)·max(|x|, 1), rounded to a power of two and representable: truncation O(h²) and round-off O(eps/h²),
+    both ≈ eps^(1/2) (1e-8 in float64, 3e-4 in float32). Order 4: the five-point diagonal (−f(x+2h) + 16 f(x+h) −
+    30 f(x) + 16 f(x−h) − f(x−2h)) / (12 h²) and the product of the fourth-order first-difference weights on the
+    grid {−2, −1, 1, 2}² for the mixed entries; step eps^(1/6)·max(|x|, 1), error ≈ eps^(2/3) (1e-11 in float64).
+    Evaluations of `fun` per point of d coordinates, one vmap:
+
+      * order 2: 2·d² + 1; with `with_error`: 4·d² + 1 (the stencil at h and 2h, f(x) shared);
+      * order 4: 8·d² − 4·d + 1; with `with_error`: 14·d² − 8·d + 1;
+      * `step="auto"`: 4·d + 1 more (the scout lines).
+
+    (`jg.num_evaluations` counts first-derivative transformations only.) For many points use
     `jax.vmap(jg.hessian(fun))`.
 
     Args:
       fun: a JAX-traceable scalar function of one argument (array or pytree).
-      step: None for the default; an absolute positive scalar, or an array (pytree) shaped like the input; or a
-        step rule (`jg.Absolute`, `jg.Relative`).
+      method: "central" or `jg.Central(order)`; other methods have no second-difference stencil here.
+      order: 2 (None, the default) or 4.
+      step: None for the default; "auto"; an absolute positive scalar, or an array (pytree) shaped like the input;
+        or a step rule (`jg.Absolute`, `jg.Relative`).
+      with_error: return an `Estimate(value, error, status)`: the Hessian, the estimated absolute error of each
+        entry (round-off f_noise·sum|w| / (h_i h_j) from the measured noise of f, plus the Richardson truncation
+        estimate |H(h) − H(2h)| / (2^p − 1)), in the same layout, and an int8 `jg.Status` for the point.
 
     Returns:
       A function x -> H: shape x.shape + x.shape for an array, jax.hessian's nesting for a pytree.
+
+    Raises:
+      ValueError: a method other than central, an order other than 2 or 4, a `fun` that does not return a scalar.
 
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg
       >>> print(jg.hessian(lambda x: x[0] ** 2 * x[1])(jnp.array([3.0, 4.0])))
       [[8. 6.]
        [6. 0.]]
+      >>> H, error, status = jg.hessian(jnp.sin, order=4, with_error=True)(jnp.array(0.5))
+      >>> bool(abs(H + jnp.sin(0.5)) <= error), jg.Status(int(status)).name
+      (True, 'OK')
     """
-    return _transformation(compiled_with(_hessian_program, _point_hessian, fun), fun, step, reach=2)
+    stencil = _hessian_stencil(method, order)
+    with_error = validate.boolean("with_error", with_error)
+    program = compiled_with(_hessian_program, _point_hessian, fun, stencil, with_error)
+    return _transformation(program, fun, step, reach=stencil.reach)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme"))
-def _directional(x, v, rule, *, fun, scheme):
+# -------------------------------------------------------------------------------------------------------------- JVP
+@dataclasses.dataclass(frozen=True)
+class Spread:
+    """`fun(*args)` as a function of the tuple `args` (jvp's primals); hashable, so compiled programs are shared."""
+
+    fun: Any
+
+    def __call__(self, args):
+        return self.fun(*args)
+
+
+def _output_unravel(fun, x):
+    """The function that turns a flat (m,) vector into the structure, shapes and dtypes of fun's output at x."""
+    example = jax.eval_shape(fun, x)
+    return ravel_pytree(jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), example))[1]
+
+
+def _uses_center(scheme: Scheme, with_error: bool) -> bool:
+    """Whether the directional stencil reads f(x) at the real point x (one-sided stencils, every error estimate)."""
+    return not scheme.imaginary and (with_error or scheme.uses_center)
+
+
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error"))
+def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
+    """The derivative along v (its `Estimate` with `with_error`) and whether the step vanished. `center` is f(x),
+    flat, where the stencil reads it (evaluated by the caller, who returns it too), else None."""
     x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
     flat_v = ravel_pytree(v)[0].astype(flat_x.dtype)
+    unravel_out = _output_unravel(fun, x)
+
+    def flat_fun(point):
+        return ravel_pytree(fun(point))[0]
+
     scale = jnp.max(jnp.abs(flat_v), initial=0.0)
     moving = scale > 0  # along v = 0 the derivative is 0, as jax.jvp says: no step, no 0/0
-    t = rule.along(flat_x, scheme.step_exponent, jnp.where(moving, scale, 1.0))
+    scale = jnp.where(moving, scale, 1.0)
+    t = rule.along(flat_x, scheme.step_exponent, scale)
     if rule.adaptive and not scheme.imaginary:
-        t = scouted_along(fun, unravel, flat_x, flat_v, jnp.where(moving, scale, 1.0), scheme)
-    rows = scheme.along(flat_x, flat_v, t)
-    derivative = scheme.combine_along(apply(fun, unravel, rows, scheme), t)
+        t = scouted_along(flat_fun, unravel, flat_x, flat_v, scale, scheme)
+    if with_error:
+        positions = scheme.estimate_offsets  # the stencil at t and 2t, and x itself
+    else:
+        positions = scheme.offsets + ((0,) if scheme.uses_center else ())
+    evaluated = tuple(k for k in positions if k or center is None)
+    rows = scheme.along(flat_x, flat_v, t, evaluated)
+    values = apply(flat_fun, unravel, rows, scheme)  # (R, m), read
+    if center is not None:  # f(x) in its place among the positions
+        at = positions.index(0)
+        values = jnp.concatenate([values[:at], center.astype(values.dtype)[None], values[at:]])
+    derivative = jnp.where(moving, scheme.combine_along(values, t, positions), 0)
     stuck = moving & jnp.all(scheme.displacement(rows, flat_x) == 0) if not scheme.imaginary else jnp.zeros((), bool)
-    return jnp.where(moving, derivative, jnp.zeros_like(derivative)), stuck
+    if not with_error:
+        return unravel_out(derivative), stuck
+    double = scheme.combine_along(values, t, positions, factor=2)
+    f_noise = jax.vmap(lambda line: noise_estimate(line[:, None], positions, t.dtype)[0], in_axes=1)(values)
+    error = error_estimate(t, scheme.weight_sum, f_noise.astype(t.dtype), derivative, double, scheme.order)
+    error = jnp.where(moving, error, 0).astype(derivative.dtype)
+    second = None
+    if {-2, -1, 1, 2} <= set(positions) and not scheme.imaginary:
+        at = {k: values[positions.index(k)] for k in (-2, -1, 0, 1, 2)}
+        second = SecondDifferences(at[1] - 2 * at[0] + at[-1], at[2] - 2 * at[0] + at[-2], jnp.sqrt(6.0) * f_noise)
+    code = status(flat_x, values, derivative, error, second)
+    return Estimate(unravel_out(derivative), unravel_out(error), code), stuck
 
 
-def jvp(fun, x, v, *, method="central", order: int | None = None, step=None):
-    """The directional derivative of `fun` at x along v (a Jacobian-vector product) by finite differences.
+def _in_working_dtypes(x) -> bool:
+    """Whether every leaf of `x` already has its working dtype, so f at x as given is f at the working point."""
+    return all(jnp.asarray(leaf).dtype == leaf_w.dtype for leaf, leaf_w in
+               zip(jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(as_working(x)), strict=True))  # fmt: skip
 
-    (f(x + t v) − f(x − t v)) / (2t) for central order 2: two evaluations of `fun`, whatever the dimension (p for
-    central order p, p + 1 for one-sided). The default t is eps^(1/(p+1))·max(|x|_∞, 1) / |v|_∞, a power of two.
-    Unlike `jax.jvp` it returns only the derivative, not f(x) (that would cost another evaluation). `fun` may return
-    any array; the result has its shape.
+
+def jvp(fun, primals, tangents, *, method="central", order: int | None = None, step=None, with_error: bool = False):
+    """A Jacobian-vector product by finite differences, like `jax.jvp`: (fun(*primals), the derivative of fun at
+    primals along tangents).
+
+    The derivative is (f(x + t v) − f(x − t v)) / (2t) for central order 2, whatever the dimension; the default t is
+    eps^(1/(p+1))·max(|x|_∞, 1) / |v|_∞, a power of two. f(x) is evaluated once, as `fun(*primals)` where the call
+    is made (so it equals `jax.jvp`'s primal output exactly), and the stencil reuses it where it reads f(x).
+    Evaluations of `fun`, the stencil in one vmap: central order p: p + 1 (3 for the default); one-sided order p:
+    p + 1; the complex step: 2; with `with_error`, the stencil at t and 2t and f(x) (central order 2: 5; complex
+    step: 4); `step="auto"` adds 5 (the scout line). `fun` may return any array or pytree of arrays.
+
+    The call `jg.jvp(fun, x, v)` with `x`, `v` arrays or pytrees (not tuples or lists) is the old form: it returns
+    only the derivative (and does not evaluate f(x) where the stencil does not need it) and is deprecated: write
+    `jg.jvp(fun, (x,), (v,))[1]`; it goes in the next release. As in `jax.jvp`, a tuple or list `primals` holds one
+    entry per positional argument of `fun`.
 
     Args:
-      fun: a JAX-traceable function of one argument (array or pytree).
-      x: the point; v: the direction, like x.
+      fun: a JAX-traceable function of positional arguments (arrays or pytrees) returning an array or pytree.
+      primals: a tuple (or list) of the arguments of `fun`: the point.
+      tangents: a tuple (or list) like `primals`, with the same structure and shapes: the direction.
       method, order: as in `grad` (the complex step too: Im f(x + i t v) / t).
-      step: t, a positive scalar, or None.
+      step: t, a positive scalar; None; "auto"; or a step rule.
+      with_error: the tangent output is an `Estimate(value, error, status)`: the derivative, its estimated absolute
+        error (noise of f over t plus the Richardson truncation estimate from t and 2t), like the output, and an
+        int8 `jg.Status`.
 
     Returns:
-      The derivative, shaped like fun's output; 0 along v = 0 (as `jax.jvp`).
+      (primal_out, tangent_out): fun(*primals), and the derivative shaped like it (0 along a zero direction, as
+      `jax.jvp`), or its `Estimate`.
 
     Raises:
-      ValueError: a `step` t so small that x + t·v == x in every coordinate (the difference would be 0/0).
+      ValueError: `tangents` unlike `primals`; a `step` t so small that x + t·v == x in every coordinate (the
+        difference would be 0/0).
 
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg
-      >>> print(jg.jvp(lambda x: x[0] ** 2 + x[1] ** 2, jnp.array([3.0, 4.0]), jnp.array([1.0, 1.0])))
-      14.0
+      >>> y, dy = jg.jvp(lambda x: x[0] ** 2 + x[1] ** 2, (jnp.array([3.0, 4.0]),), (jnp.array([1.0, 1.0]),))
+      >>> print(y, dy)
+      25.0 14.0
+      >>> y, (dy, error, status) = jg.jvp(lambda a, b: a * jnp.sin(b), (2.0, 0.5), (1.0, 0.0), with_error=True)
+      >>> bool(abs(dy - jnp.sin(0.5)) <= error), jg.Status(int(status)).name
+      (True, 'OK')
     """
     scheme = as_scheme(method, order)
     scheme.require(Mode.DIRECTIONAL, "`jvp`")
+    with_error = validate.boolean("with_error", with_error)
+    if with_error:
+        scheme.require(Mode.WITH_ERROR, "`jvp` with `with_error=True`")
+    primal = isinstance(primals, (tuple, list))
+    if primal:
+        if not isinstance(tangents, (tuple, list)) or len(tangents) != len(primals):
+            kind = type(tangents).__name__
+            got = f"a {kind} of {len(tangents)}" if isinstance(tangents, (tuple, list)) else f"a {kind}, not a tuple"
+            raise ValueError(
+                f"`tangents` must be a tuple with one entry per entry of `primals` ({len(primals)}), as in jax.jvp; "
+                f"got {got}."
+            )
+        x, v, f, names = tuple(primals), tuple(tangents), Spread(hashable(fun)), ("`tangents`", "`primals`")
+    else:
+        warnings.warn(
+            "jg.jvp(fun, x, v) is deprecated and goes in the next release: write jg.jvp(fun, (x,), (v,)), which "
+            "returns (fun(x), derivative) like jax.jvp (jg.jvp(fun, (x,), (v,))[1] is the derivative alone).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        x, v, f, names = primals, tangents, hashable(fun), ("`v`", "`x`")
     rule = as_step_rule(step)
-    if step is not None and np.ndim(step) != 0:
+    if step is not None and not isinstance(step, str) and np.ndim(step) != 0:
         raise ValueError(f"`step` of `jvp` is one scalar t, got shape {np.shape(step)}.")
     if jax.tree_util.tree_structure(x) != jax.tree_util.tree_structure(v):
-        raise ValueError(f"`v` must have the structure of `x`, {jax.tree_util.tree_structure(x)}.")
+        raise ValueError(f"{names[0]} must have the structure of {names[1]}, {jax.tree_util.tree_structure(x)}.")
     shapes = [
         (np.shape(a), np.shape(b))
         for a, b in zip(jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(v), strict=True)
     ]
     if any(a != b for a, b in shapes):
-        raise ValueError(f"`v` must have the shapes of `x`: got {[b for _, b in shapes]} for {[a for a, _ in shapes]}.")
+        raise ValueError(
+            f"{names[0]} must have the shapes of {names[1]}: got {[b for _, b in shapes]} for {[a for a, _ in shapes]}."
+        )
     rule.check(working_dtypes(x), scheme.reach)
-    derivative, stuck = _directional(x, v, rule, fun=hashable(fun), scheme=scheme)
+    # f(x) where the call is made, as jax.jvp evaluates it (a compiled program may round f differently by an ulp)
+    primal_out = f(x) if primal else None
+    center = None
+    if _uses_center(scheme, with_error):
+        reusable = primal_out is not None and _in_working_dtypes(x)
+        center = ravel_pytree(primal_out if reusable else f(as_working(x)))[0]
+    tangent, stuck = _directional(x, v, rule, center, fun=f, scheme=scheme, with_error=with_error)
     raise_if_step_vanished(stuck, rule)
-    return derivative
+    return (primal_out, tangent) if primal else tangent

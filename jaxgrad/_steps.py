@@ -257,10 +257,10 @@ class AutoStep(StepRule):
 
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg
-      >>> x = jnp.array(1e-5)  # the fixed step is 3/4 of x
+      >>> x = jnp.array(1e-5)  # the fixed step is about as long as x: 31% off in float64, NaN in float32
       >>> fixed, auto = jg.grad(jnp.log)(x), jg.grad(jnp.log, step="auto")(x)
-      >>> print(f"{abs(fixed * x - 1):.2f} {abs(auto * x - 1):.0e}")  # relative errors (exact: 1/x)
-      0.31 ...
+      >>> bool(abs(fixed * x - 1) < 0.01), bool(abs(auto * x - 1) < 1e-3)  # relative errors (exact: 1/x)
+      (False, True)
     """
 
     adaptive = True

@@ -45,7 +45,11 @@ def true_gradient(bug_name, x):
     return np.asarray(g)
 
 
-def main(num_points: int, step="auto") -> None:
+STEP = "auto"
+"""compare's step in every table (--step)."""
+
+
+def main(num_points: int) -> None:
     rows = []
     for dtype in ("float32", "float64"):
         alarms_ours = alarms_theirs = total = 0
@@ -53,7 +57,7 @@ def main(num_points: int, step="auto") -> None:
         cases = [(f, f.sample(num_points, f.default_dim, seed=31, dtype=dtype)) for f in functions.BUILTINS.values()]
         cases += [(f, zoo.sample(num_points, 6, dtype, seed=31)) for f in zoo.CORRECT.values()]
         for fun, points in cases:
-            alarms_ours += int((~jg.compare(fun, points, reference=False, step=step).passed).sum())
+            alarms_ours += int((~jg.compare(fun, points, reference=False, step=STEP).passed).sum())
             alarms_theirs += int(check_grads_flags(fun, points).sum())
             total += len(points)
         rows.append(["correct gradients", dtype, f"{total:,}", "-", "false alarms", alarms_ours, alarms_theirs])
@@ -61,7 +65,7 @@ def main(num_points: int, step="auto") -> None:
             points = zoo.sample(64, 6, dtype, seed=9)
             wrong = np.asarray(jax.vmap(jax.grad(bug.fun))(jnp.asarray(points)))
             present = np.any(wrong != true_gradient(bug.name, points), axis=1)
-            ours = ~jg.compare(bug.fun, points, reference=False, step=step).passed
+            ours = ~jg.compare(bug.fun, points, reference=False, step=STEP).passed
             theirs = check_grads_flags(bug.fun, points)
             rows.append([bug.name, dtype, 64, int(present.sum()), "missed points", int((present & ~ours).sum()),
                          int((present & ~theirs).sum())])  # fmt: skip
@@ -84,7 +88,7 @@ def false_alarm_margins(num_points: int = 10_000) -> str:
     for name, fun, sample in cases:
         row = [name]
         for dtype in ("float32", "float64"):
-            rep = jg.compare(fun, sample(dtype), reference_points=100, step=step)
+            rep = jg.compare(fun, sample(dtype), reference_points=100, step=STEP)
             row += [int((~rep.passed).sum()), f"{max(p.max_ratio for p in rep.pairs):.3f}", rep.verdict]
         rows.append(row)
     headers = ["function", "f32 failures", "f32 max err/tol", "f32 verdict", "f64 failures", "f64 max err/tol",
@@ -106,7 +110,7 @@ def taylor_slopes() -> str:
             rows.append([name, dtype, "correct", " ".join(f"{v:.3f}" for v in slopes)])
         for bug in zoo.bugs(dtype):
             points = zoo.sample(64, 6, dtype, seed=9)
-            worst = jg.compare(bug.fun, points, reference=False, step=step).worst
+            worst = jg.compare(bug.fun, points, reference=False, step=STEP).worst
             axis = jnp.zeros(6, dtype).at[worst.coordinate].set(1)
             result = jg.taylor_test(bug.fun, jnp.asarray(points[worst.point]), direction=axis)
             rows.append([bug.name, dtype, f"bug, along {worst.name}", f"{result.slope:.3f}"])
@@ -119,4 +123,5 @@ if __name__ == "__main__":
     parser.add_argument("--points", type=int, default=500, help="points per correct function")
     parser.add_argument("--step", default="auto", help="compare's step: auto (default) or fixed")
     args = parser.parse_args()
-    main(args.points, None if args.step == "fixed" else args.step)
+    STEP = None if args.step == "fixed" else args.step
+    main(args.points)

@@ -104,7 +104,7 @@ def test_jacobian_hessian_jvp_take_auto(dtype):
     x = jnp.array([100.0, 0.5, 1e-5], dtype)
     jac = jg.jacobian(lambda v: jnp.stack([f(v), v[0] * v[2]]), step="auto")(x)
     assert rel(jac[0], jax.grad(f)(x)) <= good(dtype)
-    assert rel(jg.jvp(f, x, jnp.array([0.0, 1.0, 0.0], dtype), step="auto"), 100 * np.cos(50.0)) <= good(dtype)
+    assert rel(jg.jvp(f, (x,), (jnp.array([0.0, 1.0, 0.0], dtype),), step="auto")[1], 100 * np.cos(50.0)) <= good(dtype)
     hessian_exact = np.array([[-0.25 * np.sin(50.0), np.cos(50.0) - 50 * np.sin(50.0), 0.0],
                               [np.cos(50.0) - 50 * np.sin(50.0), -1e4 * np.sin(50.0), 0.0],
                               [0.0, 0.0, -1e10]])  # fmt: skip
@@ -136,9 +136,9 @@ def test_auto_costs_in_hessian_and_jvp():
     jax.effects_barrier()
     assert len(counter) == 2 * 4**2 + 1 + 4 * 4 + 1
     counter.clear()
-    jax.block_until_ready(jg.jvp(f, jnp.ones(50), jnp.ones(50), step="auto"))
+    jax.block_until_ready(jg.jvp(f, (jnp.ones(50),), (jnp.ones(50),), step="auto"))
     jax.effects_barrier()
-    assert len(counter) == 2 + 4 + 1
+    assert len(counter) == 2 + 1 + 4 + 1  # the stencil, f(x) and the scout line
 
 
 def test_no_retrace_on_a_second_call_of_the_same_shape():
@@ -175,3 +175,14 @@ def test_auto_is_a_step_rule_and_an_error_names_it():
     assert jg.grad(jnp.sin, step=jg.AutoStep())(jnp.array(0.5)) == jg.grad(jnp.sin, step="auto")(jnp.array(0.5))
     with pytest.raises(ValueError, match="'auto'"):
         jg.grad(jnp.sin, step="automatic")
+
+
+def test_step_study_overlays_the_chosen_steps():
+    f = jg.functions.rastrigin
+    study = jg.step_study(f, f.sample(100, 4, seed=3), dtypes=("float32",))
+    (curve,) = study.curves
+    assert curve.auto_share.shape == curve.steps.shape and abs(curve.auto_share.sum() - 1) < 1e-9
+    best = study.best()[0]
+    # the per-point choice is within 3x of the best single step of the grid, and far better than the fixed step
+    assert best.auto_error <= 3 * best.best_error and best.auto_error < best.default_error / 10
+    assert {"auto_share"} <= set(study.rows()[0])

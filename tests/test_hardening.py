@@ -243,7 +243,7 @@ def test_no_public_function_mutates_its_inputs():
         jg.step_study(f, points, dtypes=("float32",), steps=[1e-3])
         jg.jacobian(f.gradient)(points[0])
         jg.hessian(f)(points[0])
-        jg.jvp(f, points[0], points[1])
+        jg.jvp(f, (points[0],), (points[1],))
         jg.reference.batch_numerical_gradient(f, points)
         list(jg.stream_grad(f, points, chunk_size=4))
     for before, after in zip(snapshot, [points, tree["a"], tree["b"], step], strict=True):

@@ -375,12 +375,12 @@ def test_files_two_cli_writers_at_once_both_finish_with_a_valid_file(tmp_path):
 # =============================================================================================== 4. numerics
 def test_numerics_jvp_refuses_a_step_that_rounds_away():
     with pytest.raises(ValueError, match="below the resolution"):
-        jg.jvp(function_2, X, jnp.ones(2), step=1e-30)
+        jg.jvp(function_2, (X,), (jnp.ones(2),), step=1e-30)
 
 
 @pytest.mark.parametrize("method", ["central", "forward", "richardson", "complex"])
 def test_numerics_jvp_along_zero_is_zero_like_jax(method):
-    assert float(jg.jvp(function_2, X, jnp.zeros(2), method=method)) == 0.0
+    assert float(jg.jvp(function_2, (X,), (jnp.zeros(2),), method=method)[1]) == 0.0
     assert float(jax.jvp(function_2, (X,), (jnp.zeros(2),))[1]) == 0.0
 
 
@@ -400,7 +400,7 @@ def test_numerics_integer_outputs_are_refused_like_jax_grad(index, where):
         "batch_grad": lambda: jg.batch_grad(f, POINTS),
         "compare": lambda: jg.compare(f, POINTS, grad_fn=lambda x: x),
         "jacobian": lambda: jg.jacobian(f)(X),
-        "jvp": lambda: jg.jvp(f, X, jnp.ones(2)),
+        "jvp": lambda: jg.jvp(f, (X,), (jnp.ones(2),)),
         "host": lambda: jg.batch_grad(lambda x: np.sum(np.asarray(x)).astype(np.int32), POINTS, traceable=False),
     }
     with pytest.raises(TypeError, match=r"real-valued|returns int|returns bool"):
@@ -591,7 +591,7 @@ def test_deep_an_unhashable_callable_works(where):
     calls = {
         "batch_grad": lambda: np.asarray(jg.batch_grad(f, POINTS))[0],
         "compare": lambda: jg.compare(f, POINTS).numeric[0],
-        "jvp": lambda: np.array([float(jg.jvp(f, X, e)) for e in jnp.eye(2)]),
+        "jvp": lambda: np.array([float(jg.jvp(f, (X,), (e,))[1]) for e in jnp.eye(2)]),
         "stream_grad": lambda: next(iter(jg.stream_grad(f, POINTS, chunk_size=3)))[2][0],
         "step_study": lambda: [6.0, 8.0] * (jg.step_study(f, POINTS, dtypes=("float32",), steps=[0.01]).dim == 2),
         "grad": lambda: np.asarray(jg.grad(f)(X)),
@@ -609,8 +609,8 @@ def test_deep_a_named_sharding_over_a_two_dimensional_mesh_works(spec):
 
 @pytest.mark.parametrize(
     ("call", "needle"),
-    [(lambda: jg.jvp(function_2, X, jnp.ones(3)), "`v` must have the shapes"),
-     (lambda: jg.jvp(function_2, X, {"a": jnp.ones(2)}), "`v` must have the structure"),
+    [(lambda: jg.jvp(function_2, (X,), (jnp.ones(3),)), "`tangents` must have the shapes"),
+     (lambda: jg.jvp(function_2, (X,), ({"a": jnp.ones(2)},)), "`tangents` must have the structure"),
      (lambda: jg.hessian(function_2, step=jnp.ones(3))(X), "`step` has shape"),
      (lambda: jg.grad(function_2, step=jnp.ones(3))(X), "`step` has shape"),
      (lambda: jg.taylor_test(function_2, X, direction=jnp.ones(5)), "`direction` must have the shape")],

@@ -249,7 +249,7 @@ def _check_coordinates(fun, scheme, rule, points, batching, traceable, exact, dt
     # f that sums terms which cancel rounds like its terms, Σ_i |g_i|·|x_i| (from the numeric gradient, so a wrong
     # exact gradient cannot widen its own tolerance), and the rounding is correlated along a line, where the noise
     # estimate cannot see it
-    terms = np.sum(np.nan_to_num(np.abs(v["g"]) * flat), axis=1, keepdims=True)
+    terms = np.linalg.norm(np.nan_to_num(v["g"] * flat), axis=1, keepdims=True)
     f_noise = np.maximum(v["f_noise"], ROUNDING * float(jnp.finfo(dtype).eps) * terms)
     tol = tolerance(dtype, v["h"], scheme.weight_sums(exact.shape[1]), f_noise, v["g"], v["g_double"],
                     scheme.order, exact, exact_scale=v["curvature"] * flat, **extra)  # fmt: skip

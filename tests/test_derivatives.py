@@ -1,0 +1,331 @@
+"""jacobian, hessian and jvp: error estimates (`with_error`), the Hessian's order 4, jvp's jax.jvp signature.
+
+References are independent of jaxgrad: jax.jacfwd, jax.hessian and jax.jvp evaluated in the widest dtype at the very
+same (rounded) points, and analytic formulas.
+"""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import DTYPES
+
+import jaxgrad as jg
+from jaxgrad import functions
+
+WIDE = DTYPES[-1]
+
+
+def f_trig(x):
+    return jnp.sin(x[0]) * jnp.exp(0.5 * x[1]) + x[2] ** 2 * x[0] / (1 + x[1] ** 2) + jnp.cos(x[0] * x[2])
+
+
+def f_log(x):
+    return jnp.log1p(jnp.sum(x**2)) + x[0] * x[1] * x[2]
+
+
+def f_rosenbrock(x):
+    return functions.rosenbrock(x) / 100
+
+
+SCALARS = [f_trig, f_log, f_rosenbrock]
+
+
+def vector_trig(x):
+    return jnp.stack([f_trig(x), x[0] * x[1], jnp.sin(x[2]) * x[1], jnp.exp(-(x[0] ** 2))])
+
+
+MATRIX = np.random.default_rng(7).normal(size=(4, 3))
+
+
+def vector_tanh(x):
+    return jnp.tanh(jnp.asarray(MATRIX, x.dtype) @ x) * x[0]
+
+
+VECTORS = [vector_trig, vector_tanh]
+N = 300
+
+
+def sample(dtype, seed=0):
+    """N points in [-2, 2]³ and directions in `dtype`, and the same numbers in the widest dtype (the reference's)."""
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(-2, 2, size=(N, 3)).astype(dtype)
+    directions = rng.normal(size=(N, 3)).astype(dtype)
+    return (jnp.asarray(points), jnp.asarray(directions), jnp.asarray(points, WIDE), jnp.asarray(directions, WIDE))
+
+
+def coverage(estimates, exacts):
+    """The share of entries whose true error is at most the estimate, over all the (estimate, exact) pairs, and the
+    ratio of the median estimate to the median true error (how loose the estimate is)."""
+    errors = np.concatenate(
+        [np.abs(np.asarray(e.value, np.float64) - x).ravel() for e, x in zip(estimates, exacts, strict=True)]
+    )
+    bounds = np.concatenate([np.asarray(e.error, np.float64).ravel() for e in estimates])
+    return float(np.mean(errors <= bounds)), float(np.median(bounds) / np.median(errors))
+
+
+def assert_all_ok(estimates):
+    for e in estimates:
+        assert np.all(np.asarray(e.status) == jg.Status.OK), np.bincount(np.asarray(e.status), minlength=4)
+
+
+# ---------------------------------------------------------------------------------------------- error estimates
+def test_jacobian_error_estimate_bounds_the_true_error(dtype):
+    x, _, x_wide, _ = sample(dtype)
+    estimates = [jax.vmap(jg.jacobian(F, with_error=True))(x) for F in VECTORS]
+    exacts = [np.asarray(jax.vmap(jax.jacfwd(F))(x_wide), np.float64) for F in VECTORS]
+    covered, loose = coverage(estimates, exacts)
+    assert covered >= 0.99 and loose <= 100, (covered, loose)
+    assert_all_ok(estimates)
+    assert estimates[0].value.shape == estimates[0].error.shape == (N, 4, 3) and estimates[0].status.shape == (N,)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_hessian_error_estimate_bounds_the_true_error(dtype, order):
+    x, _, x_wide, _ = sample(dtype, seed=1)
+    estimates = [jax.vmap(jg.hessian(f, order=order, with_error=True))(x) for f in SCALARS]
+    exacts = [np.asarray(jax.vmap(jax.hessian(f))(x_wide), np.float64) for f in SCALARS]
+    covered, loose = coverage(estimates, exacts)
+    assert covered >= 0.99 and loose <= 100, (covered, loose)
+    assert_all_ok(estimates)
+
+
+def test_jvp_error_estimate_bounds_the_true_error(dtype):
+    x, v, x_wide, v_wide = sample(dtype, seed=2)
+    estimates, exacts = [], []
+    for f in SCALARS + VECTORS:
+        estimates.append(jax.vmap(lambda p, t, f=f: jg.jvp(f, (p,), (t,), with_error=True)[1])(x, v))
+        exacts.append(np.asarray(jax.vmap(lambda p, t, f=f: jax.jvp(f, (p,), (t,))[1])(x_wide, v_wide), np.float64))
+    covered, loose = coverage(estimates, exacts)
+    assert covered >= 0.99 and loose <= 100, (covered, loose)
+    assert_all_ok(estimates)
+
+
+def test_with_error_keeps_the_value(dtype):
+    """The estimate's value is the plain transformation's: the same steps, with or without the estimate."""
+    x, v, _, _ = sample(dtype, seed=3)
+    x, v = x[0], v[0]
+    np.testing.assert_allclose(jg.jacobian(vector_trig, with_error=True)(x).value, jg.jacobian(vector_trig)(x))
+    for order in (2, 4):
+        est = jg.hessian(f_trig, order=order, with_error=True)(x)
+        np.testing.assert_array_equal(est.value, jg.hessian(f_trig, order=order)(x))
+    _, est = jg.jvp(f_trig, (x,), (v,), with_error=True)
+    np.testing.assert_allclose(est.value, jg.jvp(f_trig, (x,), (v,))[1], rtol=8 * float(np.finfo(dtype).eps))
+
+
+def test_a_scalar_output_jacobian_is_the_gradient_with_its_estimate(dtype):
+    x = jnp.asarray([0.3, -1.2, 2.0], dtype)
+    jac = jg.jacobian(lambda p: f_trig(p)[None], with_error=True)(x)
+    grad = jg.grad(f_trig, with_error=True)(x)
+    for a, b in zip(jac, grad, strict=True):
+        np.testing.assert_array_equal(np.asarray(a).reshape(np.shape(b)), b)
+
+
+NAN_CASES = {  # sqrt is NaN left of 0: the stencil around x0 = 0 leaves the domain
+    "jacobian": lambda x: jg.jacobian(jnp.sqrt, with_error=True)(x),
+    "hessian": lambda x: jg.hessian(lambda p: jnp.sum(jnp.sqrt(p)), with_error=True)(x),
+    "hessian order 4": lambda x: jg.hessian(lambda p: jnp.sum(jnp.sqrt(p)), order=4, with_error=True)(x),
+    "jvp": lambda x: jg.jvp(jnp.sqrt, (x,), (jnp.ones_like(x),), with_error=True)[1],
+}
+
+
+@pytest.mark.parametrize("name", list(NAN_CASES))
+def test_nonfinite_where_f_is_nan_on_the_stencil(name, dtype):
+    bad = NAN_CASES[name](jnp.asarray([0.0, 1.0], dtype))
+    good = NAN_CASES[name](jnp.asarray([0.5, 1.0], dtype))
+    assert int(bad.status) == jg.Status.NONFINITE and int(good.status) == jg.Status.OK
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_hessian_flags_a_kink(order, dtype):
+    est = jax.vmap(jg.hessian(lambda p: jnp.sum(jnp.abs(p) + p**2), order=order, with_error=True))(
+        jnp.asarray([[0.0, 0.5], [0.3, 0.5]], dtype)
+    )
+    assert np.asarray(est.status).tolist() == [jg.Status.NOT_SMOOTH, jg.Status.OK]
+
+
+def test_with_error_crosses_jit_and_vmap():
+    x = jnp.asarray(np.random.default_rng(4).uniform(-2, 2, size=(5, 3)), WIDE)
+    jac = jax.jit(jax.vmap(jg.jacobian(vector_trig, with_error=True)))(x)
+    hess = jax.jit(jax.vmap(jg.hessian(f_trig, order=4, with_error=True)))(x)
+    y, dy = jax.jit(jax.vmap(lambda p, t: jg.jvp(vector_trig, (p,), (t,), with_error=True)))(x, x)
+    assert isinstance(jac, jg.Estimate) and isinstance(hess, jg.Estimate) and isinstance(dy, jg.Estimate)
+    assert jac.error.shape == (5, 4, 3) and hess.error.shape == (5, 3, 3) and dy.error.shape == y.shape == (5, 4)
+    for est in (jac, hess, dy):
+        assert est.status.shape == (5,) and est.status.dtype == jnp.int8
+    np.testing.assert_allclose(y, jax.vmap(vector_trig)(x), rtol=8 * float(np.finfo(WIDE).eps))
+
+
+def test_with_error_keeps_pytree_layouts():
+    tree = {"a": jnp.asarray([0.5, -1.0], WIDE), "b": jnp.asarray(0.7, WIDE)}
+
+    def loss(t):
+        return jnp.sum(t["a"] ** 2) * jnp.sin(t["b"])
+
+    def vector(t):
+        return {"u": t["a"] * t["b"], "w": jnp.sum(t["a"])}
+
+    for ours, theirs in ((jg.hessian(loss, order=4, with_error=True)(tree), jax.hessian(loss)(tree)),
+                         (jg.jacobian(vector, with_error=True)(tree), jax.jacfwd(vector)(tree))):  # fmt: skip
+        assert jax.tree_util.tree_structure(ours.value) == jax.tree_util.tree_structure(theirs)
+        assert jax.tree_util.tree_structure(ours.error) == jax.tree_util.tree_structure(theirs)
+        for value, error, exact in zip(*map(jax.tree_util.tree_leaves, (ours.value, ours.error, theirs)), strict=True):
+            assert value.shape == error.shape == exact.shape
+            assert np.all(np.abs(np.asarray(value) - np.asarray(exact)) <= np.asarray(error))
+
+
+# ---------------------------------------------------------------------------------------------- Hessian orders
+def test_hessian_order_4_is_more_accurate_and_meets_theory():
+    """Median relative (Frobenius) errors: order 2 ≈ eps^(1/2), order 4 ≈ eps^(2/3) (measured 1.0–1.5 × eps^(2/3))."""
+    x, _, x_wide, _ = sample(WIDE, seed=5)
+    eps = float(np.finfo(WIDE).eps)
+    for f in (f_trig, f_log):
+        exact = np.asarray(jax.vmap(jax.hessian(f))(x_wide), np.float64)
+        medians = {}
+        for order in (2, 4):
+            hess = np.asarray(jax.vmap(jg.hessian(f, order=order))(x), np.float64)
+            medians[order] = np.median(np.linalg.norm(hess - exact, axis=(1, 2)) / np.linalg.norm(exact, axis=(1, 2)))
+        assert medians[2] <= 10 * eps ** (1 / 2) and medians[4] <= 10 * eps ** (2 / 3), medians
+        assert medians[4] <= medians[2] / (5 if WIDE == "float32" else 50), medians  # theory: eps^(-1/6), 14 or 400
+
+
+def test_hessian_order_4_is_exact_on_quartics_where_order_2_is_not():
+    x = jnp.asarray([0.5, -1.5], WIDE)
+
+    def quartic(p):
+        return p[0] ** 4 + p[0] ** 2 * p[1] ** 2 + 3 * p[1]
+
+    exact = np.array([[12 * 0.25 + 2 * 2.25, 4 * 0.5 * -1.5], [4 * 0.5 * -1.5, 2 * 0.25]])
+    tight = 1e4 * float(np.finfo(WIDE).eps) / 0.1**2  # the rounding of f over h², no truncation
+    np.testing.assert_allclose(jg.hessian(quartic, order=4, step=0.1)(x), exact, rtol=0, atol=tight)
+    assert np.max(np.abs(np.asarray(jg.hessian(quartic, step=0.1)(x)) - exact)) >= 0.01  # 2h² on the diagonal
+
+
+def test_hessian_refuses_other_methods_and_orders():
+    with pytest.raises(ValueError, match=r"`method`='forward'.*central"):
+        jg.hessian(functions.sphere, method="forward")
+    with pytest.raises(ValueError, match="`method`=Richardson"):
+        jg.hessian(functions.sphere, method=jg.Richardson())
+    with pytest.raises(ValueError, match=r"`order`=6.*order=2.*order=4"):
+        jg.hessian(functions.sphere, order=6)
+    with pytest.raises(ValueError, match=r"`method`=Central\(order=8\)"):
+        jg.hessian(functions.sphere, method=jg.Central(8))
+    x = jnp.asarray([0.5, -1.5], WIDE)
+    np.testing.assert_array_equal(jg.hessian(f_log, method=jg.Central(4))(x), jg.hessian(f_log, order=4)(x))
+
+
+# ---------------------------------------------------------------------------------------------- jvp like jax.jvp
+def test_jvp_returns_jax_jvps_primal_exactly_and_its_tangent(dtype):
+    x, v, x_wide, v_wide = sample(dtype, seed=6)
+    tight = 100 * float(np.finfo(dtype).eps) ** (2 / 3)
+    for f in (f_trig, vector_tanh):
+        for k in range(5):
+            y, dy = jg.jvp(f, (x[k],), (v[k],))
+            y_ref, _ = jax.jvp(f, (x[k],), (v[k],))
+            _, dy_ref = jax.jvp(f, (x_wide[k],), (v_wide[k],))
+            np.testing.assert_array_equal(y, y_ref)
+            assert y.dtype == y_ref.dtype and dy.shape == dy_ref.shape
+            np.testing.assert_allclose(dy, dy_ref, rtol=tight, atol=tight)
+        for method in ("forward", "richardson", "complex"):
+            y, _ = jg.jvp(f, (x[0],), (v[0],), method=method)
+            np.testing.assert_array_equal(y, jax.jvp(f, (x[0],), (v[0],))[0])
+
+
+def test_jvp_takes_several_arguments_and_pytree_outputs_like_jax():
+    def f(a, b):
+        return {"p": a * b, "q": jnp.sin(a) * b}
+
+    primals = (jnp.asarray([0.5, 1.5], WIDE), jnp.asarray(2.0, WIDE))
+    tangents = (jnp.asarray([1.0, -1.0], WIDE), jnp.asarray(0.5, WIDE))
+    y, dy = jg.jvp(f, primals, tangents)
+    y_ref, dy_ref = jax.jvp(f, primals, tangents)
+    assert jax.tree_util.tree_structure(dy) == jax.tree_util.tree_structure(dy_ref)
+    for a, b in zip(jax.tree_util.tree_leaves(y), jax.tree_util.tree_leaves(y_ref), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree_util.tree_leaves(dy), jax.tree_util.tree_leaves(dy_ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=100 * float(np.finfo(WIDE).eps) ** (2 / 3))
+    _, dy_list = jg.jvp(f, list(primals), list(tangents))  # lists, as jax.jvp accepts them
+    np.testing.assert_array_equal(dy_list["p"], dy["p"])
+
+
+def test_jvp_old_form_warns_and_gives_the_same_numbers(dtype):
+    x, v, _, _ = sample(dtype, seed=7)
+    for kwargs in ({}, {"method": "forward"}, {"method": "complex"}, {"with_error": True}):
+        with pytest.warns(DeprecationWarning, match=r"write jg\.jvp\(fun, \(x,\), \(v,\)\)"):
+            old = jg.jvp(f_trig, x[0], v[0], **kwargs)
+        _, new = jg.jvp(f_trig, (x[0],), (v[0],), **kwargs)
+        for a, b in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(new), strict=True):
+            np.testing.assert_array_equal(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jg.jvp(f_trig, (x[0],), (v[0],))  # the new form does not warn
+
+
+def test_jvp_explains_tangents_unlike_primals():
+    x = jnp.ones(2)
+    with pytest.raises(ValueError, match="`tangents` must be a tuple with one entry per entry of `primals`"):
+        jg.jvp(functions.sphere, (x,), x)
+    with pytest.raises(ValueError, match="got a tuple of 2"):
+        jg.jvp(functions.sphere, (x,), (x, x))
+    with pytest.raises(ValueError, match="`tangents` must have the shapes of `primals`"):
+        jg.jvp(functions.sphere, (x,), (jnp.ones(3),))
+
+
+def test_jvp_along_zero_is_zero_with_no_error():
+    _, est = jg.jvp(f_trig, (jnp.ones(3, WIDE),), (jnp.zeros(3, WIDE),), with_error=True)
+    assert float(est.value) == 0.0 and float(est.error) == 0.0 and int(est.status) == jg.Status.OK
+
+
+# ---------------------------------------------------------------------------------------------- evaluation counts
+def counting(fun, counter):
+    def counted(x):
+        jax.debug.callback(lambda leaf: counter.append(1), jax.tree_util.tree_leaves(x)[0])
+        return fun(x)
+
+    return counted
+
+
+def count(call):
+    counter = []
+    jax.block_until_ready(call(counter))
+    jax.effects_barrier()
+    return len(counter)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [({}, 2 * 16 + 1), ({"with_error": True}, 4 * 16 + 1), ({"order": 4}, 8 * 16 - 4 * 4 + 1),
+     ({"order": 4, "with_error": True}, 14 * 16 - 8 * 4 + 1)],
+)  # fmt: skip
+def test_hessian_counts_what_its_docstring_says(kwargs, expected):
+    def f(v):
+        return jnp.sum(jnp.sin(v)) * v[0]
+
+    assert count(lambda c: jg.hessian(counting(f, c), **kwargs)(jnp.ones(4))) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "new", "old"),
+    [({}, 3, 2), ({"with_error": True}, 5, 5), ({"method": "forward"}, 2, 2), ({"method": "forward", "order": 2}, 3, 3),
+     ({"method": "central", "order": 4}, 5, 4), ({"method": "complex"}, 2, 1),
+     ({"method": "complex", "with_error": True}, 4, 3)],
+)  # fmt: skip
+def test_jvp_counts_the_stencil_and_f_of_x_once(kwargs, new, old):
+    """f(x) is evaluated once, and only where it is returned or the stencil reads it (the old form returns none)."""
+
+    def f(v):
+        return jnp.sum(jnp.sin(v)) * v[0]
+
+    assert count(lambda c: jg.jvp(counting(f, c), (jnp.ones(50),), (jnp.ones(50),), **kwargs)) == new
+    with pytest.warns(DeprecationWarning):
+        assert count(lambda c: jg.jvp(counting(f, c), jnp.ones(50), jnp.ones(50), **kwargs)) == old
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"with_error": True}, {"method": "forward", "with_error": True}])
+def test_jacobian_counts_what_num_evaluations_says(kwargs):
+    def vector(v):
+        return jnp.stack([jnp.sum(jnp.sin(v)), v[0] * v[1]])
+
+    assert count(lambda c: jg.jacobian(counting(vector, c), **kwargs)(jnp.ones(5))) == jg.num_evaluations(5, **kwargs)
