@@ -50,7 +50,8 @@ def summary(rep) -> str:
                      "inside the stencil (not counted as mismatches; step='auto' steps around them)")  # fmt: skip
     failed = int(rep.mismatched.sum())
     if rep.verdict is Verdict.OK:
-        lines.append(f"verdict: OK, all {rep.num_points:,} points within tolerance")
+        lines.append(f"verdict: OK, no mismatch at {rep.num_points:,} points ({kinked:,} not smooth here)" if kinked
+                     else f"verdict: OK, all {rep.num_points:,} points within tolerance")  # fmt: skip
     elif rep.verdict is Verdict.INCONCLUSIVE:
         lines.append(
             f"verdict: INCONCLUSIVE, no mismatch, but {rep.unresolved:,} of {rep.num_points:,} points cannot be "
