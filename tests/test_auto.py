@@ -201,3 +201,29 @@ def test_a_kink_inside_the_stencil_is_not_a_mismatch():
     assert fixed.ok and fixed.kinked.sum() >= 1 and (~fixed.passed).sum() == fixed.kinked.sum()
     wrong = jg.compare(f, points, reference=False, grad_fn=lambda x: 1.01 * jax.grad(f)(x))
     assert not wrong.ok  # a wrong gradient is still a mismatch
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_complex_step_flags_functions_that_are_not_complex_safe(dtype):
+    """softplus is not complex-safe: the complex step is 100% off with an estimate that says nothing. A real
+    difference along one direction (4 evaluations) catches it: Status.NOT_ANALYTIC."""
+    w = jnp.asarray(np.random.default_rng(0).normal(size=(6, 4)), dtype)
+
+    def mlp(x):
+        return jnp.sum(jax.nn.softplus(w @ x))
+
+    points = jnp.asarray(np.random.default_rng(1).normal(size=(200, 4)), dtype)
+    bad = jg.batch_grad(mlp, points, method="complex", with_error=True)
+    exact = jax.vmap(jax.grad(mlp))(points)
+    wrong = np.linalg.norm(np.asarray(bad.value) - np.asarray(exact), axis=1) > 0.1 * np.linalg.norm(exact, axis=1)
+    assert wrong.mean() > 0.9 and np.all(np.asarray(bad.status)[wrong] == jg.Status.NOT_ANALYTIC)
+    good = jg.batch_grad(lambda x: jnp.sum(jnp.sin(w @ x)), points, method="complex", with_error=True)
+    assert np.all(np.asarray(good.status) == jg.Status.OK)
+
+
+def test_complex_step_check_costs_four_evaluations():
+    counter = []
+    f = counting(lambda v: jnp.sum(jnp.sin(v)), counter)
+    jax.block_until_ready(jg.grad(f, method="complex", with_error=True)(jnp.ones(5)))
+    jax.effects_barrier()
+    assert len(counter) == 2 * 5 + 1 + 4 == jg.num_evaluations(5, method="complex", with_error=True)
