@@ -330,7 +330,14 @@ def complex_checked(fun, unravel, x, parts: Parts) -> Parts:
                         + jnp.abs(v) @ parts.error + ROUNDING * eps * jnp.abs(v) @ jnp.abs(parts.g))  # fmt: skip
     wrong = jnp.abs(along_t - predicted) > allowed
     trusted = (parts.status == Status.OK) | (parts.status == Status.IMPRECISE)
-    return parts._replace(status=jnp.where(wrong & trusted, Status.NOT_ANALYTIC, parts.status).astype(jnp.int8))
+    # the complex step differentiates f at fl(x): f's own argument rounding, eps·|x_i| times its curvature (here
+    # v'Hv/|v|², from the same four values), is an error no complex step can remove
+    curvature = jnp.abs(f[3] + f[0] - f[2] - f[1]) / (3 * t**2) / jnp.sum(v**2)
+    error = jnp.maximum(parts.error, ROUNDING * eps * jnp.abs(x) * curvature)
+    return parts._replace(
+        error=error.astype(parts.error.dtype),
+        status=jnp.where(wrong & trusted, Status.NOT_ANALYTIC, parts.status).astype(jnp.int8),
+    )
 
 
 def estimate_from(parts: Parts, unravel) -> Estimate:
