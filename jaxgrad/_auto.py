@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._estimate import SIGNIFICANT, SMOOTHNESS_RATIO
-from ._steps import representable_step, round_to_power_of_two
+from ._steps import default_factor, representable_step, round_to_power_of_two
 from .numerics import ROUNDING, finite_difference_weights
 
 MEASURABLE = 4.0
@@ -140,7 +140,9 @@ def choose(values, f0, x, b, cap, sides, exponent: float):
     # method's step may use (for central order 2 that is B itself), up to its fixed step
     unseen = b_ * (1 / (MEASURABLE * ROUNDING * eps * norm3)) ** (1 / 3)
     length = jnp.where(measured | seen, length, unseen)
-    fitted = jnp.maximum((ROUNDING * eps) ** exponent * length, jnp.where(measured | seen, 0, b_))
+    fitted = jnp.maximum(
+        ROUNDING**exponent * default_factor(dtype, exponent) * length, jnp.where(measured | seen, 0, b_)
+    )
     fitted = jnp.min(fitted, axis=reduce) if reduce else fitted
     broken = jnp.any(~finite | unresolved, axis=reduce) if reduce else ~finite | unresolved
 
