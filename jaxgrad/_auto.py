@@ -70,8 +70,8 @@ _W4 = np.asarray([1.0, -4.0, 6.0, -4.0, 1.0])  # the fourth difference, in posit
 def scout_offsets(sides):
     """The scout line's four offsets per coordinate, (4, d), for `sides` (d,) = 0 central, +1 forward, −1 backward."""
     sides = jnp.asarray(sides)
-    central = jnp.asarray([-2.0, -1.0, 1.0, 2.0])[:, None]
-    one_sided = jnp.asarray([1.0, 2.0, 3.0, 4.0])[:, None] * sides[None, :]
+    central = jnp.asarray([k for k in CENTRAL_LINE if k], jnp.float32)[:, None]
+    one_sided = jnp.asarray([k for k in ONE_SIDED_LINE if k], jnp.float32)[:, None] * sides[None, :]
     return jnp.where(sides[None, :] == 0, central, one_sided)
 
 
@@ -104,7 +104,7 @@ def choose(values, f0, x, b, cap, sides, exponent: float):
       exponent: e, the method's eps exponent (1/(p+1) for order p).
 
     Returns:
-      (d,) steps, powers of two where possible, made representable, never above B.
+      (d,) steps, powers of two where possible, made representable, never above `cap`.
     """
     line = _line(values, f0, sides)  # (5, d, *out)
     dtype = x.dtype

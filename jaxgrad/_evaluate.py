@@ -306,10 +306,6 @@ def point_parts(fun, scheme: Scheme, x, rule: StepRule) -> tuple[Parts, Any]:
     return (complex_checked(fun, e.unravel, e.x, parts) if scheme.imaginary else parts), e.unravel
 
 
-COMPLEX_CHECK_EVALUATIONS = 4
-"""Real evaluations the complex step's error estimate adds per point: f(x ± t v), f(x ± 2t v)."""
-
-
 def complex_checked(fun, unravel, x, parts: Parts) -> Parts:
     """`parts` of the complex step, with status NOT_ANALYTIC where Im f(x + ih)/h is not f's derivative.
 

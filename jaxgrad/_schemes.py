@@ -407,10 +407,13 @@ class ComplexStep(FiniteDifference):
     def stencil_offsets(self):
         return (1,)
 
+    check_evaluations: ClassVar[int] = 4
+    """Real evaluations along one direction, f(x ± t v) and f(x ± 2t v), with which the error estimate checks that f
+    is complex-safe (`Status.NOT_ANALYTIC`)."""
+
     def evaluations(self, dim: int, with_error: bool = False) -> int:
-        """d; with the error estimate 2·d + 1, and 4 real evaluations along a direction that check f is
-        complex-safe (`Status.NOT_ANALYTIC`)."""
-        return super().evaluations(dim, with_error) + (4 if with_error and dim else 0)
+        """d; with the error estimate 2·d + 1, and `check_evaluations` more."""
+        return super().evaluations(dim, with_error) + (self.check_evaluations if with_error and dim else 0)
 
     @functools.cached_property
     def _table(self) -> dict[int, float]:

@@ -233,8 +233,10 @@ class _Columns(NamedTuple):
     not_smooth: np.ndarray | None = None
 
 
-def _check_coordinates(fun, scheme, rule, points, batching, traceable, exact, dtype, extra, times) -> _Columns:
-    """Every coordinate: g(h) and g(2h) from the scheme's error estimate, against the exact gradient."""
+def _check_coordinates(fun, scheme, rule, points, flat_points, batching, traceable, exact, dtype, extra,
+                       times) -> _Columns:  # fmt: skip
+    """Every coordinate: g(h) and g(2h) from the scheme's error estimate, against the exact gradient (`flat_points`:
+    the points flattened, float64)."""
     if traceable:
         values, times["jaxgrad (h and 2h)"] = _timed(
             lambda: run_program(_batch_check, points, rule, batching, fun=fun, scheme=scheme)
@@ -245,7 +247,7 @@ def _check_coordinates(fun, scheme, rule, points, batching, traceable, exact, dt
         )
     raise_if_step_vanished(values.vanished, rule)
     v = _to_float64(values)
-    flat = np.abs(np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(points), np.float64))
+    flat = np.abs(flat_points)
     # f that sums terms which cancel rounds like its terms, Σ_i |g_i|·|x_i| (from the numeric gradient, so a wrong
     # exact gradient cannot widen its own tolerance), and the rounding is correlated along a line, where the noise
     # estimate cannot see it
@@ -382,11 +384,13 @@ def compare(
         scheme.require(Mode.DIRECTIONAL, "compare(..., directions=K)")
     notes, times = [], {}
     extra = {"rtol": rtol, "atol": atol}
+    flat_points = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0].astype(dtype))(points), np.float64)
     try:
         (exact, note), times[exact_name] = _timed(lambda: _exact_gradients(grad_fn, points, batching))
         notes.extend([note] if note else [])
         if directions is None:
-            columns = _check_coordinates(fun, scheme, rule, points, batching, traceable, exact, dtype, extra, times)
+            columns = _check_coordinates(fun, scheme, rule, points, flat_points, batching, traceable, exact, dtype,
+                                         extra, times)  # fmt: skip
             names = coordinate_names(point0)
         else:
             columns = _check_directions(fun, scheme, points, batching, exact, directions, seed, dtype, extra, times)
@@ -423,7 +427,7 @@ def compare(
         coordinate_names=names,
         times=times,
         notes=tuple(notes),
-        points=np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0].astype(dtype))(points), np.float64),
+        points=flat_points,
         directions=directions,
         not_smooth=columns.not_smooth,
     )
