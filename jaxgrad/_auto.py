@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._estimate import SIGNIFICANT, SMOOTHNESS_RATIO
+from ._schemes import unit_rows
 from ._steps import default_factor, representable_step, round_to_power_of_two
 from .numerics import ROUNDING, finite_difference_weights
 
@@ -75,11 +76,12 @@ def scout_offsets(sides):
     return jnp.where(sides[None, :] == 0, central, one_sided)
 
 
-def scout_rows(x, b, sides):
-    """The scout line of every coordinate of the flat point x: rows x + k·b_i·e_i, (4·d, d), row k·d + i."""
-    d = x.shape[0]
-    delta = scout_offsets(sides).astype(x.dtype) * b[None, :]  # (4, d)
-    return (x[None, None, :] + delta[:, :, None] * jnp.eye(d, dtype=x.dtype)[None]).reshape(4 * d, d)
+def scout_rows(x, b, sides, coords=None):
+    """The scout line of the coordinates `coords` (None: all; see `_schemes.axis_points`) of the flat point x: rows
+    x + k·b_i·e_i, (4·m, d), row k·m + j for the j-th coordinate i of `coords`; `sides` are those coordinates' own."""
+    basis, b = unit_rows(x, b, coords)
+    delta = scout_offsets(sides).astype(x.dtype) * b[None, :]  # (4, m)
+    return (x[None, None, :] + delta[:, :, None] * basis[None]).reshape(4 * basis.shape[0], x.shape[0])
 
 
 def _line(values, f0, sides):

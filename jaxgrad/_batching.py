@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import math
@@ -12,10 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.extend.core import jaxpr_as_fun, jaxprs_in_params
 
 from . import _validate as validate
 from ._evaluate import point_result, warn_if_low_precision, working_dtype
-from ._schemes import Central, Scheme
+from ._schemes import Scheme
 
 CPU_MEMORY_BUDGET = 8 * 2**20
 """Default budget on CPU (8 MiB): temporaries about the size of a cache run faster than one pass through RAM."""
@@ -76,7 +76,7 @@ def as_points(points):
     for leaf in jax.tree_util.tree_leaves(points):  # JAX's own error for a dtype it lacks names no fix
         working_dtype(np.result_type(leaf) if not hasattr(leaf, "dtype") else leaf.dtype)
     warn_if_low_precision(points, stacklevel=4)  # before JAX turns float64 into float32 without a word
-    return jax.tree_util.tree_map(jnp.asarray, points)
+    return jax.tree_util.tree_map(lambda leaf: leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf), points)
 
 
 def leading_size(points) -> int:
@@ -118,16 +118,130 @@ def raise_if_missing_batch_axis(fun, points, error: Exception) -> None:
         ) from error
 
 
+# ------------------------------------------------------------------------------------------------- the plan
+def _nbytes(aval) -> int:
+    shape, dtype = getattr(aval, "shape", None), getattr(aval, "dtype", None)
+    if shape is None or dtype is None:
+        return 0
+    try:
+        return math.prod(shape) * np.dtype(dtype).itemsize
+    except TypeError:  # extended dtypes (PRNG keys)
+        return math.prod(shape) * 8
+
+
+def _variables(atoms) -> set:
+    return {v for v in atoms if not hasattr(v, "val")}  # literals carry a value
+
+
+def peak_bytes(jaxpr) -> int:
+    """The peak bytes of `jaxpr`'s intermediate values when each is written to memory and freed after its last use
+    (nested programs counted at their own peak): an upper bound of XLA's temporaries for it, which XLA lowers by
+    fusing, read without compiling anything."""
+    last_use = {}
+    for i, eqn in enumerate(jaxpr.eqns):
+        last_use.update(dict.fromkeys(_variables(eqn.invars), i))
+    last_use.update(dict.fromkeys(_variables(jaxpr.outvars), len(jaxpr.eqns)))
+    given = {*jaxpr.invars, *jaxpr.constvars}
+    live = peak = 0
+    for i, eqn in enumerate(jaxpr.eqns):
+        inner = max((peak_bytes(sub) for sub in jaxprs_in_params(eqn.params)), default=0)
+        made = sum(_nbytes(v.aval) for v in eqn.outvars)
+        peak = max(peak, live + inner + made)
+        live += made
+        live -= sum(_nbytes(v.aval) for v in _variables(eqn.invars) if last_use.get(v) == i and v not in given)
+    return peak
+
+
+class Traced(NamedTuple):
+    """`per_point` traced once at one point of the batch: the bytes of its temporaries (`peak_bytes`) and the
+    function that replays the trace, so that `fun` is traced once per program, not once more to plan it."""
+
+    bytes: int
+    replay: Any
+
+
+def trace_point(per_point, points, step) -> Traced:
+    """Trace `per_point(x, step)` at the first point of the (traced or concrete) batch `points`."""
+    one = jax.tree_util.tree_map(lambda leaf: leaf[0], points)
+    closed, shape = jax.make_jaxpr(per_point, return_shape=True)(one, step)
+    tree, replay = jax.tree_util.tree_structure(shape), jaxpr_as_fun(closed)
+
+    def replayed(x, st):
+        return jax.tree_util.tree_unflatten(tree, replay(*jax.tree_util.tree_leaves((x, st))))
+
+    return Traced(max(peak_bytes(closed.jaxpr), 1), replayed)
+
+
+def balanced(count: int, size: int) -> int:
+    """The part size that cuts `count` items into ceil(count / size) parts as equal as possible: the last part is
+    then never a sliver that costs a whole part (ceil(N / ceil(N / chunk)))."""
+    size = max(1, min(size, count))
+    return -(-count // -(-count // size))
+
+
+class Plan(NamedTuple):
+    """How a batch runs: `chunk` points at a time, each point `block` coordinates at a time (None: all at once),
+    from the estimate `temp_bytes` of one pass's temporaries (`point_bytes` of the whole point, times N)."""
+
+    chunk: int
+    block: int | None
+    temp_bytes: int
+    per_point: Any  # the function to map: the replayed trace of the one made to plan (`fun` traced once)
+
+
+def plan_for(per_point, points, step, batching, blockable: bool = False) -> Plan:
+    """The chunk (and coordinate block) for `per_point` over `points` within `batching`'s memory budget.
+
+    One pass when N points fit the budget, else balanced chunks of about budget / (bytes per point) points. When
+    one point alone does not fit and `per_point` takes `block=` (gradients: `blockable`), its coordinates are
+    evaluated in blocks of about d·budget / (bytes per point). Traced, never compiled: no program is built twice.
+
+    Raises:
+      ValueError: one point does not fit an explicit `memory_budget` even a coordinate at a time, naming the bytes
+        it needs (checked at trace time, before anything is allocated).
+    """
+    n = jax.tree_util.tree_leaves(points)[0].shape[0]
+    if isinstance(batching, int):
+        batching = Batching(chunk_size=batching)
+    budget = batching.budget()
+    traced = trace_point(per_point, points, step)
+    total, block, dim = n * traced.bytes, None, point_dim(points)
+    while blockable and traced.bytes > budget and (block or dim) > 1:  # the bytes fall about as the block: 1-3 rounds
+        block = balanced(dim, max(1, min((block or dim) - 1, (block or dim) * budget // traced.bytes)))
+        traced = trace_point(functools.partial(per_point, block=block), points, step)
+    per = traced.bytes
+    if per > budget and batching.memory_budget is not None:
+        raise ValueError(
+            f"One point needs about {per:,} bytes of temporaries"
+            + (f" ({block} coordinate{'s' if block > 1 else ''} at a time)" if block else "")
+            + f", more than `memory_budget`={batching.memory_budget:,}. Raise memory_budget to at least {per:,} "
+            "(or leave it None for the default), or check fewer coordinates at once (compare(..., directions=K))."
+        )
+    chunk = batching.chunk_size or budget // per
+    return Plan(balanced(n, chunk), block, total, traced.replay)
+
+
+def fit_point(per_point, x, step, batching: Batching | None = None):
+    """`per_point` (traced once) for the single point x, evaluating its coordinates in blocks when its stencil does
+    not fit the memory budget (`plan_for`; default: `default_memory_budget()`)."""
+    one = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
+    return plan_for(per_point, one, step, batching or Batching(), blockable=True).per_point
+
+
 # ------------------------------------------------------------------------------------------------- the map
-def map_points(per_point, points, step, chunk: int):
+def map_points(per_point, points, step, chunk, blockable: bool = False):
     """`per_point(x, step)` at every point (leading axis of `points`), inside a traced program.
 
-    One vmap if chunk ≥ N; else a loop over chunks of `chunk` points whose outputs are written into buffers of N
-    rows. The last chunk starts at N - chunk (it overlaps the one before and recomputes a few points identically), so
+    `chunk` is a `Batching` (the chunk planned by `plan_for`, within its memory budget) or a number of points. One
+    vmap if the chunk is N; else a loop over balanced chunks whose outputs are written into buffers of N rows. The
+    last chunk starts at N - chunk (overlapping the one before by less than a chunk, recomputed identically), so
     the points are never padded or copied and `per_point` is traced once.
     """
-    batched = jax.vmap(per_point, in_axes=(0, None))
     n = jax.tree_util.tree_leaves(points)[0].shape[0]
+    if isinstance(chunk, Batching) or blockable:
+        chosen = plan_for(per_point, points, step, chunk, blockable)
+        chunk, per_point = chosen.chunk, chosen.per_point
+    batched = jax.vmap(per_point, in_axes=(0, None))
     if chunk >= n:
         return batched(points, step)
 
@@ -146,78 +260,24 @@ def map_points(per_point, points, step, chunk: int):
 
 
 @functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "with_error"))
-def gradient_program(points, rule, *, fun, scheme: Scheme, chunk: int, with_error: bool = False):
-    """Gradients (or `Estimate`s) and per-point "step vanished" flags at all points, in one program."""
-    return map_points(functools.partial(point_result(with_error), fun, scheme), points, rule, chunk)
+def gradient_program(points, rule, *, fun, scheme: Scheme, chunk, with_error: bool = False):
+    """Gradients (or `Estimate`s) and per-point "step vanished" flags at all points, in one program; `chunk` as in
+    `map_points` (a `Batching` plans chunks and coordinate blocks)."""
+    per_point = functools.partial(point_result(with_error), fun, scheme)
+    return map_points(per_point, points, rule, chunk, blockable=isinstance(chunk, Batching))
 
 
-# ------------------------------------------------------------------------------------------------- the plan
-class Plan(NamedTuple):
-    """The chunk chosen for a program and shapes, with what it was chosen from."""
-
-    chunk: int
-    one_pass: Any  # the compiled single-pass program when chunk == N, else None
-    temp_bytes: int  # XLA's temporary memory for a single pass
-
-
-_PLANS: collections.OrderedDict = collections.OrderedDict()
-_MAX_PLANS = 128
-
-
-def _aval_key(tree):
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return treedef, tuple(
-        (type(leaf), np.shape(leaf), getattr(leaf, "dtype", None), getattr(leaf, "sharding", None)) for leaf in leaves
-    )
-
-
-def estimated_temp_bytes(points, num_points: int, scheme: Scheme | None) -> int:
-    """Fallback when XLA gives no memory analysis: twice the stencil points of `num_points` points."""
-    leaves = jax.tree_util.tree_leaves(points)
-    dim = sum(math.prod(leaf.shape[1:]) for leaf in leaves)
-    itemsize = max(working_dtype(leaf.dtype).itemsize for leaf in leaves)
-    return 2 * num_points * (scheme or Central()).evaluations(dim) * max(dim, 1) * itemsize
-
-
-def plan(program, points, step, budget: int, **static) -> Plan:
-    """Choose the chunk for `program(points, step, chunk=..., **static)` (a jitted `map_points` program).
-
-    One pass if XLA's plan for it needs at most `budget` bytes of temporaries, else chunks of about
-    budget / (temporaries per point) points. The single-pass program is compiled once to ask XLA
-    (`memory_analysis`) and reused when it is chosen; plans are cached per shapes and options.
-    """
-    n = jax.tree_util.tree_leaves(points)[0].shape[0]
-    key = (program, tuple(sorted(static.items())), _aval_key(points), _aval_key(step), budget)
-    try:
-        cached = _PLANS.get(key)
-    except TypeError:  # an unhashable `fun`: no caching; jit raises its own clear error below
-        cached, key = None, None
-    if cached is not None:
-        _PLANS.move_to_end(key)
-        return cached
-    compiled = program.lower(points, step, chunk=n, **static).compile()
-    temp = getattr(compiled.memory_analysis(), "temp_size_in_bytes", None)
-    if temp is None:
-        temp = estimated_temp_bytes(points, n, static.get("scheme"))
-    chunk = n if temp <= budget else max(1, n * budget // temp)
-    result = Plan(chunk, compiled if chunk == n else None, temp)
-    if key is not None:
-        _PLANS[key] = result
-        if len(_PLANS) > _MAX_PLANS:
-            _PLANS.popitem(last=False)
-    return result
+def plan(points, step, budget: int, *, fun, scheme: Scheme, with_error: bool = False) -> Plan:
+    """The `Plan` (chunk, coordinate block, estimated temporaries) `gradient_program` makes for these points within
+    `budget` bytes, read by tracing one point (nothing is compiled)."""
+    per_point = functools.partial(point_result(with_error), fun, scheme)
+    return plan_for(per_point, points, step, Batching(memory_budget=budget), blockable=True)
 
 
 def run_program(program, points, step, batching: Batching, **static):
-    """Run a jitted `map_points` program with the chunk the caller gave, or the planned one."""
+    """Run a jitted `map_points` program within `batching`: its own chunk size, or one planned inside the program
+    from the memory budget (one compile per shapes and options, called through jit's fast path)."""
     n = jax.tree_util.tree_leaves(points)[0].shape[0]
-    if batching.chunk_size is not None:
-        return program(points, step, chunk=min(batching.chunk_size, n), **static)
-    budget = batching.budget()
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(points)):
-        per_point = estimated_temp_bytes(points, 1, static.get("scheme"))  # under an outer jit: estimate
-        return program(points, step, chunk=min(n, max(1, budget // per_point)), **static)
-    chosen = plan(program, points, step, budget, **static)
-    if chosen.one_pass is not None:
-        return chosen.one_pass(points, step)
-    return program(points, step, chunk=chosen.chunk, **static)
+    if batching.chunk_size is not None and batching.chunk_size >= n:
+        batching = Batching(n, batching.memory_budget)
+    return program(points, step, chunk=batching, **static)

@@ -12,16 +12,23 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from . import _auto
-from ._estimate import Estimate, Parts, Status
-from ._schemes import Central, Scheme
+from ._estimate import Estimate, Parts, Status, merge_status
+from ._schemes import Central, FiniteDifference, Scheme
 from ._steps import StepRule, default_factor, round_to_power_of_two
 from .numerics import ROUNDING, SAFETY
 
 
 def working_dtype(dtype) -> np.dtype:
+    """The float dtype a leaf of `dtype` is differentiated in (see `_working_dtype`)."""
+    return _working_dtype(np.dtype(dtype), jax.config.jax_enable_x64)
+
+
+@functools.lru_cache(maxsize=64)
+def _working_dtype(dtype: np.dtype, x64: bool) -> np.dtype:
     """The float dtype a leaf of `dtype` is differentiated in.
 
     Floats of 32 bits and more keep their dtype (float32 stays float32). Integers and booleans are promoted to the
@@ -67,6 +74,9 @@ def as_working(x):
 def warn_if_low_precision(x, stacklevel: int = 3) -> None:
     """A UserWarning when x has float16/bfloat16 leaves (computed, and returned, in float32), or float64 leaves while
     `jax_enable_x64` is off (computed, and returned, in float32: JAX has no float64 then)."""
+    usual = (np.dtype(np.float32), np.dtype(np.float64) if jax.config.jax_enable_x64 else np.dtype(np.float32))
+    if all(getattr(leaf, "dtype", None) in usual for leaf in jax.tree_util.tree_leaves(x)):
+        return
     wide = any(getattr(leaf, "dtype", None) == np.float64 for leaf in jax.tree_util.tree_leaves(x))
     if wide and not jax.config.jax_enable_x64:
         warnings.warn(
@@ -230,12 +240,54 @@ class Evaluation(NamedTuple):
     unravel: Any  # flat (d,) -> the input's pytree
 
 
-def scouted_steps(fun, unravel, flat_x, scout, cap, sides, exponent: float):
-    """`step="auto"`'s steps, at most `cap`: `fun` on each coordinate's scout line at the steps `scout` (one vmap,
-    f(x) last), read by `_auto.choose`."""
-    rows = jnp.concatenate([_auto.scout_rows(flat_x, scout, sides), flat_x[None]])
-    values = apply(fun, unravel, rows, Central())
-    return _auto.choose(values[:-1], values[-1], flat_x, scout, cap, sides, exponent)
+def by_blocks(compute, dim: int, block: int | None):
+    """`compute(coords)` over the coordinates 0..dim-1, `block` at a time, stitched: one call with every coordinate
+    when `block` is None (or ≥ dim), else a loop inside the program over blocks of `block` consecutive coordinates
+    (the last block ends at dim, overlapping the one before, recomputed identically). Peak memory then holds the
+    stencil rows of one block, block·d values instead of d².
+
+    `compute(coords)` returns (per-coordinate outputs with a leading axis of len(coords), per-block outputs); the
+    result is (outputs of `dim` rows, per-block outputs stacked along a leading axis of blocks)."""
+    if block is None or block >= dim:
+        per_coordinate, per_block = compute(None)
+        return per_coordinate, jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], per_block)
+    count = -(-dim // block)
+    shapes = jax.eval_shape(compute, jnp.arange(block))
+    out = (jax.tree_util.tree_map(lambda s: jnp.zeros((dim, *s.shape[1:]), s.dtype), shapes[0]),
+           jax.tree_util.tree_map(lambda s: jnp.zeros((count, *s.shape), s.dtype), shapes[1]))  # fmt: skip
+
+    def body(i, out):
+        start = jnp.minimum(i * block, dim - block)
+        per_coordinate, per_block = compute(start + jnp.arange(block))
+        stitched = jax.tree_util.tree_map(lambda o, r: lax.dynamic_update_slice_in_dim(o, r, start, 0), out[0],
+                                          per_coordinate)  # fmt: skip
+        return stitched, jax.tree_util.tree_map(lambda o, r: o.at[i].set(r), out[1], per_block)
+
+    return lax.fori_loop(0, count, body, out)
+
+
+def blockable(scheme: Scheme) -> bool:
+    """Whether the scheme evaluates any subset of coordinates on its own (`by_blocks`): the same stencil on every
+    axis. `StepDirection`, whose stencil depends on the coordinate, is evaluated whole."""
+    return isinstance(scheme, FiniteDifference)
+
+
+def scouted_steps(fun, unravel, flat_x, scout, cap, sides, exponent: float, block: int | None = None):
+    """`step="auto"`'s steps, at most `cap`: `fun` on each coordinate's scout line at the steps `scout` (one vmap per
+    block of coordinates, `by_blocks`), read by `_auto.choose`."""
+    sides = jnp.asarray(sides)
+    if block is None or block >= flat_x.shape[0]:  # f(x) as the last row of the same vmap: `fun` traced once
+        values = apply(fun, unravel, jnp.concatenate([_auto.scout_rows(flat_x, scout, sides), flat_x[None]]),
+                       Central())  # fmt: skip
+        return _auto.choose(values[:-1], values[-1], flat_x, scout, cap, sides, exponent)
+    f0 = apply(fun, unravel, flat_x[None], Central())[0]
+
+    def steps_of(coords):
+        pick = (lambda a: a) if coords is None else (lambda a: a[coords])
+        values = apply(fun, unravel, _auto.scout_rows(flat_x, scout, pick(sides), coords), Central())
+        return _auto.choose(values, f0, pick(flat_x), pick(scout), pick(cap), pick(sides), exponent), ()
+
+    return by_blocks(steps_of, flat_x.shape[0], block)[0]
 
 
 def scouted_along(fun, unravel, flat_x, flat_v, scale, scheme: Scheme):
@@ -253,16 +305,18 @@ def scouted_along(fun, unravel, flat_x, flat_v, scale, scheme: Scheme):
     return _auto.choose(values[:-1], values[-1], along_x, t[None], cap[None], side, scheme.step_exponent)[0]
 
 
-def adapted_steps(fun, unravel, x, flat_h, rule: StepRule, scheme: Scheme, exponent: float | None = None):
+def adapted_steps(fun, unravel, x, flat_h, rule: StepRule, scheme: Scheme, exponent: float | None = None,
+                  block: int | None = None):  # fmt: skip
     """The steps `flat_h` of the rule at the working pytree `x`, or for an adaptive rule (`AutoStep`, real steps)
-    the ones chosen from `fun`, never above `flat_h` (the fixed steps of the method, of eps exponent `exponent`)."""
+    the ones chosen from `fun`, never above `flat_h` (the fixed steps of the method, of eps exponent `exponent`),
+    scouted `block` coordinates at a time."""
     if not rule.adaptive or scheme.imaginary:
         return flat_h
     flat_x = ravel_pytree(x)[0]
     scout = ravel_pytree(rule.steps(x, _auto.SCOUT_EXPONENT, reach=2))[0]
     sides = jnp.asarray(scheme.sides(flat_x.shape[0]))
     exponent = scheme.step_exponent if exponent is None else exponent
-    return scouted_steps(fun, unravel, flat_x, scout, flat_h, sides, exponent)
+    return scouted_steps(fun, unravel, flat_x, scout, flat_h, sides, exponent, block)
 
 
 def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False, scalar: bool = True) -> Evaluation:
@@ -275,6 +329,13 @@ def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False
     values = apply(fun, unravel, rows, scheme)
     check_output(values, x, scalar)
     return Evaluation(values, flat_x, flat_h, unravel)
+
+
+def blocked_steps(fun, x, rule: StepRule, scheme: Scheme, block: int | None):
+    """(flat x, unravel, the steps) of the working pytree x, the steps scouted `block` coordinates at a time."""
+    x = as_working(x)
+    flat_x, unravel = ravel_pytree(x)
+    return flat_x, unravel, adapted_steps(fun, unravel, x, flat_steps(x, rule, scheme), rule, scheme, block=block)
 
 
 def vanished(x, h, scheme: Scheme):
@@ -290,20 +351,44 @@ def parts_of(values, x, h, scheme: Scheme) -> Parts:
     return Parts(h, *estimated[:5], vanished(x, h, scheme), estimated.curvature)
 
 
-def point_gradient(fun, scheme: Scheme, x, rule: StepRule):
-    """Gradient of `fun` at one point `x` (a pytree, like `x`), and whether a step vanished at a finite coordinate."""
+def point_gradient(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None):
+    """Gradient of `fun` at one point `x` (a pytree, like `x`), and whether a step vanished at a finite coordinate;
+    `block` coordinates at a time (`by_blocks`; None: all at once)."""
     if is_empty(x):
         return as_working(x), jnp.zeros((), bool)
-    e = evaluate(fun, x, rule, scheme)
-    return e.unravel(scheme.combine(e.values, e.h)), vanished(e.x, e.h, scheme)
+    if block is None or not blockable(scheme):
+        e = evaluate(fun, x, rule, scheme)
+        return e.unravel(scheme.combine(e.values, e.h)), vanished(e.x, e.h, scheme)
+    flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, block)
+
+    def gradient_of(coords):
+        values = apply(fun, unravel, scheme.points(flat_x, flat_h, coords), scheme)
+        check_output(values, x, scalar=True)
+        return scheme.combine(values, flat_h if coords is None else flat_h[coords]), ()
+
+    g = by_blocks(gradient_of, flat_x.shape[0], block)[0]
+    return unravel(g), vanished(flat_x, flat_h, scheme)
 
 
-def point_parts(fun, scheme: Scheme, x, rule: StepRule) -> tuple[Parts, Any]:
+def point_parts(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None) -> tuple[Parts, Any]:
     """The error estimate's `Parts` at one point, with the unravel function of the point; for the complex step,
-    checked along a direction by a real difference (`complex_checked`)."""
-    e = evaluate(fun, x, rule, scheme, with_error=True)
-    parts = parts_of(e.values, e.x, e.h, scheme)
-    return (complex_checked(fun, e.unravel, e.x, parts) if scheme.imaginary else parts), e.unravel
+    checked along a direction by a real difference (`complex_checked`). `block` as in `point_gradient`."""
+    if block is None or not blockable(scheme):
+        e = evaluate(fun, x, rule, scheme, with_error=True)
+        flat_x, unravel, parts = e.x, e.unravel, parts_of(e.values, e.x, e.h, scheme)
+    else:
+        flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, block)
+
+        def estimated_of(coords):
+            values = apply(fun, unravel, scheme.estimate_points(flat_x, flat_h, coords), scheme)
+            check_output(values, x, scalar=True)
+            estimated = scheme.estimate(values, flat_x, flat_h if coords is None else flat_h[coords])
+            return (*estimated[:4], estimated.curvature), estimated.status
+
+        (g, g_double, f_noise, error, curvature), codes = by_blocks(estimated_of, flat_x.shape[0], block)
+        code = merge_status(codes, error, g)
+        parts = Parts(flat_h, g, g_double, f_noise, error, code, vanished(flat_x, flat_h, scheme), curvature)
+    return (complex_checked(fun, unravel, flat_x, parts) if scheme.imaginary else parts), unravel
 
 
 def complex_checked(fun, unravel, x, parts: Parts) -> Parts:
@@ -341,15 +426,15 @@ def estimate_from(parts: Parts, unravel) -> Estimate:
     return Estimate(unravel(parts.g), unravel(parts.error), parts.status)
 
 
-def point_gradient_with_error(fun, scheme: Scheme, x, rule: StepRule):
-    """`Estimate` of the gradient at one point, and whether a step vanished."""
+def point_gradient_with_error(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None):
+    """`Estimate` of the gradient at one point, and whether a step vanished; `block` as in `point_gradient`."""
     if is_empty(x):
         x = as_working(x)
         return Estimate(x, x, jnp.zeros((), jnp.int8)), jnp.zeros((), bool)
-    parts, unravel = point_parts(fun, scheme, x, rule)
+    parts, unravel = point_parts(fun, scheme, x, rule, block)
     return estimate_from(parts, unravel), parts.vanished
 
 
 def point_result(with_error: bool):
-    """`point_gradient_with_error` or `point_gradient`: f(fun, scheme, x, rule) -> (result, vanished)."""
+    """`point_gradient_with_error` or `point_gradient`: f(fun, scheme, x, rule, block=None) -> (result, vanished)."""
     return point_gradient_with_error if with_error else point_gradient

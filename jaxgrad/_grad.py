@@ -16,6 +16,7 @@ from ._auto import scout_evaluations
 from ._batching import (
     Batching,
     as_points,
+    fit_point,
     gradient_program,
     leading_size,
     raise_if_missing_batch_axis,
@@ -23,6 +24,7 @@ from ._batching import (
 )
 from ._estimate import Estimate
 from ._evaluate import as_working, hashable, point_result, warn_if_low_precision, working_dtype, working_dtypes
+from ._filter import FilteredBound, filtered_batch, is_filtered, partition
 from ._host import host_batch
 from ._schemes import as_scheme
 from ._sharding import run_sharded
@@ -83,7 +85,8 @@ def _as_argnums(argnums):
 
 
 def _gradient_of_bound(bound: Bound, scheme, with_error: bool, x, rule, rest, keywords):
-    result, vanished = point_result(with_error)(lambda point: bound.value(point, rest, keywords), scheme, x, rule)
+    per_point = functools.partial(point_result(with_error), lambda point: bound.value(point, rest, keywords), scheme)
+    result, vanished = fit_point(per_point, x, rule)(x, rule)  # in coordinate blocks when d² values do not fit
     aux = bound.aux(as_working(x), rest, keywords) if bound.has_aux else None
     return result, vanished, aux
 
@@ -153,7 +156,10 @@ def grad(
 
     Args:
       fun: a JAX-traceable function returning a scalar; the argument(s) `argnums` are differentiated (arrays of any
-        shape, or pytrees of arrays), the others held fixed.
+        shape, or pytrees of arrays), the others held fixed. A pytree with other leaves too (an Equinox model's
+        activation functions, a "config" string) is filtered as by `eqx.filter_grad`: only its floating-point array
+        leaves are differentiated; the rest, integer arrays and Python numbers included, pass through unchanged and
+        are None in the gradient.
       argnums: which positional argument(s) to differentiate, an int or a tuple of ints, as in `jax.grad`.
       method: "central" (default), "forward", "backward", "richardson" or "complex", or a scheme object
         (`jg.Central(4)`, `jg.StepDirection((1, 0))`, ...).
@@ -188,6 +194,10 @@ def grad(
       >>> g, err, status = jg.grad(jnp.sin, with_error=True)(jnp.array(0.5))
       >>> bool(abs(g - jnp.cos(0.5)) <= err), int(status)
       (True, 0)
+      >>> params = {"w": jnp.array([3.0, 4.0]), "act": "square", "scale": 2}  # filtered: only "w" is differentiated
+      >>> g = jg.grad(lambda p: p["scale"] * jnp.sum(getattr(jnp, p["act"])(p["w"])) / 2)(params)
+      >>> print(g["w"], g["act"], g["scale"])
+      [6. 8.] None None
     """
     scheme = as_scheme(method, order)
     rule = as_step_rule(step)
@@ -197,7 +207,7 @@ def grad(
     bound = Bound(fun, argnums, has_aux)
     program = compiled_with(_gradient_program, _gradient_of_bound, bound, scheme, with_error)
 
-    def on_host(x, rest, keywords):
+    def on_host(bound, x, rest, keywords):
         batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
         value = functools.partial(bound.value, rest=rest, keywords=keywords)
         result, vanished = host_batch(value, scheme, batch, rule, with_error)
@@ -207,12 +217,20 @@ def grad(
     @functools.wraps(fun, updated=())
     def gradient(*args, **keywords):
         x, rest = bound.split(args)
+        called, compiled = bound, program
+        if is_filtered(x):  # only its inexact-array leaves are differentiated, as by eqx.filter_grad
+            x, arrays, skeleton = partition(x)
+            rest, called = (arrays, *rest), FilteredBound(bound, skeleton)
+            compiled = compiled_with(_gradient_program, _gradient_of_bound, called, scheme, with_error)
         if traceable:
             _check_arguments(x, rest, keywords)
         rule.check(working_dtypes(x), scheme.reach)
         if not isinstance(x, jax.core.Tracer):
             warn_if_low_precision(x)
-        result, vanished, aux = program(x, rule, rest, keywords) if traceable else on_host(x, rest, keywords)
+        if traceable:
+            result, vanished, aux = compiled(x, rule, rest, keywords)
+        else:
+            result, vanished, aux = on_host(called, x, rest, keywords)
         raise_if_step_vanished(vanished, rule)
         return (result, aux) if has_aux else result
 
@@ -242,7 +260,9 @@ def batch_grad(
 
     Args:
       fun: a JAX-traceable function of one point (array or pytree) returning a scalar.
-      points: an array of shape (N, ...) or a pytree whose leaves all have leading size N; row n is one point.
+      points: an array of shape (N, ...) or a pytree whose leaves all have leading size N; row n is one point. A
+        filtered pytree (see `grad`; e.g. a batch of Equinox models from `eqx.filter_vmap`) carries the leading axis
+        N on its floating-point array leaves only; its other leaves, integer arrays included, are shared by all points.
       method, order, step: as in `grad`; a step is a scalar or has the shape of one point, shared by all points.
       chunk_size: points per chunk; None picks it from `memory_budget`.
       memory_budget: bytes of temporary memory one pass may use; None means 8 MiB on CPU (cache-sized temporaries
@@ -259,8 +279,8 @@ def batch_grad(
         (all points' stencils in one call when fun accepts a batch, else row by row).
 
     Returns:
-      Gradients with the structure and shapes of `points`. A NaN or Inf in one point makes only that point's
-      gradient non-finite. An empty batch gives an empty result.
+      Gradients with the structure and shapes of `points` (None at a filtered pytree's other leaves). A NaN or Inf
+      in one point makes only that point's gradient non-finite. An empty batch gives an empty result.
 
     Raises:
       ValueError: as `grad`; also `points` without a batch axis (with the fix), `chunk_size` or `memory_budget` < 1.
@@ -278,6 +298,8 @@ def batch_grad(
     batching = Batching(chunk_size, memory_budget)
     with_error, traceable = validate.boolean("with_error", with_error), validate.boolean("traceable", traceable)
     fun = hashable(fun)
+    if is_filtered(points):  # the inexact-array leaves carry the batch axis; every other leaf is shared
+        fun, points, _ = filtered_batch(fun, points)
     points = as_points(points)
     n = leading_size(points)
     rule.check(working_dtypes(points), scheme.reach)

@@ -46,20 +46,40 @@ class Estimated(NamedTuple):
     curvature: Any  # |f''| along each coordinate (0 where the stencil cannot tell: the complex step)
 
 
+@functools.cache
+def _weights_of(offsets: tuple[int, ...]) -> dict[int, float]:
+    """{offset: weight} of the first-derivative stencil on `offsets`, solved once per stencil (not per call)."""
+    return dict(zip(offsets, finite_difference_weights(offsets), strict=True))
+
+
+@functools.cache
+def _estimate_offsets_of(offsets: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(sorted(set(offsets) | {2 * k for k in offsets} | {0}))
+
+
+def unit_rows(x, h, coords=None):
+    """(e_c for c in coords, h[c]): the unit vectors as rows (m, d), built by comparison so that XLA fuses them into
+    their use instead of writing an identity matrix, and the steps of those coordinates."""
+    d = x.shape[0]
+    if coords is not None and not hasattr(coords, "dtype"):  # a static tuple
+        coords = np.asarray(coords, int)
+    index = jnp.arange(d) if coords is None else jnp.asarray(coords)
+    basis = (index[:, None] == jnp.arange(d)[None, :]).astype(x.dtype)
+    return basis, (h if coords is None else h[coords])
+
+
 def axis_points(x, h, offsets, coords=None, *, center: bool = False, imaginary: bool = False):
     """The stencil points of the flat point x along the axes `coords` (None: all): shape (K·m [+ 1], d).
 
     Row k·m + j is x + offsets[k]·h[c]·e_c for the j-th coordinate c of `coords` (times the imaginary unit for the
-    complex step); `center` appends x itself. Each row differs from x in exactly one coordinate.
+    complex step); `center` appends x itself. Each row differs from x in exactly one coordinate. `coords` is a
+    static tuple or a traced index array (a block of coordinates, `_evaluate.by_blocks`).
     """
-    d = x.shape[0]
-    basis = jnp.eye(d, dtype=x.dtype)
-    if coords is not None:  # a static subset of the axes
-        basis, h = basis[np.asarray(coords, int)], h[np.asarray(coords, int)]
+    basis, h = unit_rows(x, h, coords)
     delta = jnp.asarray(offsets, x.dtype)[:, None] * h[None, :]  # (K, m): offsets[k] * h[c]
     if imaginary:
         x, delta = x.astype(jnp.result_type(x.dtype, jnp.complex64)), delta * 1j
-    rows = (x[None, None, :] + delta[:, :, None] * basis[None]).reshape(len(offsets) * basis.shape[0], d)
+    rows = (x[None, None, :] + delta[:, :, None] * basis[None]).reshape(len(offsets) * basis.shape[0], x.shape[0])
     return jnp.concatenate([rows, x[None, :]]) if center else rows
 
 
@@ -181,10 +201,9 @@ class FiniteDifference(Scheme):
         """Every offset of the stencil in units of h, 0 included when f(x) itself is used."""
         raise NotImplementedError
 
-    @functools.cached_property
+    @property
     def _table(self) -> dict[int, float]:
-        everything = self.stencil_offsets()
-        return dict(zip(everything, finite_difference_weights(everything), strict=True))
+        return _weights_of(self.stencil_offsets())
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -236,7 +255,7 @@ class FiniteDifference(Scheme):
     def estimate_offsets(self) -> tuple[int, ...]:
         """The offsets one error estimate evaluates: the stencil at h and at 2h, and the point itself (for the noise
         and, with ±1 and ±2, the smoothness test)."""
-        return tuple(sorted(set(self.offsets) | {2 * k for k in self.offsets} | {0}))
+        return _estimate_offsets_of(self.offsets)
 
     def evaluations(self, dim: int, with_error: bool = False) -> int:
         """p·d for central order p, p·d + 1 for one-sided, 6·d for Richardson (h, 2h, 4h), d for the complex step;

@@ -18,8 +18,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ._batching import Batching, gradient_program, map_points, plan
-from ._evaluate import hashable, point_result, working_dtype, working_dtypes
+from ._batching import Batching, gradient_program
+from ._evaluate import hashable, working_dtype, working_dtypes
 from ._schemes import Scheme, as_scheme
 from ._steps import as_step_rule, raise_if_step_vanished
 
@@ -29,7 +29,15 @@ AXIS = "points"
 def points_sharding(sharding="auto") -> NamedSharding:
     """The `NamedSharding` that splits the leading (points) axis: "auto" builds a 1-D mesh over `jax.devices()`; a
     `Mesh` is split along its first axis; a `NamedSharding` is taken as it is (its spec's first entry names the
-    axis the points are split along)."""
+    axis the points are split along). With `jax.distributed` initialized, "auto" spans every process's devices: pass
+    it to `jax.make_array_from_process_local_data` to build the points from each process's own rows.
+
+    Example:
+      >>> import jaxgrad as jg
+      >>> sharding = jg.points_sharding()
+      >>> tuple(sharding.spec), sharding.mesh.axis_names
+      (('points',), ('points',))
+    """
     if isinstance(sharding, NamedSharding):
         return sharding
     if isinstance(sharding, Mesh):
@@ -65,12 +73,10 @@ def pad_points(points, multiple: int):
     return jax.tree_util.tree_map(lambda leaf: jnp.concatenate([leaf, jnp.repeat(leaf[-1:], pad, axis=0)]), points), n
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error", "chunk", "mesh", "axis"))
-def _sharded_gradient(points, rule, *, fun, scheme, with_error, chunk, mesh, axis):
-    per_point = functools.partial(point_result(with_error), fun, scheme)
-
-    def local(shard, st):
-        return map_points(per_point, shard, st, chunk)
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error", "batching", "mesh", "axis"))
+def _sharded_gradient(points, rule, *, fun, scheme, with_error, batching, mesh, axis):
+    def local(shard, st):  # traced with one device's shard, so the chunks are planned for one device
+        return gradient_program(shard, st, fun=fun, scheme=scheme, chunk=batching, with_error=with_error)
 
     mapped = jax.shard_map(local, mesh=mesh, in_specs=(P(axis), P()), out_specs=P(axis), check_vma=False)
     return mapped(points, rule)
@@ -79,22 +85,15 @@ def _sharded_gradient(points, rule, *, fun, scheme, with_error, chunk, mesh, axi
 def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, batching: Batching):
     """`batch_grad` with the points split across devices: pad, place, run the chunked map on every shard, unpad.
 
-    Each device's chunk comes from the same plan as on one device (XLA's memory analysis of the single-device
-    program for one shard), unless `chunk_size` is given. Returns (gradients, per-point "step vanished" flags).
+    Every device runs the one-device program (`gradient_program`) on its shard, with the chunks that `batching`
+    plans for one shard. Works across processes (`jax.distributed`): each process places and computes only its own
+    devices' shards. Returns (gradients, per-point "step vanished" flags).
     """
     sharding = points_sharding(sharding)
     axis = _axis_of(sharding)
-    devices = _devices_along(sharding.mesh, axis)
-    padded, n = pad_points(points, devices)
-    local = jax.tree_util.tree_leaves(padded)[0].shape[0] // devices
-    if batching.chunk_size is not None:
-        chunk = min(batching.chunk_size, local)
-    else:
-        shard = jax.tree_util.tree_map(lambda leaf: leaf[:local], padded)
-        budget = batching.budget(sharding.mesh.devices.flat[0].platform)
-        chunk = plan(gradient_program, shard, rule, budget, fun=fun, scheme=scheme, with_error=with_error).chunk
+    padded, n = pad_points(points, _devices_along(sharding.mesh, axis))
     placed = jax.device_put(padded, sharding)
-    result = _sharded_gradient(placed, rule, fun=fun, scheme=scheme, with_error=with_error, chunk=chunk,
+    result = _sharded_gradient(placed, rule, fun=fun, scheme=scheme, with_error=with_error, batching=batching,
                                mesh=sharding.mesh, axis=axis)  # fmt: skip
     return jax.tree_util.tree_map(lambda leaf: leaf[:n], result)
 

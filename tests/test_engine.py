@@ -196,7 +196,7 @@ def test_memory_budget_forces_chunks_with_the_same_result(dtype):
 
     f = functions.rosenbrock
     points = jnp.asarray(f.sample(500, 16, seed=5, dtype=dtype))
-    chosen = plan(gradient_program, points, jg.DefaultStep(), 64 * 1024, fun=f, scheme=jg.Central())
+    chosen = plan(points, jg.DefaultStep(), 64 * 1024, fun=f, scheme=jg.Central())
     assert chosen.temp_bytes > 64 * 1024 and 1 <= chosen.chunk < 500
     small = np.asarray(jg.batch_grad(f, points, memory_budget=64 * 1024), np.float64)
     big = np.asarray(jg.batch_grad(f, points, memory_budget=2**30), np.float64)

@@ -92,20 +92,53 @@ def test_bad_sharding_is_explained():
         jg.batch_grad(functions.sphere, np.ones((4, 2)), sharding="everywhere")
 
 
-def test_memory_budget_bounds_the_temporaries():
-    """A 64 KiB budget on 2,000 points of d = 50: XLA's own analysis of the single pass says it needs far more, the
-    plan picks chunks whose program stays within a few times the budget, and the answer is the same."""
-    from jaxgrad._batching import gradient_program, plan
+def _temp_bytes(points, chunk, f=functions.rosenbrock, **static):
+    """XLA's own figure for the temporaries of the program batch_grad runs, compiled with `chunk`."""
+    from jaxgrad._batching import gradient_program
 
-    f = functions.rosenbrock
-    points = f.sample(2000, 50, seed=4, dtype="float32")
-    chosen = plan(gradient_program, points, jg.DefaultStep(), 64 * 1024, fun=f, scheme=jg.Central())
-    assert chosen.temp_bytes > 100 * 64 * 1024 and chosen.chunk < 2000
-    compiled = gradient_program.lower(
-        points, jg.DefaultStep(), fun=f, scheme=jg.Central(), chunk=chosen.chunk
-    ).compile()
-    chunk_temp = compiled.memory_analysis().temp_size_in_bytes
-    assert chunk_temp <= 4 * 64 * 1024 + points.nbytes  # the chunk's temporaries (and the output buffer)
+    compiled = gradient_program.lower(points, jg.DefaultStep(), fun=f, scheme=jg.Central(), chunk=chunk, **static)
+    return compiled.compile().memory_analysis().temp_size_in_bytes
+
+
+def test_memory_budget_bounds_the_temporaries():
+    """A 64 KiB budget on 2,000 points of d = 50: XLA's own analysis says the single pass needs far more; the program
+    batch_grad compiles for the budget (planned by tracing, not by compiling twice) stays within it, plus its
+    output buffer."""
+    from jaxgrad._batching import Batching
+
+    points = functions.rosenbrock.sample(2000, 50, seed=4, dtype="float32")
+    assert _temp_bytes(points, 2000) > 10 * 64 * 1024
+    assert _temp_bytes(points, Batching(memory_budget=64 * 1024)) <= 64 * 1024 + points.nbytes
+
+
+@pytest.mark.parametrize("with_error", [False, True])
+def test_large_d_is_evaluated_in_coordinate_blocks_within_the_budget(with_error):
+    """d = 2,000: one point's 2·d stencil rows alone are 32 MB in float32. With a 1 MiB budget the coordinates are
+    evaluated in blocks inside the program: XLA's temporaries stay within the budget plus the outputs, where the
+    unblocked program needs over 10 times more, and the gradients equal the analytic ones to the difference's
+    accuracy."""
+    from jaxgrad._batching import Batching
+
+    f, budget = functions.rosenbrock, 2**20
+    points = f.sample(2, 2000, seed=4, dtype="float32")
+    outputs = points.nbytes * (3 if with_error else 1)
+    assert _temp_bytes(points, 2, with_error=with_error) > 10 * budget
+    assert _temp_bytes(points, Batching(memory_budget=budget), with_error=with_error) <= budget + outputs
+    got = jg.batch_grad(f, points, memory_budget=budget, with_error=with_error)
+    value = np.asarray(got.value if with_error else got, np.float64)
+    x = np.asarray(points, np.float64)
+    eps = float(np.finfo(np.float32).eps)
+    h = np.maximum(np.abs(x), 1) * eps ** (1 / 3)
+    rounding = 8 * eps * (np.abs(f(x))[:, None] + 1) / h  # f's rounding, twice, over h
+    truncation = 400 * (1 + np.abs(x)) * h**2  # h²/6 times Rosenbrock's third derivative, at most 2400|x_i|
+    assert np.all(np.abs(value - f.gradient(x)) <= rounding + truncation)
+    if with_error:
+        assert np.all(np.abs(value - f.gradient(x)) <= 10 * np.asarray(got.error, np.float64))
+
+
+def test_a_budget_no_point_fits_is_refused_with_the_bytes_it_needs():
+    with pytest.raises(ValueError, match=r"more than `memory_budget`=1,000\. Raise memory_budget to at least"):
+        jg.batch_grad(functions.rosenbrock, np.ones((2, 300), np.float32), memory_budget=1000)
 
 
 def test_stream_grad_refuses_a_pytree_and_names_batch_grad():
