@@ -72,10 +72,21 @@ class BuiltinFunction:
         """The dimension used when none is given: 2 for fixed 2-D functions, else 8."""
         return self.max_dim if self.max_dim is not None else max(self.min_dim, 8)
 
-    def check_dim(self, dim: int) -> None:
-        """Raise ValueError unless this function accepts `dim` coordinates."""
+    def check_dim(self, dim: int, *, flag: str | None = None) -> None:
+        """Raise ValueError unless this function accepts `dim` coordinates; `flag` ("--dim", "--point") names the
+        command-line option of the fix.
+
+        Example:
+          >>> from jaxgrad import functions
+          >>> functions.beale.check_dim(3, flag="--dim")
+          Traceback (most recent call last):
+          ValueError: beale takes dim 2 only, got 3; pass --dim 2
+        """
         if dim < self.min_dim or (self.max_dim is not None and dim > self.max_dim):
-            raise ValueError(f"`dim`={dim} is not accepted by {self.name}, which takes d {self.dims}.")
+            accepted = f"{self.min_dim} only" if self.max_dim == self.min_dim else f"{self.min_dim} or more"
+            fit = self.min_dim if dim < self.min_dim else self.max_dim
+            fix = {None: "", "--dim": f"; pass --dim {fit}"}.get(flag, f"; pass {flag} with {fit} coordinates")
+            raise ValueError(f"{self.name} takes dim {accepted}, got {dim}{fix}")
 
     def sample(self, num_points: int, dim: int | None = None, *, seed: int = 0, dtype="float64") -> np.ndarray:
         """`num_points` points drawn uniformly from the domain, shape (num_points, dim), as a NumPy array.
@@ -257,6 +268,9 @@ def get(name: str) -> BuiltinFunction:
     except KeyError:
         close = difflib.get_close_matches(name, BUILTINS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
+        if not close and "." in name.strip("."):  # mymlp.flat_loss: a dot where module:function has its colon
+            module, _, attr = name.rpartition(".")
+            hint = f" Did you mean {module}:{attr} (module:function, with a colon)?"
         raise ValueError(
             f"Unknown function {name!r}.{hint} The built-in functions are: {', '.join(BUILTINS)} (or pass module:attr)."
         ) from None

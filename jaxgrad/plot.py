@@ -46,7 +46,8 @@ def plot_study(study, path=None, *, ax=None):
 
     Solid lines: the median relative error over the points (shaded: up to the 90th percentile). Dashed lines: the
     theory (truncation C·|f^(p+1)|·h^p plus rounding eps·|f|·sum|w|/h). Dotted verticals: jaxgrad's default step;
-    circles: the best step found; crosses: the theoretical best step; diamonds: step="auto" (its median chosen step
+    circles: the best step found; crosses: the theoretical best step (a triangle at the grid's edge when it lies
+    there or beyond: `Curve.theory_beyond`); diamonds: step="auto" (its median chosen step
     and median error), with thin lines at the bottom: the share of coordinates whose chosen step is near each step.
     """
     fig, ax = _figure(ax)
@@ -60,7 +61,8 @@ def plot_study(study, path=None, *, ax=None):
         ax.axvline(c.default_step, color=color, linestyle=":", linewidth=1)
         best = int(np.nanargmin(c.median))
         ax.plot(c.steps[best], c.median[best], "o", color=color)
-        ax.plot(c.theory_step, c.theory_error, "x", color=color, markersize=8)
+        edge_marker = {"above": ">", "below": "<"}.get(c.theory_beyond, "x")  # a best step off the grid: a triangle
+        ax.plot(c.theory_step, c.theory_error, edge_marker, color=color, markersize=8)
         if c.auto_share is not None and np.isfinite(c.auto_error):
             ax.plot(c.auto_step, c.auto_error, "D", color=color, markersize=6)
             if share_axis is None:
@@ -73,7 +75,8 @@ def plot_study(study, path=None, *, ax=None):
     ax.set_title(f"{study.function}: error against step, d={study.dim}, {study.num_points:,} points")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(title="solid: measured (shaded to the 90th pct), dashed: theory\ndotted: default step, "
-              "o: best found, x: theory best, ◆: step='auto'", fontsize=8, title_fontsize=8)  # fmt: skip
+              "o: best found, x: theory best (▷ ◁: at the grid's edge or beyond), ◆: step='auto'", fontsize=8,
+              title_fontsize=8)  # fmt: skip
     return _finish(fig, path)
 
 
@@ -94,7 +97,7 @@ def gradient_field(fun, domain=((-5.0, 5.0), (-5.0, 5.0)), grid: int = 15):
     """
     (x0, x1), (y0, y1) = domain
     X, Y = np.meshgrid(np.linspace(x0, x1, grid), np.linspace(y0, y1, grid))
-    points = np.stack([X.ravel(), Y.ravel()], axis=1)
+    points = np.stack([X.ravel(), Y.ravel()], axis=1).astype(jnp.result_type(float))  # float32 unless x64 is on
     g = np.asarray(batch_grad(fun, points))
     return X, Y, -g[:, 0].reshape(X.shape), -g[:, 1].reshape(X.shape)
 
@@ -121,6 +124,36 @@ def descent_path(fun, start, *, learning_rate: float = 0.1, steps: int = 100):
     return np.stack(path)
 
 
+def domain_holding(domain, points, *, margin: float = 0.05):
+    """The box `domain` ((x0, x1), (y0, y1)), grown where needed to hold `points` (an (n, 2) array, e.g. a descent
+    path) with `margin`·span to spare on each side that grew; a square box stays square.
+
+    Raises:
+      ValueError: a point that is not finite (a diverging descent), naming the step and the fix.
+
+    Example:
+      >>> from jaxgrad.plot import domain_holding
+      >>> domain_holding(((-2, 2), (-2, 2)), [[-3.0, 4.0], [0.0, 0.0]], margin=0)  # square: both axes [-3, 4]
+      ((-3.0, 4.0), (-3.0, 4.0))
+    """
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    finite = np.all(np.isfinite(points), axis=1)
+    if not finite.all():
+        raise ValueError(f"the descent path is not finite from step {int(np.argmin(finite))} on (it diverges): use a "
+                         "smaller learning rate")  # fmt: skip
+    (x0, x1), (y0, y1) = [(float(lo), float(hi)) for lo, hi in domain]
+    square = (x0, x1) == (y0, y1)
+    low, high = points.min(axis=0, initial=np.inf), points.max(axis=0, initial=-np.inf)
+    if square:
+        low[:], high[:] = low.min(), high.max()
+    grown = []
+    for (lo, hi), p_lo, p_hi in zip(((x0, x1), (y0, y1)), low, high, strict=True):
+        new_lo, new_hi = min(lo, p_lo), max(hi, p_hi)
+        spare = margin * (new_hi - new_lo)
+        grown.append((float(new_lo - spare if new_lo < lo else lo), float(new_hi + spare if new_hi > hi else hi)))
+    return tuple(grown)
+
+
 def plot_gradient_field(
     fun,
     path=None,
@@ -128,15 +161,38 @@ def plot_gradient_field(
     domain=None,
     grid: int = 15,
     descent_from=None,
-    learning_rate: float = 0.1,
+    learning_rate: float | None = None,
     steps: int = 30,
+    descent=None,
     ax=None,
 ):
     """Contour lines of f and the arrows of −∇f (the notes' Figure_1), optionally a gradient-descent path.
 
     The arrows point downhill and their length is |∇f|: for x0² + x1² they all point to (0, 0) and grow away from it.
+    The path is `steps` steps of `descent_path` from `descent_from`, or `descent`, an (n, 2) array of iterates from
+    elsewhere (e.g. `reference.gradient_descent`; a `learning_rate` given with it is only named in the legend);
+    `learning_rate` defaults to 0.1. The drawn box is `domain` (default: the function's) grown by
+    `domain_holding` to hold the whole path.
+
+    Example:
+      >>> import numpy as np, jaxgrad as jg
+      >>> from jaxgrad.plot import plot_gradient_field
+      >>> x, history = jg.reference.gradient_descent(jg.functions.sphere, np.array([-3.0, 4.0]), lr=0.1, step_num=20)
+      >>> fig = plot_gradient_field(jg.functions.sphere, domain=((-2, 2), (-2, 2)), descent=np.vstack([history, [x]]))
     """
     domain = domain or (tuple(getattr(fun, "domain", (-5.0, 5.0))),) * 2
+    if descent is not None and descent_from is not None:
+        raise ValueError("pass `descent_from` (a start, the path computed here) or `descent` (the path), not both.")
+    if descent_from is not None:
+        learning_rate = 0.1 if learning_rate is None else learning_rate
+        descent = descent_path(fun, descent_from, learning_rate=learning_rate, steps=steps)
+    if descent is not None:
+        descent = np.asarray(descent, np.float64)
+        if descent.ndim != 2 or descent.shape[1] != 2:
+            raise ValueError(f"`descent` must be an (n, 2) array of iterates, got shape {descent.shape}.")
+        rate = "" if learning_rate is None else f"lr={learning_rate}, "
+        label = f"gradient descent, {rate}{len(descent) - 1} steps"
+        domain = domain_holding(domain, descent)
     fig, ax = _figure(ax, size=(6, 6))
     (x0, x1), (y0, y1) = domain
     fine_x, fine_y = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
@@ -145,10 +201,8 @@ def plot_gradient_field(
     ax.clabel(contour, fontsize=7)
     X, Y, U, V = gradient_field(fun, domain, grid)
     ax.quiver(X, Y, U, V, angles="xy", color="tab:red", width=0.003)
-    if descent_from is not None:
-        iterates = descent_path(fun, descent_from, learning_rate=learning_rate, steps=steps)
-        ax.plot(iterates[:, 0], iterates[:, 1], "o-", color="black", markersize=3, linewidth=1,
-                label=f"gradient descent, lr={learning_rate}, {steps} steps")  # fmt: skip
+    if descent is not None:
+        ax.plot(descent[:, 0], descent[:, 1], "o-", color="black", markersize=3, linewidth=1, label=label)
         ax.legend(loc="upper right", fontsize=8)
     name = getattr(fun, "name", None) or getattr(fun, "__name__", "f")
     ax.set_title(f"{name}: −∇f (arrows) over contour lines of f")

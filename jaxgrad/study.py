@@ -21,6 +21,8 @@ from ._table import format_table
 from .numerics import relative_error
 
 SMALLEST_STEP = {"float32": 1e-6, "float64": 1e-13}
+EDGE_MARK = {"above": "≥", "below": "≤", "": ""}
+"""How the summary marks a theory step on the largest / smallest step of the grid (`Curve.theory_beyond`)."""
 """Where the default step grid ends, per dtype: round-off has long dominated there."""
 
 
@@ -162,6 +164,14 @@ def _theory_best_step(steps, errors) -> float:
     return float(np.max(steps[errors <= 1.01 * np.min(errors)]))
 
 
+def _beyond(step: float, grid) -> str:
+    """ "above" / "below" when `step` sits on the largest / smallest step of `grid` (the model's error still falls
+    towards that edge, so its best step lies there or beyond), else ""."""
+    if step >= np.max(grid) * (1 - 1e-9):
+        return "above"
+    return "below" if step <= np.min(grid) * (1 + 1e-9) else ""
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Curve:
     """Error against step for one (dtype, method): arrays over the step grid, with the theory and the default step.
@@ -171,7 +181,8 @@ class Curve:
       steps: the step factors s of the grid (h = s·max(|x|, 1)).
       median, p90, max: the relative error over the points at each step.
       theory: the error model's median at each step.
-      theory_step, theory_error: the model's best step and its error (on a finer grid).
+      theory_step, theory_error: the model's best step and its error, searched on a finer grid over the same range
+        (never off the grid); `theory_beyond` says when it sits on an edge of the grid.
       default_step, default_error: jaxgrad's default step factor eps^(1/(p+1)) and the median error it gives.
       auto_share: over the step grid, the share of the coordinates' steps that step="auto" chose nearest each step
         (the curve to overlay); auto_step, auto_error: the median chosen factor and the median error it gives.
@@ -198,6 +209,13 @@ class Curve:
         """E.g. "float32 central 2"."""
         return f"{self.dtype} {self.method} {self.order}"
 
+    @property
+    def theory_beyond(self) -> str:
+        """ "above" when the model's error still falls at the grid's largest step (e.g. a truncation term of 0: the
+        (p+1)-th derivative vanishes, as the 5th of Rosenbrock's quartic for central order 4), so its best step is
+        there or beyond; "below" at the smallest step; "" for a best step inside the grid."""
+        return _beyond(self.theory_step, self.steps)
+
 
 @dataclasses.dataclass(frozen=True)
 class Best:
@@ -214,6 +232,7 @@ class Best:
     default_error: float
     auto_step: float = math.nan
     auto_error: float = math.nan
+    theory_beyond: str = ""
 
     @property
     def step_ratio(self) -> float:
@@ -263,7 +282,8 @@ class Study:
         for c in self.curves:
             i = int(np.nanargmin(c.median))
             out.append(Best(c.dtype, c.method, c.order, float(c.steps[i]), float(c.median[i]), c.theory_step,
-                            c.theory_error, c.default_step, c.default_error, c.auto_step, c.auto_error))  # fmt: skip
+                            c.theory_error, c.default_step, c.default_error, c.auto_step, c.auto_error,
+                            c.theory_beyond))  # fmt: skip
         return out
 
     def rows(self) -> list[dict]:
@@ -278,7 +298,8 @@ class Study:
 
     def summary(self) -> str:
         body = [
-            [b.dtype, f"{b.method} {b.order}", f"{b.best_step:.2e}", f"{b.best_error:.2e}", f"{b.theory_step:.2e}",
+            [b.dtype, f"{b.method} {b.order}", f"{b.best_step:.2e}", f"{b.best_error:.2e}",
+             f"{EDGE_MARK[b.theory_beyond]}{b.theory_step:.2e}".rjust(11),  # 11: its header's width
              f"{b.theory_error:.2e}", f"{b.step_ratio:.2f}", f"{b.default_step:.2e}", f"{b.default_error:.2e}",
              f"{b.default_vs_best:.2f}", f"{b.auto_step:.2e}", f"{b.auto_error:.2e}", f"{b.auto_vs_best:.2f}"]
             for b in self.best()
@@ -305,6 +326,17 @@ class Study:
     def to_csv(self, path) -> None:
         """Write `rows()` as CSV (atomically)."""
         write_csv(path, self.rows())
+
+
+def _edge_note(c: Curve) -> str:
+    """Why a curve's theory step sits on the edge of its grid."""
+    above = c.theory_beyond == "above"
+    edge, beyond, mark = ("largest", "larger", "≥") if above else ("smallest", "smaller", "≤")
+    why = f"its truncation term ∝ f^({c.order + 1}) is negligible here" if above else "its rounding is negligible"
+    return (
+        f"{c.label}: the model's error is lowest at the grid's {edge} step {c.theory_step:.2e} ({why}), so its best "
+        f"step is there or {beyond}, off the grid: marked {mark} in the table and by a triangle in the picture"
+    )
 
 
 def _shares(curve: Curve) -> np.ndarray:
@@ -398,7 +430,7 @@ def step_study(
                                    fun=fun, stencil=stencil), np.float64)  # fmt: skip
             f_abs, f_deriv = _theory_inputs(reference_points, fun=fun, order=stencil.order + 1)
             f_abs, f_deriv = np.asarray(f_abs, np.float64), np.asarray(f_deriv, np.float64)
-            fine = np.logspace(1, math.log10(SMALLEST_STEP[dtype.name]) - 1, 400)
+            fine = np.geomspace(np.max(grid), np.min(grid), 400)  # the theory's best step: searched on the grid's range
             theory_fine = np.median(theory_errors(stencil, dtype, fine, np.asarray(points, np.float64), f_abs, f_deriv,
                                                   exact_np), axis=1)  # fmt: skip
             default = default_factor(dtype, stencil.step_exponent)  # before rounding to a power of two
@@ -417,5 +449,7 @@ def step_study(
                 _theory_best_step(fine, theory_fine), float(np.min(theory_fine)), default,
                 float(np.median(default_error)), _share_per_step(grid, chosen), float(np.median(chosen)), auto_error,
             ))  # fmt: skip
+            if curves[-1].theory_beyond:
+                notes.append(_edge_note(curves[-1]))
     return Study(name, n, int(points.shape[1]),
                  tuple(curves), tuple(notes))  # fmt: skip

@@ -57,16 +57,25 @@ def test_known_minima():
 
 
 def test_dimension_checks():
-    with pytest.raises(ValueError, match="takes d 2"):
+    with pytest.raises(ValueError, match=r"^beale takes dim 2 only, got 5$"):
         functions.beale.sample(3, 5)
-    with pytest.raises(ValueError, match=">= 2"):
-        functions.rosenbrock.check_dim(1)
+    with pytest.raises(ValueError, match=r"^rosenbrock takes dim 2 or more, got 1; pass --dim 2$"):
+        functions.rosenbrock.check_dim(1, flag="--dim")
+    with pytest.raises(ValueError, match=r"; pass --dim 2$"):
+        functions.himmelblau.check_dim(3, flag="--dim")
+    with pytest.raises(ValueError, match=r"^beale takes dim 2 only, got 3; pass --point with 2 coordinates$"):
+        functions.beale.check_dim(3, flag="--point")
+    functions.rosenbrock.check_dim(50)  # any d >= 2
 
 
 def test_lookup_and_resolve(tmp_path, monkeypatch):
     assert functions.resolve("rosenbrock") is functions.rosenbrock
     with pytest.raises(ValueError, match="The built-in functions are: sphere, rosenbrock"):
         functions.resolve("rosenbrok")
+    with pytest.raises(ValueError, match=r"Did you mean mymlp:flat_loss \(module:function, with a colon\)\?"):
+        functions.resolve("mymlp.flat_loss")  # a dot where the colon goes
+    with pytest.raises(ValueError, match=r"Did you mean pkg.losses:loss "):
+        functions.resolve("pkg.losses.loss")
     (tmp_path / "mylosses.py").write_text("import jax.numpy as jnp\ndef loss(x):\n    return jnp.sum(x ** 4)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert functions.resolve("mylosses:loss")(np.array([1.0, 2.0])) == 17.0

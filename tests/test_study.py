@@ -1,20 +1,15 @@
-"""Step studies, pictures, the study and plot commands, and the notebooks."""
+"""Step studies, pictures, the study and plot commands."""
 
 import json
-import pathlib
 
 import jax.numpy as jnp
-import nbformat
 import numpy as np
 import pytest
 from conftest import DTYPES, X64
-from nbclient import NotebookClient
 
 import jaxgrad as jg
 from jaxgrad import functions, plot
 from jaxgrad.cli import main
-
-NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("name", ["rosenbrock", "styblinski_tang", "himmelblau"])
@@ -91,6 +86,46 @@ def test_descent_reaches_the_minimum():
     assert np.all(np.diff(np.linalg.norm(path, axis=1)) < 0)  # every step goes downhill
 
 
+def test_theory_best_step_stays_on_the_grid():
+    """Rosenbrock is a quartic: f^(5) = 0, so central order 4 has no truncation term and the model's error falls
+    with h up to the largest step of the grid, where its best step is put and marked (it was drawn at s = 10, off
+    a grid ending at 1); central order 2 has a V inside the grid; a grid above the V marks its smallest step."""
+    f = functions.rosenbrock
+    points = f.sample(40, 3, seed=2, dtype="float32")
+    grid = np.logspace(0, -6, 13)
+    study = jg.step_study(f, points, steps=grid, dtypes=("float32",), methods=("central", ("central", 4)))
+    order2, order4 = study.curves
+    assert grid.min() < order2.theory_step < grid.max() and order2.theory_beyond == ""
+    assert order4.theory_step == grid.max() and order4.theory_beyond == "above"
+    assert any("float32 central 4" in note and "f^(5) is negligible" in note for note in study.notes)
+    assert "≥1.00e+00" in study.summary() and [b.theory_beyond for b in study.best()] == ["", "above"]
+    coarse = jg.step_study(f, points, steps=np.logspace(0, -1, 5), dtypes=("float32",))  # the V is near s = 4e-3
+    assert coarse.curves[0].theory_step == pytest.approx(0.1) and coarse.curves[0].theory_beyond == "below"
+
+
+def test_drawn_box_holds_the_descent_path():
+    """The box grows by 5% of the new span on each side that must hold the path; a square box stays square."""
+    grown = plot.domain_holding(((-2, 2), (-2, 2)), [[-3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(grown, [[-3.35, 4.35], [-3.35, 4.35]])  # [-3, 4] ± 0.05·7
+    np.testing.assert_allclose(plot.domain_holding(((-2, 2), (-1, 1)), [[0.5, 3.0]]), [[-2, 2], [-1, 3.2]])
+    assert plot.domain_holding(((-2, 2), (-2, 2)), [[1.0, 1.0]]) == ((-2, 2), (-2, 2))
+    with pytest.raises(ValueError, match="not finite from step 2 on"):
+        plot.domain_holding(((-2, 2), (-2, 2)), [[1.0, 1.0], [3.0, 3.0], [np.inf, 0.0]])
+
+
+def test_field_picture_covers_a_path_from_outside_its_domain():
+    """The arrows are drawn over the grown box, not only over the asked-for domain (a lopsided picture before)."""
+    fig = plot.plot_gradient_field(functions.sphere, domain=((-2, 2), (-2, 2)), grid=5, descent_from=(-3.0, 4.0))
+    arrows = fig.axes[0].collections[-1].get_offsets()  # the quiver's anchor points
+    np.testing.assert_allclose([arrows[:, 0].min(), arrows[:, 1].max()], [-3.35, 4.35])
+    x, history = jg.reference.gradient_descent(functions.sphere, np.array([-3.0, 4.0]), lr=0.1, step_num=10)
+    fig = plot.plot_gradient_field(functions.sphere, domain=((-2, 2), (-2, 2)), descent=np.vstack([history, [x]]))
+    line = fig.axes[0].lines[0]
+    np.testing.assert_allclose(line.get_xydata(), 0.8 ** np.arange(11)[:, None] * [-3.0, 4.0], atol=1e-10)
+    with pytest.raises(ValueError, match="not both"):
+        plot.plot_gradient_field(functions.sphere, descent_from=(1.0, 1.0), descent=history)
+
+
 def test_pictures_are_written(tmp_path):
     f = functions.rosenbrock
     study = jg.step_study(f, f.sample(30, 2, seed=1), steps=np.logspace(0, -5, 6), dtypes=("float32",))
@@ -120,23 +155,4 @@ def test_study_and_plot_commands(tmp_path, capsys):
     assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "e.png").stat().st_size > 0
 
 
-# ---------------------------------------------------------------------------------------------------- notebooks
-def test_three_notebooks_exist_without_outputs():
-    assert [p.name for p in NOTEBOOKS] == [
-        "01_partial_derivatives_and_gradient.ipynb",
-        "02_numeric_vs_autodiff.ipynb",
-        "03_thousands_of_points.ipynb",
-    ]
-    for path in NOTEBOOKS:
-        for cell in nbformat.read(path, as_version=4).cells:
-            if cell.cell_type == "code":
-                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs: strip them"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path):
-    book = nbformat.read(path, as_version=4)
-    NotebookClient(
-        book, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
-    assert any(out.get("output_type") == "display_data" for cell in book.cells for out in cell.get("outputs", []))
+# The notebooks are executed by tests/test_docs.py, with the docs site built from them.

@@ -489,8 +489,8 @@ CLI_ERRORS = [
     (["compare", "--function", "sphere", "--directions", "0"], "positive integer"),
     (["compare", "--function", "sphere", "--reference-points", "0"], "positive integer"),
     (["compare", "--function", "sphere", "--numpy"], "--numpy needs --grad"),
-    (["compare", "--function", "beale", "--dim", "3"], "takes d 2"),
-    (["grad", "--function", "beale", "--point", "1,2,3"], "takes d 2"),
+    (["compare", "--function", "beale", "--dim", "3"], "beale takes dim 2 only, got 3; pass --dim 2"),
+    (["grad", "--function", "beale", "--point", "1,2,3"], "beale takes dim 2 only, got 3"),
     (["grad", "--point", "1,2", "--order", "3"], "must be one of 2, 4, 6, 8"),
     (["grad", "--point", "1,2", "--method", "complex", "--order", "4"], "has order 2"),
     (["grad", "--point", "1,2", "--step", "1e300", "--dtype", "float32"], "overflows float32"),
@@ -729,8 +729,9 @@ def test_interrupts_a_sigint_during_the_file_writes_waits_for_them(tmp_path, cap
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     argv = ["compare", "--function", "sphere", "--points", "30", "--quiet", "--json", str(out_json), "--csv",
             str(out_csv)]  # fmt: skip
-    assert main(argv) == 130
-    assert len(json.loads(out_json.read_text())) == 1 and len(out_csv.read_text().splitlines()) == 1 + 30
+    assert main(argv) == 130  # the files are written once, at the end: both runs, in both files
+    assert len(json.loads(out_json.read_text())) == 2 and len(out_csv.read_text().splitlines()) == 1 + 2 * 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.json"]
 
 
 @pytest.mark.parametrize("call", [1, 2])

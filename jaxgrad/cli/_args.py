@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import math
 import os
 import re
+import sys
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -174,13 +178,164 @@ def add_quiet(parser):
 
 
 # ------------------------------------------------------------------------------------------------- reading them
-def function_dim_domain(spec, dim, domain):
-    """The function named by `spec`, its dimension and sampling box: the built-in's own unless given; 8 and [-1, 1]
-    for a user's function."""
+def add_like(parser, *, sampled: bool) -> None:
+    """--like: an example input of the user's function, whose structure, shapes and dtypes define the points."""
+    where = ("the points are the example, then the example plus Gaussian noise (each leaf's standard deviation: its "
+             "root mean square)" if sampled else "alone, the gradient at the example")  # fmt: skip
+    parser.add_argument("--like", metavar="MODULE:ATTR",
+                        help="an example input of --function (a pytree of arrays, e.g. a dict of parameters, or a "
+                             "function of no arguments returning one): its structure, shapes and dtypes define the "
+                             f"points and --dim is its number of values; {where}")  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Example:
+    """The `--like` example: a pytree of floating-point NumPy arrays (`tree`), named by `spec`.
+
+    Points are drawn around it: point 0 is the example itself; every other point is the example plus Gaussian noise
+    whose standard deviation is each leaf's root mean square (a leaf of zeros, such as a fresh bias, takes the
+    whole example's; an all-zero example takes 1), so the points keep the example's shapes and scales.
+
+    Example:
+      >>> example = Example("m:p", {"w": np.ones((2, 3)), "b": np.zeros(3)})
+      >>> example.size, example.describe()
+      (9, "x['b'] (3,), x['w'] (2, 3)")
+      >>> jax.tree_util.tree_map(np.shape, example.sample(5, seed=0, dtype=np.float32))
+      {'b': (5, 3), 'w': (5, 2, 3)}
+    """
+
+    spec: str
+    tree: Any
+
+    @property
+    def leaves(self) -> list[np.ndarray]:
+        return jax.tree_util.tree_leaves(self.tree)
+
+    @property
+    def size(self) -> int:
+        """The number of values (the flat dimension, what --dim would be)."""
+        return sum(leaf.size for leaf in self.leaves)
+
+    def describe(self, limit: int = 6) -> str:
+        """ "x['W1'] (4, 8), x['b1'] (8,)": each leaf's path and shape (the first `limit`)."""
+        named = [f"x{jax.tree_util.keystr(path)} {np.shape(leaf)}"
+                 for path, leaf in jax.tree_util.tree_flatten_with_path(self.tree)[0]]  # fmt: skip
+        return ", ".join(named[:limit]) + (f", ... ({len(named)} leaves)" if len(named) > limit else "")
+
+    def cast(self, dtype=None):
+        """The example with every leaf in `dtype` (None: each leaf's own)."""
+        return self.tree if dtype is None else jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), self.tree)
+
+    def struct(self, dtype=None):
+        """The example as `jax.ShapeDtypeStruct`s, for `jax.eval_shape`."""
+        return jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), self.cast(dtype))
+
+    def sample(self, num_points: int, seed: int, dtype=None):
+        """`num_points` points around the example (see the class), a pytree whose leaves have leading size N."""
+        rng = np.random.default_rng(seed)
+        overall = _rms(np.concatenate([leaf.ravel() for leaf in self.leaves])) if self.size else 0.0
+
+        def around(leaf):
+            scale = _rms(leaf) or overall or 1.0
+            noise = rng.standard_normal((num_points, *leaf.shape)) * scale
+            noise[:1] = 0.0  # point 0 is the example itself
+            return (leaf + noise).astype(dtype or leaf.dtype)
+
+        return jax.tree_util.tree_map(around, self.tree)
+
+    def unflatten(self, rows: np.ndarray, dtype=None):
+        """Rows of `size` values (N, size), in `jax.flatten_util.ravel_pytree` order, as a batch shaped like the
+        example (leading size N)."""
+        leaves, start = [], 0
+        for leaf in self.leaves:
+            block = rows[:, start : start + leaf.size].reshape((rows.shape[0], *leaf.shape))
+            leaves.append(block.astype(dtype or leaf.dtype))
+            start += leaf.size
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(self.tree), leaves)
+
+    @staticmethod
+    def flatten(batch) -> np.ndarray:
+        """A batch shaped like the example as rows (N, size), in `ravel_pytree` order (the inverse of `unflatten`)."""
+        leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(batch)]
+        return np.concatenate([leaf.reshape(leaf.shape[0], -1) for leaf in leaves], axis=1)
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values, dtype=np.float64)))) if values.size else 0.0
+
+
+def _import_attribute(spec: str, flag: str):
+    """The object `module:attr` names (`attr` may be dotted), importable from the current directory too."""
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise ValueError(f"`{flag} {spec}` must be module:attr, e.g. {flag} mymodel:params")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        target = importlib.import_module(module_name)
+    except Exception as error:
+        raise ValueError(f"`{flag} {spec}`: module {module_name!r} does not import: {error!r}. Run from the "
+                         "directory that holds it, or add that directory to PYTHONPATH.") from error  # fmt: skip
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ValueError(f"`{flag} {spec}`: {module_name!r} has no attribute {attr!r}.") from None
+    return target
+
+
+def _is_array(leaf) -> bool:
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, int, float))
+
+
+def load_example(spec: str) -> Example:
+    """The `--like` example `module:attr`: a pytree of arrays, or a callable that returns one when called with no
+    arguments. Every leaf must be a floating-point array or a Python float."""
+    target = _import_attribute(spec, "--like")
+    leaves = jax.tree_util.tree_leaves(target)
+    if callable(target) and not (leaves and all(map(_is_array, leaves))):
+        try:
+            target = target()
+        except Exception as error:
+            raise ValueError(f"`--like {spec}` is callable, so jaxgrad called it with no arguments, which failed "
+                             f"({type(error).__name__}: {error}); name a pytree of arrays or a function of no "
+                             "arguments returning one") from error  # fmt: skip
+    flat = jax.tree_util.tree_flatten_with_path(target)[0]
+    if not flat:
+        raise ValueError(f"`--like {spec}` holds no arrays ({type(target).__name__}); name a pytree of arrays, "
+                         "e.g. a dict of parameters")  # fmt: skip
+    for path, leaf in flat:
+        kind = np.asarray(leaf).dtype if _is_array(leaf) and not isinstance(leaf, bool) else None
+        if kind is None or not np.issubdtype(kind, np.floating):
+            what = kind if kind is not None else type(leaf).__name__
+            raise ValueError(f"`--like {spec}`: leaf x{jax.tree_util.keystr(path)} is {what}; every leaf must be a "
+                             "floating-point array (the points are drawn around them): make it float or leave it "
+                             "out of the example")  # fmt: skip
+    return Example(spec, jax.tree_util.tree_map(lambda leaf: np.array(leaf), target))
+
+
+def function_dim_domain(spec, dim, domain, like=None):
+    """The function named by `spec`, its dimension and where its points come from: the built-in's own dimension and
+    box unless given, 8 and [-1, 1] for a user's function; with `like` (a --like spec), the example's size and the
+    `Example` itself (which `sample` draws around)."""
     fun = functions.resolve(spec)
+    if like is not None:
+        example = like if isinstance(like, Example) else load_example(like)
+        if domain is not None:
+            raise ValueError(f"--domain draws points from a box, --like {example.spec} around an example; pass one "
+                             "of them")  # fmt: skip
+        if dim is not None and dim != example.size:
+            raise ValueError(f"--dim {dim} disagrees with --like {example.spec}, which holds {example.size:,} values "
+                             f"({example.describe()}); drop --dim: --like sets it")  # fmt: skip
+        if isinstance(fun, functions.BuiltinFunction):
+            if not isinstance(example.tree, np.ndarray) or example.tree.ndim != 1:
+                raise ValueError(f"--function {spec} takes a vector of coordinates, and --like {example.spec} is "
+                                 f"{example.describe()}; drop --like and pass --dim")  # fmt: skip
+            fun.check_dim(example.size)
+        return fun, example.size, example
     if isinstance(fun, functions.BuiltinFunction):
         dim = fun.default_dim if dim is None else dim
-        fun.check_dim(dim)
+        fun.check_dim(dim, flag="--dim")
         return fun, dim, domain or fun.domain
     return fun, dim or 8, domain or (-1.0, 1.0)
 
@@ -198,23 +353,40 @@ def check_memory(num_points: int, dim: int, copies: int, what: str) -> None:
                          f"more than this machine's {memory / 2**30:,.1f} GiB; use fewer --points")  # fmt: skip
 
 
-def check_function(fun, spec: str, dim: int, option: str = "--dim") -> None:
-    """Explain, naming --dim (or --point), a function that cannot take a point of `dim` coordinates or returns no
-    scalar."""
+def check_function(fun, spec: str, dim: int, option: str = "--dim", region=None) -> None:
+    """Explain, naming --dim (or --point) and --like, a function that cannot take a point of `dim` coordinates (or,
+    when `region` is the --like `Example`, a point like it) or returns no scalar."""
+    like = region if isinstance(region, Example) else None
+    given = f"the --like {like.spec} example ({like.describe()})" if like else f"a point of {dim} coordinates"
     try:
-        out = jax.eval_shape(fun, jax.ShapeDtypeStruct((dim,), jnp.float32))
+        out = jax.eval_shape(fun, like.struct() if like else jax.ShapeDtypeStruct((dim,), jnp.float32))
     except NOT_TRACEABLE:  # the library explains this one, with --numpy
         return
     except Exception as error:  # a user's function fails in its own words; say what jaxgrad gave it
-        raise ValueError(f"--function {spec} fails on a point of {dim} coordinates ({type(error).__name__}: {error}); "
-                         f"pass {option} with the number of coordinates it takes") from error  # fmt: skip
+        said = f"--function {spec} fails on {given} ({type(error).__name__}: {error})"
+        if like:
+            raise ValueError(f"{said}; --like must name an input the function takes") from error
+        if isinstance(error, (TypeError, KeyError, IndexError, AttributeError)) and _indexes_by_name(error):
+            raise ValueError(f"{said}: it takes a structure, not a vector; pass --like module:attr naming an "
+                             "example input (a pytree of arrays, e.g. its parameters)") from error  # fmt: skip
+        raise ValueError(f"{said}; pass {option} with the number of coordinates it takes, or --like module:attr "
+                         "naming an example input when it takes a pytree of arrays") from error  # fmt: skip
     if getattr(out, "shape", None) != ():
-        raise ValueError(f"--function {spec} returns shape {getattr(out, 'shape', type(out).__name__)} for a point "
-                         f"of {dim} coordinates; it must return one number (and check {option})")  # fmt: skip
+        raise ValueError(f"--function {spec} returns shape {getattr(out, 'shape', type(out).__name__)} for {given}; "
+                         f"it must return one number (and check {'--like' if like else option})")  # fmt: skip
+
+
+def _indexes_by_name(error: Exception) -> bool:
+    """Whether `error` says the function indexed its input by a name or attribute (a dict or an object expected)."""
+    text = str(error)
+    return "string indexing" in text or isinstance(error, (KeyError, AttributeError)) or "got idx='" in text
 
 
 def sample(dim: int, domain, num_points: int, seed: int, dtype):
-    """`num_points` points drawn uniformly from the box domain^dim, as a NumPy array of `dtype`."""
+    """`num_points` points drawn uniformly from the box domain^dim, as a NumPy array of `dtype`; around the example
+    when `domain` is the --like `Example` (see `Example.sample`)."""
+    if isinstance(domain, Example):
+        return domain.sample(num_points, seed, dtype)
     return np.random.default_rng(seed).uniform(domain[0], domain[1], size=(num_points, dim)).astype(dtype)
 
 

@@ -7,7 +7,13 @@ from .._table import format_table
 
 
 def add_parser(commands) -> None:
-    p = commands.add_parser("functions", help="list the built-in functions")
+    p = commands.add_parser(
+        "functions",
+        help="list the built-in functions",
+        description="List the built-in test functions that --function accepts by name: the dimensions d each "
+        "takes (pass --dim), the box its random points are drawn from (--domain overrides it) and its formula. "
+        "Each has an analytic gradient, used as an independent reference.",
+    )
     p.set_defaults(run=run)
 
 

@@ -10,6 +10,15 @@ from ._args import HelpFormatter, add_dtypes, add_function, at_most, finite_floa
 
 MAX_GRID = 1000
 """A picture of more than 1000 × 1000 arrows or points shows nothing more (and an error map of 1e10 points is hours)."""
+CHOICES = {
+    "field": "the -grad f arrows over contour lines; add --descent X,Y for a descent path",
+    "errormap": "each point of a grid coloured by its numeric-vs-jax.grad error",
+}
+"""What `jaxgrad plot` draws."""
+USAGE = """%(prog)s {field,errormap} --out PATH [--function FUNCTION] [--domain LOW,HIGH]
+                    [--grid GRID] [--descent X,Y] [--learning-rate LEARNING_RATE] [--steps STEPS]
+                    [--dtype {float32,float64}]"""
+"""Written out: argparse would show the two required arguments, checked in run(), as optional."""
 MAX_DESCENT = 100_000
 """A descent path of more steps is a long computation drawn as one line."""
 
@@ -18,11 +27,18 @@ def add_parser(commands) -> None:
     p = commands.add_parser(
         "plot",
         help="pictures of a 2-D function: the -grad f field (with a descent path) or an error map",
+        description="Draw a function of 2 coordinates. `field`: the arrows of -grad f over contour lines of f (the "
+        "notes' figure), with a gradient-descent path from --descent X,Y (the drawn box grows to hold the path). "
+        "`errormap`: every point of a grid coloured by its numeric-vs-jax.grad error relative to its tolerance. "
+        "Example: `jaxgrad plot field --function sphere --descent -3,4 --out field.png`.",
         formatter_class=HelpFormatter,
+        usage=USAGE,
     )
-    p.add_argument("what", choices=("field", "errormap"), help="field: -grad f over contours; errormap: compare map")
+    # both checked in run(), so that a bare `jaxgrad plot` is told what to type, not "required: what"
+    p.add_argument("what", nargs="?", choices=CHOICES, help="required: " + "; ".join(
+        f"{name}: {what}" for name, what in CHOICES.items()))  # fmt: skip
     add_function(p, default="sphere", what="a built-in 2-D-capable name or module:attr")
-    p.add_argument("--out", required=True, help="the picture's path (.png, .svg or .pdf)")
+    p.add_argument("--out", help="required: the picture's path (.png, .svg or .pdf)")
     p.add_argument("--domain", type=parse_pair, help="LOW,HIGH for both coordinates (default: the function's)")
     p.add_argument("--grid", type=at_most(MAX_GRID, "arrows or points per side of one picture"), default=17,
                    help=f"arrows (or points) per side, at most {MAX_GRID}")  # fmt: skip
@@ -35,13 +51,27 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    if args.what is None:
+        examples = " or ".join(f"`jaxgrad plot {name} --out {name}.png` ({what})" for name, what in CHOICES.items())
+        raise ValueError(f"say what to draw: {examples}")
+    if args.out is None:
+        raise ValueError(f"--out is required: the picture's path (.png, .svg or .pdf), e.g. --out {args.what}.png")
     fun = functions.resolve(args.function)
     if isinstance(fun, functions.BuiltinFunction):
         fun.check_dim(2)
     domain = args.domain or getattr(fun, "domain", (-5.0, 5.0))
     if args.what == "field":
-        plot.plot_gradient_field(fun, args.out, domain=(domain, domain), grid=args.grid, descent_from=args.descent,
-                                 learning_rate=args.learning_rate, steps=args.steps)  # fmt: skip
+        box, path = (domain, domain), None
+        if args.descent is not None:
+            if len(args.descent) != 2:
+                raise ValueError(f"--descent takes a start of 2 coordinates, e.g. -3,4; got {len(args.descent)}")
+            path = plot.descent_path(fun, args.descent, learning_rate=args.learning_rate, steps=args.steps)
+            box = plot.domain_holding(box, path)
+            if box != (domain, domain):
+                print(f"drawn box [{box[0][0]:.3g}, {box[0][1]:.3g}] × [{box[1][0]:.3g}, {box[1][1]:.3g}]: "
+                      f"--domain {domain[0]:g},{domain[1]:g} grown to hold the descent path")  # fmt: skip
+        plot.plot_gradient_field(fun, args.out, domain=box, grid=args.grid, descent=path,
+                                 learning_rate=None if path is None else args.learning_rate)  # fmt: skip
     else:
         axis = np.linspace(domain[0], domain[1], args.grid)
         points = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2).astype(args.dtype)

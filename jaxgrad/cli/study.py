@@ -29,6 +29,12 @@ def add_parser(commands) -> None:
     p = commands.add_parser(
         "study",
         help="error against step per dtype and method, with the theory; writes CSV, JSON and the V-curve pictures",
+        description="Sweep the finite-difference step h = s·max(|x|, 1) over a grid of factors s and measure the "
+        "median relative error against jax.grad at random points, per dtype and method: the V curve, truncation "
+        "error falling with h and rounding error rising as h shrinks. Beside it: the textbook error model, its best "
+        "step on the same grid, jaxgrad's default step and the steps that step='auto' chooses. Prints the summary "
+        "and writes study.csv, study.json and v_curve.png/.svg into --out. Example: `jaxgrad study --function "
+        "rosenbrock --dim 4 --points 200`.",
         formatter_class=HelpFormatter,
     )
     add_function(p, default="rosenbrock")
