@@ -31,6 +31,13 @@ def _check_target(path: str) -> os.stat_result | None:
     return status
 
 
+def check_writable(path) -> None:
+    """Raise the error `replace_file` would raise for `path` (see `_check_target`), before any work is done."""
+    if not os.fspath(path):
+        raise ValueError("the output path is empty; pass a file name")
+    _check_target(os.fspath(path))
+
+
 def replace_file(path, write) -> None:
     """Write a file through `write(temporary_path)` into a unique temporary file created exclusively in `path`'s
     directory, then rename it over `path` (atomic on POSIX): a reader sees the old file or the new one, never half of
@@ -72,21 +79,68 @@ def replace_file(path, write) -> None:
         raise
 
 
+class JsonList:
+    """A JSON list whose items are already encoded, one JSON text each: `dump_json` streams it item by item, so a
+    large document is never built in memory. `json.dumps([a, b])` and `JsonList([dumps(a), dumps(b)])` give the same
+    text (indent None).
+
+    Example:
+      >>> import io
+      >>> stream = io.StringIO()
+      >>> dump_json(JsonList(['{"a": 1}', "[2]"]), stream, indent=None)
+      >>> stream.getvalue()
+      '[{"a": 1}, [2]]'
+    """
+
+    def __init__(self, texts):
+        self.texts = texts
+
+
+class CsvText:
+    """A CSV document given as its header (a sequence of names) and its rows as CSV text already (chunks, each
+    whole lines as `csv.writer` writes them): `dump_csv` writes the header and streams the chunks (no chunks: an
+    empty document, as for no dict rows).
+
+    Example:
+      >>> import io
+      >>> stream = io.StringIO()
+      >>> dump_csv(CsvText(("a", "b"), ["1,2\\r\\n", "3,4\\r\\n"]), stream)
+      >>> stream.getvalue()
+      'a,b\\r\\n1,2\\r\\n3,4\\r\\n'
+    """
+
+    def __init__(self, header, chunks):
+        self.header, self.chunks = tuple(header), chunks
+
+
 def dump_json(data, stream, indent: int | None = 1) -> None:
-    """`data` as JSON onto an open text stream (NumPy numbers as floats)."""
-    json.dump(data, stream, indent=indent, default=float)
+    """`data` as JSON onto an open text stream (NumPy numbers as floats); a `JsonList` streamed item by item (its
+    items keep their own layout, so `indent` does not apply to them)."""
+    if not isinstance(data, JsonList):
+        json.dump(data, stream, indent=indent, default=float)
+        return
+    stream.write("[")
+    for i, text in enumerate(data.texts):
+        stream.write(", " + text if i else text)
+    stream.write("]")
 
 
 def dump_csv(rows, stream) -> None:
-    """Rows (dicts with the same keys) as CSV with a header onto an open text stream; no rows, nothing."""
-    if rows:
+    """Rows as CSV with a header onto an open text stream: dicts with the same keys (no rows, nothing), or a
+    `CsvText`, streamed (no chunks, nothing)."""
+    if isinstance(rows, CsvText):
+        for i, chunk in enumerate(rows.chunks):
+            if not i:
+                csv.writer(stream).writerow(rows.header)
+            stream.write(chunk)
+    elif rows:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
 
 
 def write_json(path, data, indent: int | None = 1) -> None:
-    """`data` as a JSON file (NumPy numbers as floats), replaced atomically."""
+    """`data` as a JSON file (NumPy numbers as floats; a `JsonList` streamed), replaced atomically."""
 
     def write(target):
         with open(target, "w") as stream:
@@ -96,10 +150,27 @@ def write_json(path, data, indent: int | None = 1) -> None:
 
 
 def write_csv(path, rows_) -> None:
-    """Rows (dicts with the same keys) as a CSV file with a header, replaced atomically; no rows, an empty file."""
+    """Rows as a CSV file with a header, replaced atomically (see `dump_csv`); no dict rows, an empty file."""
 
     def write(target):
         with open(target, "w", newline="") as stream:
             dump_csv(rows_, stream)
 
     replace_file(path, write)
+
+
+def create_appendable(path):
+    """A new text file at `path`, opened for appending, created exclusively: an existing file (or link, or anything
+    else) at `path` is refused with FileExistsError, so nothing is overwritten and no link is followed. Each write
+    goes to the end (O_APPEND), so what was written stays as it was.
+
+    Example:
+      >>> import os, tempfile
+      >>> target = os.path.join(tempfile.mkdtemp(), "runs.jsonl")
+      >>> with create_appendable(target) as stream:
+      ...     _ = stream.write("{}\\n")
+      >>> open(target).read()
+      '{}\\n'
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(os.fspath(path), flags, 0o666), "w", encoding="utf-8", newline="")

@@ -1,5 +1,6 @@
 """The command line, run as a user would: through `python -m jaxgrad` in a fresh process, and through main()."""
 
+import csv
 import json
 import os
 import subprocess
@@ -52,7 +53,46 @@ def test_unknown_function_lists_the_names(capsys):
 
 def test_wrong_dimension_is_explained(capsys):
     assert main(["grad", "--function", "beale", "--point", "1,2,3"]) == 2
-    assert "takes d 2" in capsys.readouterr().err
+    assert "beale takes dim 2 only, got 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "phrase"),
+    [("grad", "Print the numerical gradient"), ("study", "Sweep the finite-difference step"),
+     ("plot", "Draw a function of 2 coordinates"), ("functions", "List the built-in test functions")],
+)  # fmt: skip
+def test_each_command_describes_itself(capsys, command, phrase):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert phrase in " ".join(capsys.readouterr().out.split())
+
+
+def test_plot_without_what_names_the_choices(capsys):
+    assert main(["plot"]) == 2
+    err = capsys.readouterr().err
+    assert "say what to draw" in err and "jaxgrad plot field --out field.png" in err and "plot errormap" in err
+    assert main(["plot", "field"]) == 2
+    assert "--out is required" in capsys.readouterr().err
+
+
+def test_dotted_module_function_gets_a_hint(capsys):
+    assert main(["grad", "--function", "mymlp.flat_loss", "--point", "1,2"]) == 2
+    assert "Did you mean mymlp:flat_loss" in capsys.readouterr().err
+
+
+def test_builtin_dimension_error_names_the_fix(capsys):
+    assert main(["study", "--function", "beale", "--dim", "3", "--quiet"]) == 2
+    assert "beale takes dim 2 only, got 3; pass --dim 2" in capsys.readouterr().err
+
+
+def test_descent_outside_the_domain_grows_the_box(capsys, tmp_path):
+    out = str(tmp_path / "f.png")
+    assert main(["plot", "field", "--function", "sphere", "--domain=-2,2", "--descent=-3,4", "--out", out]) == 0
+    assert "drawn box [-3.35, 4.35] × [-3.35, 4.35]: --domain -2,2 grown" in capsys.readouterr().out
+    diverging = ["plot", "field", "--descent=-3,4", "--learning-rate", "1.5", "--steps", "2000", "--out", out]
+    assert main(diverging) == 2  # |x| grows by 2 per step: past float64 after ~1000 steps
+    assert "diverges" in capsys.readouterr().err
 
 
 def test_bad_point_is_explained():
@@ -67,7 +107,8 @@ def test_bench_prints_the_table_and_json(tmp_path, capsys):
             "--repeats", "1", "--reference-points", "20"]  # fmt: skip
     assert main([*argv, "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    for column in ("batch_grad ms", "floor ms", "ratio", "numpy s", "vs numpy", "scipy s", "float32", "float64"):
+    for column in ("batch_grad ms", "B ms", "A/B", "B compile s", "floor ms", "ratio", "numpy s", "vs numpy", "scipy s",
+                   "float32", "float64"):  # fmt: skip
         assert column in out
     rows = json.loads(out_json.read_text())
     assert [(r["function"], r["dtype"], r["method"]) for r in rows] == [
@@ -84,6 +125,10 @@ def test_bench_prints_the_table_and_json(tmp_path, capsys):
         assert row["error"] < (1e-3 if row["dtype"] == "float32" else 1e-8)  # checked against the analytic gradient
     assert rows[1]["scipy_error"] < 1e-10 and rows[0]["scipy_s"] is None  # scipy runs in float64 only
     assert rows[2]["error"] < 1e-12  # Richardson meets scipy's accuracy
+    for row in rows:  # B, the hand-written baseline, is central order 2: measured against that method only
+        central = row["method"] == "central 2"
+        assert (row["hand_s"] is not None and row["hand_s"] > 0 and row["hand_ratio"] > 0) == central
+        assert (row["hand_compile_s"] is not None) == central
 
 
 def test_bench_large_runs_small(capsys):
@@ -222,3 +267,85 @@ def test_study_takes_methods_an_order_and_a_step_grid(tmp_path, capsys):
     rows = json.loads((tmp_path / "study.json").read_text())["rows"]
     assert {(r["method"], r["order"]) for r in rows} == {("central", 2), ("forward", 2)}
     assert sorted({r["step"] for r in rows}) == pytest.approx([1e-4, 1e-3, 1e-2])
+
+
+# ------------------------------------------------------------------------------------------------------ compare files
+CLI_DTYPES = ("float32", "float64")  # the command's default --dtype, whatever the tests' x64 mode
+
+
+def test_compare_records_each_finished_run_and_ctrl_c_keeps_them(tmp_path, capsys, monkeypatch):
+    """Each finished run is appended to r.runs.jsonl (at the latest while the run after it runs): Ctrl-C during the
+    third run finds the first runs in the record, and r.json and r.csv, written once at the end, hold both finished
+    runs; the record is then removed."""
+    import jaxgrad.cli.compare as command
+
+    real, calls, seen = command.compare, [], []
+
+    def third_is_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            seen.append((tmp_path / "r.runs.jsonl").read_text())
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(command, "compare", third_is_interrupted)
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "40", "--quiet", "--json",
+            str(out_json), "--csv", str(out_csv)]  # fmt: skip
+    assert main(argv) == 130
+    assert "interrupted: 2 of 4 runs finished" in capsys.readouterr().out
+    recorded = [json.loads(line) for line in seen[0].splitlines()]
+    runs = json.loads(out_json.read_text())
+    assert [(r["function"], r["dtype"], len(r["rows"])) for r in runs] == [("sphere", d, 40) for d in CLI_DTYPES]
+    assert 1 <= len(recorded) <= 2 and recorded == runs[: len(recorded)]
+    assert len(out_csv.read_text().splitlines()) == 1 + 2 * 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.json"]
+
+
+def test_compare_record_outlives_a_failed_write_and_a_second_command_records_beside_it(tmp_path, capsys, monkeypatch):
+    """When the files cannot be written at the end, r.runs.jsonl keeps every finished run (one JSON line each); a
+    command started while it is there records into r.runs-2.jsonl and leaves it alone."""
+    import jaxgrad.cli.compare as command
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    argv = ["compare", "--function", "beale", "--points", "30", "--quiet", "--json", str(tmp_path / "r.json")]
+    with monkeypatch.context() as patch:
+        patch.setattr(command, "write_json", disk_full)
+        assert main(argv) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    record = (tmp_path / "r.runs.jsonl").read_text()
+    runs = [json.loads(line) for line in record.splitlines()]
+    assert [(r["function"], r["dtype"], r["num_points"]) for r in runs] == [("beale", d, 30) for d in CLI_DTYPES]
+    assert main([*argv, "--dtype", "float32"]) == 0
+    assert (tmp_path / "r.runs.jsonl").read_text() == record
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.runs.jsonl"]
+
+
+def test_compare_files_hold_every_run_and_agree_with_each_other(tmp_path, capsys):
+    """r.json is a list of runs (summary and per-point rows); r.csv has the same rows with the function and dtype; the
+    same JSON goes to standard output with --json -."""
+    argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "25", "--quiet", "--seed", "3"]
+    assert main([*argv, "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")]) == 0
+    runs = json.loads((tmp_path / "r.json").read_text())
+    assert [(r["function"], r["dtype"]) for r in runs] == [(f, d) for f in ("sphere", "beale") for d in CLI_DTYPES]
+    with open(tmp_path / "r.csv", newline="") as stream:
+        table = list(csv.DictReader(stream))
+    assert len(table) == 25 * len(runs)
+    for row, (run, point) in zip(table, [(r, p) for r in runs for p in r["rows"]], strict=True):
+        assert (row["function"], row["dtype"], row["worst_column"]) == (run["function"], run["dtype"],
+                                                                         point["worst_column"])  # fmt: skip
+        assert float(row["numeric"]) == point["numeric"] and float(row["tolerance"]) == point["tolerance"]
+        assert row["passed"] == str(point["passed"])
+    capsys.readouterr()
+    assert main([*argv, "--json", "-"]) == 0
+    streamed = json.loads(capsys.readouterr().out)
+    assert [r["rows"] for r in streamed] == [r["rows"] for r in runs]
+
+
+def test_compare_table_says_what_unresolved_means(capsys):
+    assert main(["compare", "--function", "himmelblau", "--points", "20", "--dtype", "float32", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "unresolved" in out.splitlines()[1]  # the column
+    assert "unresolved: points where the tolerance is as large as the gradient itself" in out  # and its legend

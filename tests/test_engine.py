@@ -192,7 +192,7 @@ def test_chunked_equals_one_pass(chunk_size, dtype):
 
 def test_memory_budget_forces_chunks_with_the_same_result(dtype):
     """A budget far below the single pass's temporaries makes batch_grad loop over chunks (the plan says so)."""
-    from jaxgrad._batching import gradient_program, plan
+    from jaxgrad._batching import plan
 
     f = functions.rosenbrock
     points = jnp.asarray(f.sample(500, 16, seed=5, dtype=dtype))

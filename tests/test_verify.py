@@ -1,5 +1,7 @@
 """The verification layer: no false alarms on correct gradients, every planted bug caught and located."""
 
+import csv
+import io
 import json
 import math
 import re
@@ -240,3 +242,53 @@ def test_report_exports(tmp_path):
     lines = (tmp_path / "r.csv").read_text().splitlines()
     assert len(lines) == 31 and lines[0].startswith("function,dtype,point,passed")
     assert rep.worst.tolerance > 0 and rep.worst.ratio <= 1
+
+
+# ------------------------------------------------------------------------------------------------------ files, compiles
+def _dict_writer_csv(rep) -> str:
+    """What `csv.DictWriter` writes for `rows()` with the function and dtype first (the reference for the CSV)."""
+    stream = io.StringIO()
+    rows = [dict(function=rep.function, dtype=rep.dtype, **row) for row in rep.rows()]
+    writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_serialize_writes_what_json_and_csv_write_from_the_dicts(dtype):
+    """The column-wise encoder gives the text of json.dumps(to_dict()) and of csv.DictWriter over rows(), with NaN and
+    infinity (log at a negative point and at 0) and coordinate names that need quoting (a comma, a quote)."""
+
+    def fun(p):
+        return jnp.sum(p["w"] ** 2) + jnp.log(p['q"b'][0])
+
+    rng = np.random.default_rng(1)
+    q = rng.uniform(0.5, 2.0, (12, 2)).astype(dtype)
+    q[0, 0], q[1, 0] = -1.0, 0.0  # f is NaN at point 0 and -inf at point 1
+    points = {"w": rng.normal(size=(12, 2, 3)).astype(dtype), 'q"b': q}
+    rep = jg.compare(fun, points, reference_points=3)
+    assert rep.nonfinite[:2].all() and "x['w'][1, 2]" in rep.coordinate_names
+    text = rep.serialize()
+    assert text.json == json.dumps(rep.to_dict(), default=float)
+    assert ",".join(text.csv_header) + "\r\n" + text.csv_body == _dict_writer_csv(rep)
+
+
+def test_compare_compiles_one_program_and_a_second_call_none():
+    """The check and jax.grad run in one program, whose static arguments are the caller's function itself (no fresh
+    jax.grad or closure): a second compare at the same shapes, dtype and options compiles nothing."""
+    from compile_count import counting_compiles
+
+    def fun(x):  # a function of this test alone: no other test has compiled a program for it
+        return jnp.sum(jnp.sin(x) * x**2)
+
+    points = jax.device_put(np.random.default_rng(2).uniform(-1, 1, (64, 3)).astype(DTYPES[-1]))
+    other = jax.device_put(np.random.default_rng(3).uniform(-1, 1, (64, 3)).astype(DTYPES[-1]))
+    with counting_compiles() as (first, _):  # the NumPy reference, which calls fun op by op, is not counted
+        rep = jg.compare(fun, points, reference=False)
+    with counting_compiles() as (second, _):
+        again = jg.compare(fun, other, reference=False)
+    assert rep.ok and again.ok
+    assert sum(first.values()) == 1, first
+    assert sum(second.values()) == 0, second
+    np.testing.assert_allclose(again.exact, np.asarray(jax.vmap(jax.grad(fun))(other)), rtol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -28,12 +29,92 @@ def write_json(path, data, indent: int | None = 1) -> None:
 
 
 def write_csv(path, rows) -> None:
-    """Rows as CSV into `path` (atomically), or onto standard output for "-"."""
+    """Rows (dicts, or a `_files.CsvText`) as CSV into `path` (atomically), or onto standard output for "-"."""
     if path != STDOUT:
         _files.write_csv(path, rows)
     else:
         _files.dump_csv(rows, sys.stdout)
         sys.stdout.flush()
+
+
+RECORD_SUFFIX = ".runs.jsonl"
+"""The record of finished runs is the first output file's name with this suffix instead of its own."""
+
+
+def check_outputs(*paths) -> None:
+    """Refuse an output path that cannot be written (a missing directory, a link, a directory...) before the work."""
+    for path in paths:
+        if path and path != STDOUT:
+            _files.check_writable(path)
+
+
+def record_path(*paths) -> str | None:
+    """Where the record of finished runs goes: beside the first output path that is a file (r.json or r.csv ->
+    r.runs.jsonl); None when every output goes to standard output or nowhere."""
+    for path in paths:
+        if path and path != STDOUT:
+            root, extension = os.path.splitext(os.fspath(path))
+            return (root if extension else os.fspath(path)) + RECORD_SUFFIX
+    return None
+
+
+class RunRecord:
+    """An append-only record of finished runs: one line of JSON per run, written and flushed as each run ends, so
+    the runs that finished survive a crash or a kill (the output files themselves are written once, at the end).
+    The file is created new: where `path` exists (left by a killed command, or in use by one running now), the
+    record is R.runs-2.jsonl, R.runs-3.jsonl, ... instead (`self.path`). With no `path`, the lines are kept in
+    memory. Read back in order with `lines()`; `remove()` when the output
+    files hold them.
+
+    Example:
+      >>> import os, tempfile
+      >>> record = RunRecord(os.path.join(tempfile.mkdtemp(), "r.runs.jsonl"))
+      >>> record.append('{"run": 1}'); record.append('{"run": 2}')
+      >>> list(record.lines())
+      ['{"run": 1}', '{"run": 2}']
+      >>> record.remove(); os.path.exists(record.path)
+      False
+    """
+
+    def __init__(self, path: str | None):
+        self.path, self._memory, self._stream = path, [], None
+        if path is None:
+            return
+        root = path[: -len(RECORD_SUFFIX)] if path.endswith(RECORD_SUFFIX) else path
+        for attempt in range(1, 1000):  # a record left by a killed command, or one of a command running now, stays
+            self.path = path if attempt == 1 else f"{root}.runs-{attempt}.jsonl"
+            try:
+                self._stream = _files.create_appendable(self.path)
+                return
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"{path!r} and 998 numbered records beside it exist; delete the ones you do not need")
+
+    def append(self, line: str) -> None:
+        """Add one run's JSON text (one line, no newline in it) and flush it to the file."""
+        if self._stream is None:
+            self._memory.append(line)
+        else:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def lines(self):
+        """Each recorded line, in order, read back one at a time (no newline)."""
+        if self.path is None:
+            yield from self._memory
+            return
+        self._stream.flush()
+        with open(self.path, encoding="utf-8") as stream:
+            for line in stream:
+                yield line.rstrip("\n")
+
+    def remove(self) -> None:
+        """Close the record and delete its file."""
+        if self._stream is not None:
+            self._stream.close()
+            os.unlink(self.path)
+            self._stream = None
+        self._memory = []
 
 
 def report_stream(*paths):

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import re
+
 import jax
 
 from .. import functions
+from .._files import CsvText, JsonList
 from .._table import format_table
-from ..verify import Verdict, compare
+from ..verify import INCONCLUSIVE_SHARE, Comparison, Verdict, compare
 from ._args import (
     NUMPY_HELP,
     HelpFormatter,
     add_dtypes,
     add_function,
+    add_like,
     add_method,
     add_quiet,
     add_sampling,
@@ -23,7 +28,26 @@ from ._args import (
     positive_int,
     sample,
 )
-from ._output import STDOUT, each_with_progress, interrupted_line, report_stream, write_csv, write_json
+from ._output import (
+    RECORD_SUFFIX,
+    STDOUT,
+    RunRecord,
+    check_outputs,
+    each_with_progress,
+    interrupted_line,
+    interrupts_deferred,
+    record_path,
+    report_stream,
+    write_csv,
+    write_json,
+)
+
+UNRESOLVED_LEGEND = (
+    "unresolved: points where the tolerance is as large as the gradient itself (f is too noisy or too wiggly at the "
+    "step to pin it down), so an error there could not be seen; they count as passed, and a run with more than "
+    f"{INCONCLUSIVE_SHARE:.0%} of its points unresolved (or not smooth) is INCONCLUSIVE"
+)
+"""The line under the table that says what the "unresolved" column counts."""
 
 
 def add_parser(commands) -> None:
@@ -38,6 +62,7 @@ def add_parser(commands) -> None:
     add_function(p, repeatable=True)
     p.add_argument("--grad", help="module:attr of the gradient to check (default: jax.grad of the function)")
     add_sampling(p, points=10_000, seed_help="seed of the points, the reference sample and directions")
+    add_like(p, sampled=True)
     add_dtypes(p, help_text="dtypes to check")
     add_method(p, step_default="auto")
     p.add_argument(
@@ -51,7 +76,13 @@ def add_parser(commands) -> None:
     p.add_argument("--rtol", type=finite_float, default=0.0, help="added to the derived tolerance, relative (≥ 0)")
     p.add_argument("--atol", type=finite_float, default=0.0, help="added to the derived tolerance, absolute (≥ 0)")
     p.add_argument("--json", help="write every run's summary and per-point rows to this JSON file (- for stdout)")
-    p.add_argument("--csv", help="write the per-point rows of every run to this CSV file (- for stdout)")
+    p.add_argument(
+        "--csv",
+        help="write the per-point rows of every run to this CSV file (- for stdout). Both files are written once, at "
+        "the end (after Ctrl-C too, with the runs that finished); meanwhile each finished run is appended as one "
+        f"JSON line to R{RECORD_SUFFIX} beside the first of them (for R.json or R.csv; R.runs-2.jsonl if that "
+        "exists), which outlives a crash or a kill and is deleted once the files are written",
+    )
     add_quiet(p)
     p.set_defaults(run=run)
 
@@ -60,21 +91,28 @@ def _jobs(args):
     """(label, function, dim, domain, dtype) for every function and dtype asked for."""
     jobs = []
     for spec in args.function or functions.names():
-        fun, dim, domain = function_dim_domain(spec, args.dim, args.domain)
+        fun, dim, domain = function_dim_domain(spec, args.dim, args.domain, like=args.like)
         check_memory(args.points, dim, 8, "the comparison")  # points, exact, numeric, tolerance, the check's parts
         if not args.numpy:
-            check_function(fun, spec, dim)
+            check_function(fun, spec, dim, region=domain)
         jobs.extend((spec, fun, dim, domain, dtype) for dtype in args.dtype)
     return jobs
 
 
-def _write_reports(reports, json_path, csv_path, *, final: bool = False) -> None:
-    """Every finished run: JSON (a list of `Comparison.to_dict()`) and CSV (their per-point rows). Files are
-    rewritten after every run; standard output ("-") is written once, at the end."""
-    if json_path and (json_path != STDOUT or final):
-        write_json(json_path, [r.to_dict() for r in reports], indent=None)
-    if csv_path and (csv_path != STDOUT or final):
-        write_csv(csv_path, [dict(function=r.function, dtype=r.dtype, **row) for r in reports for row in r.rows()])
+def _write_files(record, csv_bodies, json_path, csv_path) -> None:
+    """The finished runs into the --json file (a list of `Comparison.to_dict()`, streamed from the record) and the
+    --csv file (their per-point rows), each written once; then the record, now redundant, is removed."""
+    if json_path:
+        write_json(json_path, JsonList(record.lines()), indent=None)
+    if csv_path:
+        write_csv(csv_path, CsvText(Comparison.CSV_HEADER, csv_bodies))
+    record.remove()
+
+
+def _time_names(reports) -> str:
+    """What the numbers of the times column are: "jax.grad + jaxgrad, numpy ref" (the first run's)."""
+    names = reports[0].times if reports else ["jax.grad + jaxgrad", "numpy ref"]
+    return ", ".join(re.sub(r" \(.*\)$", "", name) for name in names)
 
 
 def _row(rep) -> list:
@@ -100,27 +138,60 @@ def run(args) -> int:
 
     def work(job):
         label, fun, dim, domain, dtype = job
-        return compare(fun, sample(dim, domain, args.points, args.seed, dtype), grad_fn=grad_fn,
+        points = jax.device_put(sample(dim, domain, args.points, args.seed, dtype))  # no conversion program
+        return compare(fun, points, grad_fn=grad_fn,
                        reference=not args.no_reference, reference_points=args.reference_points,
                        method=args.method, order=args.order, step=library_step(args.step, "auto"),
                        directions=args.directions,
                        rtol=args.rtol, atol=args.atol, seed=args.seed, name=label,
                        traceable=not args.numpy)  # fmt: skip
 
-    reports, interrupted = each_with_progress(
-        jobs, label="compare", unit="run", describe=lambda job: f"{job[0]} d={job[2]} {job[4]}", work=work,
-        quiet=args.quiet, keep=lambda done: _write_reports(done, args.json, args.csv),
-    )  # fmt: skip
+    check_outputs(args.json, args.csv)
+    record, csv_bodies = RunRecord(record_path(args.json, args.csv)), []
+    # each finished run is encoded and recorded in a thread of its own while the next run compiles and runs; it is
+    # in the record before the run after that starts
+    recorder, pending = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgrad-record"), []
+
+    def record_run(rep):
+        text = rep.serialize()
+        record.append(text.json)
+        csv_bodies.append(text.csv_body)
+
+    def keep(done):  # the files are written once, at the end
+        if args.json or args.csv:
+            if pending:
+                pending[-1].result()
+            pending.append(recorder.submit(record_run, done[-1]))
+
+    def write_files():
+        with interrupts_deferred():
+            recorder.shutdown(wait=True)
+            for future in pending:
+                future.result()
+            _write_files(record, csv_bodies, args.json, args.csv)
+
+    try:
+        reports, interrupted = each_with_progress(
+            jobs, label="compare", unit="run", describe=lambda job: f"{job[0]} d={job[2]} {job[4]}", work=work,
+            quiet=args.quiet, keep=keep,
+        )  # fmt: skip
+    except BaseException:  # an error in a run: the runs before it still reach the files (none: files untouched)
+        if pending:
+            write_files()
+        else:
+            record.remove()
+        raise
+    write_files()
     device = jax.devices()[0]
     exact = reports[0].exact_name if reports else "jax.grad"
     headers = ["function", "d", "dtype", "points", "max err/tol", "median rel err", "pass", "unresolved",
-               "ref pts", "ref rel err", "ref pass", f"times s ({exact}, jaxgrad, ref; incl. compile)",
+               "ref pts", "ref rel err", "ref pass", f"times s ({_time_names(reports)}; incl. compile)",
                "verdict"]  # fmt: skip
     versus = "" if args.no_reference else " vs NumPy reference"
     method = args.method if args.order is None else f"{args.method} order {args.order}"
     title = f"jaxgrad compare: jaxgrad ({method}, h and 2h) vs {exact}{versus}, on {device.platform} ({device})"
-    _write_reports(reports, args.json, args.csv, final=True)
     print(format_table(headers, [_row(rep) for rep in reports], title=title), file=out)
+    print(UNRESOLVED_LEGEND, file=out)
     failures = [rep for rep in reports if not rep.ok]
     for rep in failures:
         failed = int(rep.mismatched.sum())

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as validate
+from .._filter import filtered_batch, is_filtered
 from .._schemes import Mode
 from ._compare import compare
 from ._comparison import Comparison
@@ -53,7 +54,8 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
 
     Args:
       fun: scalar function of one point, traceable by JAX.
-      points: one point or a batch (array or pytree).
+      points: one point or a batch (array or pytree; a filtered pytree such as an Equinox model is checked at its
+        floating-point array leaves, as in `compare`).
       grad_fn: the gradient to check.
       batched: whether `points` is a batch along its leading axis. None decides: a 1-D array is one point; an array
         of higher rank (or a pytree with a shared leading size) is a batch when `fun` maps one row to a scalar.
@@ -79,6 +81,8 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
     options.setdefault("reference", False)
     taylor = validate.boolean("taylor", taylor)
     batched = None if batched is None else validate.boolean("batched", batched)
+    if is_filtered(points):  # only the inexact-array leaves are checked, as eqx.filter_grad differentiates them
+        fun, points, grad_fn = filtered_batch(fun, points, grad_fn)
     single = _is_single_point(fun, points) if batched is None else not batched
     batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
     rep = compare(fun, batch, grad_fn=grad_fn, **options)

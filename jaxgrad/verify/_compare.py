@@ -32,6 +32,7 @@ from .._evaluate import (
     working_dtype,
     working_dtypes,
 )
+from .._filter import filtered_batch, is_filtered
 from .._host import host_parts
 from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
 from .._steps import DefaultStep, as_step_rule, raise_if_step_vanished
@@ -54,17 +55,24 @@ class _Checked(NamedTuple):
     status: Any
     vanished: Any
     curvature: Any
+    exact: Any = None  # the exact gradient, flat, when the program computes it too
 
 
-def _point_check(fun, scheme: Scheme, x, rule) -> _Checked:
-    """At one point: g(h), g(2h), the step and the noise of f per coordinate, and whether a step vanished."""
+def _point_check(fun, scheme: Scheme, grad_fn, exact: bool, x, rule) -> _Checked:
+    """At one point: g(h), g(2h), the step and the noise of f per coordinate, whether a step vanished, and with
+    `exact` the exact gradient (`grad_fn`; None: jax.grad(fun)), flat."""
     parts = point_parts(fun, scheme, x, rule)[0]
-    return _Checked(parts.h, parts.g, parts.g_double, parts.f_noise, parts.status, parts.vanished, parts.curvature)
+    flat_exact = _flat_exact(jax.grad(fun) if grad_fn is None else grad_fn, x) if exact else None
+    return _Checked(parts.h, parts.g, parts.g_double, parts.f_noise, parts.status, parts.vanished, parts.curvature,
+                    flat_exact)  # fmt: skip
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk"))
-def _batch_check(points, rule, *, fun, scheme: Scheme, chunk: int):
-    return map_points(functools.partial(_point_check, fun, scheme), points, rule, chunk)
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "grad_fn", "exact"))
+def _batch_check(points, rule, *, fun, scheme: Scheme, chunk: int, grad_fn=None, exact: bool = False):
+    """The check at every point, and with `exact` the exact gradient too, in one program: the static arguments are
+    the caller's own objects (never a fresh jax.grad or closure), so a second run of the same function, shapes and
+    options reuses the compiled program."""
+    return map_points(functools.partial(_point_check, fun, scheme, grad_fn, exact), points, rule, chunk)
 
 
 def coordinate_names(point) -> tuple[str, ...]:
@@ -94,10 +102,11 @@ def _flat_exact(grad_fn, x):
     return ravel_pytree(g)[0].astype(flat_x.dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "chunk"))
-def _batch_exact(points, step, *, fun, chunk: int):
+@functools.partial(jax.jit, static_argnames=("fun", "grad_fn", "chunk"))
+def _batch_exact(points, step, *, fun, grad_fn, chunk: int):
+    """`grad_fn` (None: jax.grad(fun), made inside so that it is no fresh static argument) at every point, flat."""
     del step
-    return map_points(lambda x, _: _flat_exact(fun, x), points, None, chunk)
+    return map_points(lambda x, _: _flat_exact(jax.grad(fun) if grad_fn is None else grad_fn, x), points, None, chunk)
 
 
 def _directions(key, index, count: int, dim: int, dtype):
@@ -152,10 +161,11 @@ def _timed(call):
     return out, time.perf_counter() - start
 
 
-def _exact_gradients(grad_fn, points, batching: Batching):
-    """grad_fn at every point as flat rows: jitted and vmapped when it traces, else point by point."""
+def _exact_gradients(fun, grad_fn, points, batching: Batching):
+    """grad_fn (None: jax.grad(fun)) at every point as flat rows: jitted and vmapped when it traces, else point by
+    point."""
     try:
-        flat = run_program(_batch_exact, points, None, batching, fun=grad_fn)
+        flat = run_program(_batch_exact, points, None, batching, fun=fun, grad_fn=grad_fn)
         return np.asarray(flat, np.float64), None
     except TypeError as error:  # also every NOT_TRACEABLE error: JAX's tracer errors are TypeErrors
         n = leading_size(points)
@@ -167,14 +177,22 @@ def _exact_gradients(grad_fn, points, batching: Batching):
         return np.stack(rows), note
 
 
+def _rows_on_host(leaf, index) -> np.ndarray:
+    """leaf[index] as a NumPy array: read from the whole array where it is in host memory (no program to compile),
+    gathered on the device elsewhere (one small program per shape)."""
+    if all(device.platform == "cpu" for device in leaf.devices()):
+        return np.asarray(leaf)[index]
+    return np.asarray(leaf[jnp.asarray(index)])
+
+
 def _reference_gradients(fun, points, index, h):
     """The NumPy reference at the sampled points, at steps h and 2h (the second for its truncation estimate), as
     flat rows. A pytree point is flattened and `fun` called on its unraveled form."""
     steps = (h, 2 * h)
     if isinstance(points, jax.Array):
         rows = [
-            [numpy_reference.numerical_gradient(fun, np.asarray(points[i]), s).reshape(-1) for s in steps]
-            for i in index
+            [numpy_reference.numerical_gradient(fun, point, s).reshape(-1) for s in steps]
+            for point in _rows_on_host(points, index)
         ]
     else:
         point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0], points))
@@ -233,15 +251,31 @@ class _Columns(NamedTuple):
     not_smooth: np.ndarray | None = None
 
 
-def _check_coordinates(fun, scheme, rule, points, flat_points, batching, traceable, exact, dtype, extra,
-                       times) -> _Columns:  # fmt: skip
+def _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_points, batching, traceable, dtype,
+                       extra, times, notes) -> _Columns:  # fmt: skip
     """Every coordinate: g(h) and g(2h) from the scheme's error estimate, against the exact gradient (`flat_points`:
-    the points flattened, float64)."""
+    the points flattened, float64). Both come from one program when `fun` and `grad_fn` trace (one compile per
+    function, shapes and options); a `grad_fn` that does not trace runs on its own, point by point."""
+    values = exact = None
     if traceable:
+        try:
+            values, times[f"{exact_name} + jaxgrad (h and 2h)"] = _timed(
+                lambda: run_program(
+                    _batch_check, points, rule, batching, fun=fun, scheme=scheme, grad_fn=grad_fn, exact=True
+                )
+            )
+            exact = np.asarray(values.exact, np.float64)
+        except TypeError:  # also every NOT_TRACEABLE error: a grad_fn that does not trace runs apart, below
+            if grad_fn is None:
+                raise
+    if exact is None:
+        (exact, note), times[exact_name] = _timed(lambda: _exact_gradients(fun, grad_fn, points, batching))
+        notes.extend([note] if note else [])
+    if values is None and traceable:
         values, times["jaxgrad (h and 2h)"] = _timed(
             lambda: run_program(_batch_check, points, rule, batching, fun=fun, scheme=scheme)
         )
-    else:
+    elif values is None:
         values, times["jaxgrad (h and 2h), fun on the host"] = _timed(
             lambda: host_parts(fun, scheme, points, rule, with_error=True)[0]
         )
@@ -309,9 +343,12 @@ def compare(
 
     Args:
       fun: scalar function of one point (array or pytree), traceable by JAX.
-      points: a batch, shape (N, ...) or a pytree with leading axis N.
-      grad_fn: the gradient to check, x -> pytree like x; None means `jax.grad(fun)`. It need not be traceable
-        (it then runs point by point).
+      points: a batch, shape (N, ...) or a pytree with leading axis N. A filtered pytree (an Equinox model, a params
+        dict with a "config" string) is checked at its floating-point array leaves, which carry the axis N, as
+        `eqx.filter_grad` differentiates it; its other leaves are shared by all points (see `batch_grad`).
+      grad_fn: the gradient to check, x -> pytree like x; None means `jax.grad(fun)` (for a filtered pytree, as
+        `eqx.filter_grad(fun)`: None at the other leaves, whose values are ignored where grad_fn fills them). It need
+        not be traceable (it then runs point by point).
       reference: also run the NumPy reference (coordinate mode only).
       reference_points: points the reference runs on; None: `default_reference_points(N, d)`.
       method, order: the numeric stencil, as in `grad` (a scheme object too; directional mode needs one that
@@ -353,10 +390,15 @@ def compare(
     exact_name = "jax.grad" if grad_fn is None else name_of(grad_fn)
     name = name or name_of(fun)
     fun, grad_fn = hashable(fun), None if grad_fn is None else hashable(grad_fn)
+    if is_filtered(points):  # the inexact-array leaves carry the batch axis; every other leaf is shared
+        fun, points, grad_fn = filtered_batch(fun, points, grad_fn)
     points = as_points(points)
     n = leading_size(points)
     rule.check(working_dtypes(points), scheme.reach)
-    point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0] if n else jnp.zeros(leaf.shape[1:]), points))
+    point0 = jax.tree_util.tree_map(  # shapes only: slicing a point out would compile a program per shape
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], jax.dtypes.canonicalize_dtype(working_dtype(leaf.dtype))),
+        points,
+    )
     dim = point_dim(points)
     dtype = np.result_type(*[working_dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(points)])
     if n == 0:
@@ -369,9 +411,8 @@ def compare(
             "traceable=False needs `grad_fn` (jax.grad cannot differentiate a function JAX cannot trace) and "
             "coordinate mode (directions=None)."
         )
-    if grad_fn is None:
+    if grad_fn is None:  # stays None: the programs take jax.grad(fun) inside, so they are shared by every call
         _check_scalar_output(fun, point0)
-        grad_fn = jax.grad(fun)
     if directions is None and dim > DIRECTIONS_ABOVE and Mode.DIRECTIONAL in scheme.modes:
         directions = 16
     if directions is not None and not (step is None or (isinstance(step, str) and step == "auto")):
@@ -386,13 +427,13 @@ def compare(
     extra = {"rtol": rtol, "atol": atol}
     flat_points = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0].astype(dtype))(points), np.float64)
     try:
-        (exact, note), times[exact_name] = _timed(lambda: _exact_gradients(grad_fn, points, batching))
-        notes.extend([note] if note else [])
         if directions is None:
-            columns = _check_coordinates(fun, scheme, rule, points, flat_points, batching, traceable, exact, dtype,
-                                         extra, times)  # fmt: skip
+            columns = _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_points, batching,
+                                         traceable, dtype, extra, times, notes)  # fmt: skip
             names = coordinate_names(point0)
         else:
+            (exact, note), times[exact_name] = _timed(lambda: _exact_gradients(fun, grad_fn, points, batching))
+            notes.extend([note] if note else [])
             columns = _check_directions(fun, scheme, points, batching, exact, directions, seed, dtype, extra, times)
             names, reference = tuple(f"direction {k}" for k in range(directions)), False
     except Exception as error:
@@ -407,7 +448,7 @@ def compare(
             lambda: _reference_gradients(fun, points, index, numpy_reference.DEFAULT_H)
         )
         noise = np.max(columns.f_noise, axis=1, keepdims=True)[index]  # the noise of f at these points
-        ref_tol = tolerance(dtype, numpy_reference.DEFAULT_H, 1.0, noise, ref, ref_double, 2, exact[index])
+        ref_tol = tolerance(dtype, numpy_reference.DEFAULT_H, 1.0, noise, ref, ref_double, 2, columns.exact[index])
         if m < n:
             notes.append(f"the NumPy reference ran on {m:,} of {n:,} points, drawn at random (seed {seed})")
     return Comparison(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import numpy as np
 
-from .._files import write_csv, write_json
+from .._files import CsvText, write_csv, write_json
 from .._schemes import Mode
 from ..numerics import relative_error
 from . import _render
@@ -119,6 +120,9 @@ class Comparison:
     points: np.ndarray | None = None  # (N, d) the flattened points, float64, for pictures and studies
     directions: int | None = None  # the number of random directions in directional mode
     not_smooth: np.ndarray | None = None  # (N,) bool: the stencil sees a kink or a jump there (coordinate mode)
+
+    CSV_HEADER: ClassVar[tuple[str, ...]] = _render.CSV_HEADER
+    """The columns of `to_csv`: function, dtype, then the keys of `rows()`."""
 
     @property
     def mode_label(self) -> str:
@@ -246,10 +250,17 @@ class Comparison:
         """Summary statistics and the per-point rows, as plain Python (JSON-ready)."""
         return _render.to_dict(self)
 
+    def serialize(self) -> _render.Serialized:
+        """The text of the JSON and CSV files, encoded column by column (10,000 points in some 0.1 s, several times
+        faster than through `to_dict` and `rows`): `.json` is exactly `json.dumps(self.to_dict(), default=float)`,
+        one line; `.csv_header` and `.csv_body` (the rows as CSV text) are what `to_csv` writes."""
+        return _render.serialize(self)
+
     def to_json(self, path) -> None:
         """Write `to_dict()` as JSON (atomically)."""
         write_json(path, self.to_dict())
 
     def to_csv(self, path) -> None:
         """Write `rows()` as CSV (atomically), with the function and dtype on every row."""
-        write_csv(path, _render.with_constants(self.rows(), function=self.function, dtype=self.dtype))
+        text = self.serialize()
+        write_csv(path, CsvText(text.csv_header, [text.csv_body]))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
+import itertools
+import json
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,33 +67,75 @@ def summary(rep) -> str:
     return "\n".join(lines)
 
 
-def rows(rep) -> list[dict]:
-    """The per-point rows of `Comparison.rows`."""
+ROW_KEYS = ("point", "passed", "worst_column", "numeric", "exact", "abs_error", "tolerance", "max_ratio", "rel_error")
+"""The keys of a per-point row, in order."""
+CSV_HEADER = ("function", "dtype", *ROW_KEYS)
+"""The columns of `Comparison.to_csv`."""
+
+
+def _columns(rep) -> dict:
+    """The per-point rows as columns (Python lists, keys `ROW_KEYS`), computed in whole-array passes."""
     ratio, error = rep.ratio, rep.error  # computed once: each property is a whole-array pass
     n = rep.num_points
     if not ratio.shape[1]:
-        columns = {"numeric": [math.nan] * n, "exact": [math.nan] * n, "abs_error": [0.0] * n,
-                   "tolerance": [math.inf] * n, "max_ratio": [0.0] * n, "worst_column": [""] * n}  # fmt: skip
+        columns = {"worst_column": [""] * n, "numeric": [math.nan] * n, "exact": [math.nan] * n,
+                   "abs_error": [0.0] * n, "tolerance": [math.inf] * n, "max_ratio": [0.0] * n}  # fmt: skip
     else:
         worst = np.argmax(ratio, axis=1)[:, None]
-        columns = {
-            name: np.take_along_axis(values, worst, axis=1)[:, 0].astype(np.float64).tolist()
+        names = rep.coordinate_names
+        columns = {"worst_column": [names[c] if names else "" for c in worst[:, 0]]}
+        columns.update(
+            (name, np.take_along_axis(values, worst, axis=1)[:, 0].astype(np.float64).tolist())
             for name, values in (("numeric", rep.numeric), ("exact", rep.exact), ("abs_error", error),
                                  ("tolerance", rep.tolerance), ("max_ratio", ratio))
-        }  # fmt: skip
-        columns["worst_column"] = [rep.coordinate_names[c] if rep.coordinate_names else "" for c in worst[:, 0]]
-    rel = relative_error(rep.numeric, rep.exact, axis=1).tolist()
-    passed = np.all(ratio <= 1, axis=1).tolist()
-    return [
-        {"point": i, "passed": passed[i], "worst_column": columns["worst_column"][i],
-         **{k: columns[k][i] for k in ("numeric", "exact", "abs_error", "tolerance", "max_ratio")},
-         "rel_error": rel[i]}
-        for i in range(n)
-    ]  # fmt: skip
+        )  # fmt: skip
+    columns["point"] = list(range(n))
+    columns["passed"] = np.all(ratio <= 1, axis=1).tolist()
+    columns["rel_error"] = relative_error(rep.numeric, rep.exact, axis=1).tolist()
+    return {key: columns[key] for key in ROW_KEYS}
 
 
-def to_dict(rep) -> dict:
-    """The plain-Python form of `Comparison.to_dict`."""
+def rows(rep) -> list[dict]:
+    """The per-point rows of `Comparison.rows`."""
+    columns = _columns(rep)
+    return [dict(zip(ROW_KEYS, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+class Serialized(NamedTuple):
+    """A comparison as the text of its files: `json` is `json.dumps(rep.to_dict(), default=float)` (one line),
+    `csv_header` the columns of `to_csv` and `csv_body` its rows as CSV text (what `csv.writer` writes)."""
+
+    json: str
+    csv_header: tuple[str, ...]
+    csv_body: str
+
+
+_CSV_SPECIAL = {"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}  # JSON's names, as str(float) writes them
+
+
+def serialize(rep) -> Serialized:
+    """`Comparison.serialize`: the rows' columns encoded once, each number by one call of json's C encoder (its text
+    is Python's repr, shared by the CSV), zipped into the JSON and the CSV text without building a dict per row."""
+    columns = _columns(rep)
+    numbers = {key: json.dumps(columns[key])[1:-1].split(", ") if columns[key] else [] for key in ROW_KEYS[3:]}
+    points = list(map(str, columns["point"]))
+    names = {name: json.dumps(name) for name in set(columns["worst_column"])}
+    json_columns = [points, ["true" if p else "false" for p in columns["passed"]],
+                    [names[name] for name in columns["worst_column"]], *numbers.values()]  # fmt: skip
+    template = "{{" + ", ".join(f"{json.dumps(key)}: {{}}" for key in ROW_KEYS) + "}}"
+    rows_text = "[" + ", ".join(template.format(*values) for values in zip(*json_columns, strict=True)) + "]"
+    head = json.dumps(to_dict(rep, with_rows=False), default=float)
+    csv_numbers = [[_CSV_SPECIAL.get(v, v) for v in values] for values in numbers.values()]
+    body = io.StringIO()
+    csv.writer(body).writerows(
+        zip(itertools.repeat(rep.function), itertools.repeat(rep.dtype), points,
+            ["True" if p else "False" for p in columns["passed"]], columns["worst_column"], *csv_numbers)
+    )  # fmt: skip
+    return Serialized(head[:-1] + ', "rows": ' + rows_text + "}", CSV_HEADER, body.getvalue())
+
+
+def to_dict(rep, *, with_rows: bool = True) -> dict:
+    """The plain-Python form of `Comparison.to_dict` (without "rows": `with_rows=False`)."""
     worst = rep.worst
     return {
         "function": rep.function,
@@ -111,10 +158,5 @@ def to_dict(rep) -> dict:
         "worst": None if worst is None else dict(dataclasses.asdict(worst), ratio=worst.ratio),
         "reference_points": int(rep.reference_index.size) if rep.reference is not None else 0,
         "notes": list(rep.notes),
-        "rows": rows(rep),
+        **({"rows": rows(rep)} if with_rows else {}),
     }
-
-
-def with_constants(rows_, **constants) -> list[dict]:
-    """Every row with `constants` as its first columns."""
-    return [dict(constants, **row) for row in rows_]
