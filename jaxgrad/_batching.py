@@ -262,9 +262,11 @@ def map_points(per_point, points, step, chunk, blockable: bool = False):
 @functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "with_error"))
 def gradient_program(points, rule, *, fun, scheme: Scheme, chunk, with_error: bool = False):
     """Gradients (or `Estimate`s) and per-point "step vanished" flags at all points, in one program; `chunk` as in
-    `map_points` (a `Batching` plans chunks and coordinate blocks)."""
+    `map_points` (a `Batching` plans chunks and coordinate blocks). The flags are None for rules whose steps cannot
+    vanish (not `reports_vanished`): XLA then need not compute them (a boolean output costs ~35 µs a call on CPU)."""
     per_point = functools.partial(point_result(with_error), fun, scheme)
-    return map_points(per_point, points, rule, chunk, blockable=isinstance(chunk, Batching))
+    result, vanished = map_points(per_point, points, rule, chunk, blockable=isinstance(chunk, Batching))
+    return result, (vanished if rule.reports_vanished else None)  # only the user's own steps can vanish
 
 
 def plan(points, step, budget: int, *, fun, scheme: Scheme, with_error: bool = False) -> Plan:

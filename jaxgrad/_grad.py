@@ -87,6 +87,7 @@ def _as_argnums(argnums):
 def _gradient_of_bound(bound: Bound, scheme, with_error: bool, x, rule, rest, keywords):
     per_point = functools.partial(point_result(with_error), lambda point: bound.value(point, rest, keywords), scheme)
     result, vanished = fit_point(per_point, x, rule)(x, rule)  # in coordinate blocks when d² values do not fit
+    vanished = vanished if rule.reports_vanished else None  # only the user's own steps can vanish
     aux = bound.aux(as_working(x), rest, keywords) if bound.has_aux else None
     return result, vanished, aux
 
