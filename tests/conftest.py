@@ -12,6 +12,7 @@ import pytest
 from hypothesis import settings
 
 X64 = os.environ.get("JAX_ENABLE_X64", "1").lower() in ("1", "true")
+os.environ.setdefault("JAXGRAD_CACHE_DIR", "off")  # the CLI's persistent compilation cache: not in the tests' HOME
 jax.config.update("jax_enable_x64", X64)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

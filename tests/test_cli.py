@@ -349,3 +349,23 @@ def test_compare_table_says_what_unresolved_means(capsys):
     out = capsys.readouterr().out
     assert "unresolved" in out.splitlines()[1]  # the column
     assert "unresolved: points where the tolerance is as large as the gradient itself" in out  # and its legend
+
+
+def test_the_command_keeps_its_compiled_programs_between_runs(tmp_path):
+    """With JAXGRAD_CACHE_DIR set, a second identical command reads its programs from JAX's persistent compilation
+    cache (cache hits counted by jax.monitoring) instead of compiling them again."""
+    script = (
+        "import jax, jax.monitoring, jaxgrad.cli as cli\n"
+        "hits = []\n"
+        "jax.monitoring.register_event_listener(lambda name, **kw: hits.append(name) if name.endswith('cache_hits') "
+        "else None)\n"
+        "code = cli.main(['compare', '--function', 'sphere', '--dim', '3', '--points', '50', '--dtype', 'float32'])\n"
+        "print(code, len(hits))\n"
+    )
+    env = {**os.environ, "JAXGRAD_CACHE_DIR": str(tmp_path / "xla")}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]  # fmt: skip
+    first, second = (r.stdout.split()[-2:] for r in runs)
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert first == ["0", "0"] and any((tmp_path / "xla").iterdir())
+    assert second[0] == "0" and int(second[1]) >= 1
