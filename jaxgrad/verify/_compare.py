@@ -185,14 +185,17 @@ def _rows_on_host(leaf, index) -> np.ndarray:
     return np.asarray(leaf[jnp.asarray(index)])
 
 
-def _reference_gradients(fun, points, index, h):
+def _reference_gradients(fun, points, index, h, traceable: bool = True):
     """The NumPy reference at the sampled points, at steps h and 2h (the second for its truncation estimate), as
-    flat rows. A pytree point is flattened and `fun` called on its unraveled form."""
+    flat rows. A pytree point is flattened and `fun` called on its unraveled form. The reference's loop and
+    differences are NumPy's; `fun` is called as it is, or jitted when it traces and its 4·d·m calls one by one would
+    take over a second (`_quick_enough`: a user's JAX model runs op by op, ~100x slower than compiled)."""
     steps = (h, 2 * h)
     if isinstance(points, jax.Array):
+        rows_on_host = _rows_on_host(points, index)
+        call = fun if not traceable or _quick_enough(fun, rows_on_host) else jax.jit(fun)
         rows = [
-            [numpy_reference.numerical_gradient(fun, point, s).reshape(-1) for s in steps]
-            for point in _rows_on_host(points, index)
+            [numpy_reference.numerical_gradient(call, point, s).reshape(-1) for s in steps] for point in rows_on_host
         ]
     else:
         point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0], points))
@@ -201,12 +204,21 @@ def _reference_gradients(fun, points, index, h):
         def flat_fun(v):
             return fun(unravel(v))
 
-        rows = []
-        for i in index:
-            flat = np.asarray(ravel_pytree(as_working(jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], points)))[0])
-            rows.append([numpy_reference.numerical_gradient(flat_fun, flat, s) for s in steps])
+        flats = [np.asarray(ravel_pytree(as_working(jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], points)))[0])
+                 for i in index]  # fmt: skip
+        call = flat_fun if not traceable or _quick_enough(flat_fun, flats) else jax.jit(flat_fun)
+        rows = [[numpy_reference.numerical_gradient(call, flat, s) for s in steps] for flat in flats]
     rows = np.asarray(rows, np.float64)
     return rows[:, 0], rows[:, 1]
+
+
+def _quick_enough(fun, rows, seconds: float = 1.0) -> bool:
+    """Whether the reference's 4·d calls of `fun` per row, one by one, take under `seconds` (timed on one call)."""
+    if not len(rows):
+        return True
+    start = time.perf_counter()
+    jax.block_until_ready(fun(rows[0]))
+    return (time.perf_counter() - start) * 4 * np.size(rows[0]) * len(rows) < seconds
 
 
 def _check_scalar_output(fun, point) -> None:
@@ -445,7 +457,7 @@ def compare(
         m = default_reference_points(n, dim) if reference_points is None else min(int(reference_points), n)
         index = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
         (ref, ref_double), times[f"numpy ref ({m} pts)"] = _timed(
-            lambda: _reference_gradients(fun, points, index, numpy_reference.DEFAULT_H)
+            lambda: _reference_gradients(fun, points, index, numpy_reference.DEFAULT_H, traceable)
         )
         noise = np.max(columns.f_noise, axis=1, keepdims=True)[index]  # the noise of f at these points
         ref_tol = tolerance(dtype, numpy_reference.DEFAULT_H, 1.0, noise, ref, ref_double, 2, columns.exact[index])
