@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import itertools
 import math
+import sys
+import threading
 from typing import Any, NamedTuple
 
 import jax
@@ -211,14 +215,21 @@ def plan_for(per_point, points, step, batching, blockable: bool = False) -> Plan
         traced = trace_point(functools.partial(per_point, block=block), points, step)
     per = traced.bytes
     if per > budget and batching.memory_budget is not None:
-        raise ValueError(
-            f"One point needs about {per:,} bytes of temporaries"
-            + (f" ({block} coordinate{'s' if block > 1 else ''} at a time)" if block else "")
-            + f", more than `memory_budget`={batching.memory_budget:,}. Raise memory_budget to at least {per:,} "
-            "(or leave it None for the default), or check fewer coordinates at once (compare(..., directions=K))."
-        )
+        raise over_budget(per, block, batching.memory_budget)
     chunk = batching.chunk_size or budget // per
     return Plan(balanced(n, chunk), block, total, traced.replay)
+
+
+def over_budget(needed: int, block: int | None, memory_budget: int, unit: str = "coordinate",
+                fix: str = "check fewer coordinates at once (compare(..., directions=K))") -> ValueError:  # fmt: skip
+    """The error for one point whose temporaries (`needed` bytes, `block` units at a time) exceed an explicit
+    `memory_budget`: it names both and the fix."""
+    return ValueError(
+        f"One point needs about {needed:,} bytes of temporaries"
+        + (f" ({block} {unit}{'s' if block > 1 else ''} at a time)" if block else "")
+        + f", more than `memory_budget`={memory_budget:,}. Raise memory_budget to at least {needed:,} "
+        f"(or leave it None for the default), or {fix}."
+    )
 
 
 def fit_point(per_point, x, step, batching: Batching | None = None):
@@ -228,14 +239,83 @@ def fit_point(per_point, x, step, batching: Batching | None = None):
     return plan_for(per_point, one, step, batching or Batching(), blockable=True).per_point
 
 
+# ------------------------------------------------------------------------------------------------- progress
+MAX_TICKS = 100
+"""The most progress ticks one program (one device's shard) sends: more chunks are grouped between ticks."""
+_BARS: dict[int, Any] = {}
+_BAR_IDS = itertools.count(1)
+_BARS_LOCK = threading.Lock()
+
+
+def new_bar(total: int, desc: str):
+    """The bar `progress_bar` shows: tqdm on stderr, in points."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="pt", unit_scale=total >= 10_000, file=sys.stderr, dynamic_ncols=True)
+
+
+def tick(bar_id, count) -> None:
+    """Advance the open bar `bar_id` by `count` points, never past its total (a sharded run's padding points are not
+    shown); a bar already closed (the program ran under the user's own jit) is ignored. Runs on the host: called by
+    the program's `jax.debug.callback`, or directly by host code."""
+    with _BARS_LOCK:
+        bar = _BARS.get(int(bar_id))
+        if bar is not None:
+            bar.update(max(0, min(int(count), bar.total - bar.n)))
+
+
+def progress_bar(total: int, enabled: bool, desc: str = "batch_grad"):
+    """A progress bar of `total` points while the `with` block runs: yields the bar's id (an int32 scalar to pass
+    to a `map_points` program as `progress`), or None when not `enabled` (no bar, no callback in the program). The
+    block must wait for its results (`jax.block_until_ready`) before it ends; the bar closes after every tick."""
+    return _bar(total, desc) if enabled else contextlib.nullcontext()
+
+
+def set_total(bar_id, total: int) -> None:
+    """Make the open bar `bar_id` count to `total` points (a process that computes only some of them)."""
+    with _BARS_LOCK:
+        bar = _BARS.get(int(bar_id))
+        if bar is not None:
+            bar.total = total
+            bar.refresh()
+
+
+@contextlib.contextmanager
+def _bar(total: int, desc: str):
+    bar_id = next(_BAR_IDS)
+    with _BARS_LOCK:
+        _BARS[bar_id] = new_bar(total, desc)
+    try:
+        yield np.int32(bar_id)
+    finally:
+        jax.effects_barrier()  # every tick of the program has reached the bar
+        with _BARS_LOCK:
+            _BARS.pop(bar_id).close()
+
+
+def _ticked(results, count, progress):
+    """`results`, with the host told `count` more points are done once they are computed (nothing if `progress` is
+    None). The optimization barrier makes the callback wait for this chunk's results, not fire as it starts."""
+    if progress is None:
+        return results
+    results, count = lax.optimization_barrier((results, jnp.asarray(count, jnp.int32)))
+    jax.debug.callback(tick, progress, count)  # unordered: ordered effects cannot run on several devices (shard_map)
+    return results
+
+
 # ------------------------------------------------------------------------------------------------- the map
-def map_points(per_point, points, step, chunk, blockable: bool = False):
+def map_points(per_point, points, step, chunk, blockable: bool = False, progress=None):
     """`per_point(x, step)` at every point (leading axis of `points`), inside a traced program.
 
     `chunk` is a `Batching` (the chunk planned by `plan_for`, within its memory budget) or a number of points. One
     vmap if the chunk is N; else a loop over balanced chunks whose outputs are written into buffers of N rows. The
     last chunk starts at N - chunk (overlapping the one before by less than a chunk, recomputed identically), so
     the points are never padded or copied and `per_point` is traced once.
+
+    With `progress` (a bar id from `progress_bar`) one host callback ticks the bar by the new points of each chunk
+    as it finishes (one tick of N for one pass; the ticks sum to N). Beyond `MAX_TICKS` chunks, consecutive chunks
+    are grouped (an inner loop) and each group ticks once: a callback cost ~0.5-1 ms on a busy 2-core CPU, and one
+    per chunk made 1,924 chunks of 52 points 1.8× slower. With None the program has no callback at all.
     """
     n = jax.tree_util.tree_leaves(points)[0].shape[0]
     if isinstance(chunk, Batching) or blockable:
@@ -243,7 +323,7 @@ def map_points(per_point, points, step, chunk, blockable: bool = False):
         chunk, per_point = chosen.chunk, chosen.per_point
     batched = jax.vmap(per_point, in_axes=(0, None))
     if chunk >= n:
-        return batched(points, step)
+        return _ticked(batched(points, step), n, progress)
 
     def take(tree, start):
         return jax.tree_util.tree_map(lambda leaf: lax.dynamic_slice_in_dim(leaf, start, chunk), tree)
@@ -256,16 +336,27 @@ def map_points(per_point, points, step, chunk, blockable: bool = False):
         results = batched(take(points, start), step)
         return jax.tree_util.tree_map(lambda o, r: lax.dynamic_update_slice_in_dim(o, r, start, 0), out, results)
 
-    return lax.fori_loop(0, -(-n // chunk), body, out)
+    chunks = -(-n // chunk)
+    if progress is None:
+        return lax.fori_loop(0, chunks, body, out)
+    group = -(-chunks // MAX_TICKS)  # chunks per tick
+
+    def ticking(g, out):
+        first, stop = g * group, jnp.minimum((g + 1) * group, chunks)
+        out = body(first, out) if group == 1 else lax.fori_loop(first, stop, body, out)
+        return _ticked(out, jnp.minimum(n, stop * chunk) - first * chunk, progress)
+
+    return lax.fori_loop(0, -(-chunks // group), ticking, out)
 
 
 @functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "with_error"))
-def gradient_program(points, rule, *, fun, scheme: Scheme, chunk, with_error: bool = False):
-    """Gradients (or `Estimate`s) and per-point "step vanished" flags at all points, in one program; `chunk` as in
-    `map_points` (a `Batching` plans chunks and coordinate blocks). The flags are None for rules whose steps cannot
-    vanish (not `reports_vanished`): XLA then need not compute them (a boolean output costs ~35 µs a call on CPU)."""
+def gradient_program(points, rule, *, fun, scheme: Scheme, chunk, with_error: bool = False, progress=None):
+    """Gradients (or `Estimate`s) and per-point "step vanished" flags at all points, in one program; `chunk` and
+    `progress` (None, or a bar id: an argument, so one program serves every bar) as in `map_points` (a `Batching`
+    plans chunks and coordinate blocks). The flags are None for rules whose steps cannot vanish (not
+    `reports_vanished`): XLA then need not compute them (a boolean output costs ~35 µs a call on CPU)."""
     per_point = functools.partial(point_result(with_error), fun, scheme)
-    result, vanished = map_points(per_point, points, rule, chunk, blockable=isinstance(chunk, Batching))
+    result, vanished = map_points(per_point, points, rule, chunk, isinstance(chunk, Batching), progress)
     return result, (vanished if rule.reports_vanished else None)  # only the user's own steps can vanish
 
 
@@ -276,10 +367,13 @@ def plan(points, step, budget: int, *, fun, scheme: Scheme, with_error: bool = F
     return plan_for(per_point, points, step, Batching(memory_budget=budget), blockable=True)
 
 
-def run_program(program, points, step, batching: Batching, **static):
+def run_program(program, points, step, batching: Batching, progress=None, **static):
     """Run a jitted `map_points` program within `batching`: its own chunk size, or one planned inside the program
-    from the memory budget (one compile per shapes and options, called through jit's fast path)."""
+    from the memory budget (one compile per shapes and options, called through jit's fast path). With `progress` (a
+    bar id from `progress_bar`; the program must take it) it waits for the results, so every tick has arrived."""
     n = jax.tree_util.tree_leaves(points)[0].shape[0]
     if batching.chunk_size is not None and batching.chunk_size >= n:
         batching = Batching(n, batching.memory_budget)
-    return program(points, step, chunk=batching, **static)
+    if progress is None:
+        return program(points, step, chunk=batching, **static)
+    return jax.block_until_ready(program(points, step, chunk=batching, progress=progress, **static))

@@ -18,6 +18,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from . import _batching
+from . import _validate as validate
 from ._batching import Batching, gradient_program
 from ._evaluate import hashable, working_dtype, working_dtypes
 from ._schemes import Scheme, as_scheme
@@ -74,27 +76,38 @@ def pad_points(points, multiple: int):
 
 
 @functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error", "batching", "mesh", "axis"))
-def _sharded_gradient(points, rule, *, fun, scheme, with_error, batching, mesh, axis):
-    def local(shard, st):  # traced with one device's shard, so the chunks are planned for one device
-        return gradient_program(shard, st, fun=fun, scheme=scheme, chunk=batching, with_error=with_error)
+def _sharded_gradient(points, rule, progress=None, *, fun, scheme, with_error, batching, mesh, axis):
+    def local(shard, st, bar):  # traced with one device's shard, so the chunks are planned for one device
+        return gradient_program(shard, st, fun=fun, scheme=scheme, chunk=batching, with_error=with_error,
+                                progress=bar)  # fmt: skip
 
-    mapped = jax.shard_map(local, mesh=mesh, in_specs=(P(axis), P()), out_specs=P(axis), check_vma=False)
-    return mapped(points, rule)
+    mapped = jax.shard_map(local, mesh=mesh, in_specs=(P(axis), P(), P()), out_specs=P(axis), check_vma=False)
+    return mapped(points, rule, progress)
 
 
-def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, batching: Batching):
+def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, batching: Batching, progress=None):
     """`batch_grad` with the points split across devices: pad, place, run the chunked map on every shard, unpad.
 
     Every device runs the one-device program (`gradient_program`) on its shard, with the chunks that `batching`
     plans for one shard. Works across processes (`jax.distributed`): each process places and computes only its own
-    devices' shards. Returns (gradients, per-point "step vanished" flags).
+    devices' shards. With `progress` (a bar id), every device ticks the bar per chunk of its own shard and the call
+    waits for the results; the bar counts N (the padding is not shown), or the rows this process's devices compute
+    when that differs (a share of N on each of several hosts; replicas on a mesh of several axes count each time).
+    Returns (gradients, per-point "step vanished" flags).
     """
     sharding = points_sharding(sharding)
     axis = _axis_of(sharding)
     padded, n = pad_points(points, _devices_along(sharding.mesh, axis))
     placed = jax.device_put(padded, sharding)
-    result = _sharded_gradient(placed, rule, fun=fun, scheme=scheme, with_error=with_error, batching=batching,
-                               mesh=sharding.mesh, axis=axis)  # fmt: skip
+    if progress is not None:  # the rows this process's devices compute, when not N once (other hosts, replicas)
+        leaf = jax.tree_util.tree_leaves(placed)[0]
+        local = sum(shard.data.shape[0] for shard in leaf.addressable_shards)
+        if local != leaf.shape[0]:
+            _batching.set_total(progress, local)
+    result = _sharded_gradient(placed, rule, progress, fun=fun, scheme=scheme, with_error=with_error,
+                               batching=batching, mesh=sharding.mesh, axis=axis)  # fmt: skip
+    if progress is not None:
+        result = jax.block_until_ready(result)
     return jax.tree_util.tree_map(lambda leaf: leaf[:n], result)
 
 
@@ -107,6 +120,7 @@ def stream_grad(
     order: int | None = None,
     step=None,
     out=None,
+    progress: bool = False,
 ):
     """Gradients chunk by chunk, on the host's schedule: yields (start, stop, gradients) for each chunk as it
     finishes, and writes it into `out` (a NumPy array or `np.lib.format.open_memmap` of the result's shape) when
@@ -121,6 +135,9 @@ def stream_grad(
       chunk_size: points per chunk.
       method, order, step: as in `grad`.
       out: optional array of shape points.shape to write the gradients into.
+      progress: True shows a tqdm bar on stderr, in points, advanced as each chunk finishes (each chunk is one
+        program call, so the host ticks it; the overlap of the last chunk is not counted twice). It closes when the
+        loop ends, is broken off, or the generator is closed. False (the default): no bar.
 
     Example:
       >>> import numpy as np, jaxgrad as jg
@@ -134,6 +151,7 @@ def stream_grad(
     scheme = as_scheme(method, order)
     rule = as_step_rule(step)
     fun = hashable(fun)
+    progress = validate.boolean("progress", progress)
     Batching(chunk_size=chunk_size)  # validates chunk_size
     if not hasattr(points, "shape") or np.ndim(points) < 1:
         raise TypeError(
@@ -151,15 +169,22 @@ def stream_grad(
                             f"array of dtype {result}.")  # fmt: skip
     chunk = min(chunk_size, n)
     done = 0
-    while done < n:
-        start = min(done, n - chunk)
-        grads, vanished = gradient_program(jnp.asarray(points[start : start + chunk]), rule, fun=fun, scheme=scheme,
-                                           chunk=chunk)  # fmt: skip
-        raise_if_step_vanished(vanished, rule)
-        grads = np.asarray(grads)
-        if out is not None:
-            out[start : start + chunk] = grads
-            if hasattr(out, "flush"):
-                out.flush()
-        yield start, start + chunk, grads
-        done = start + chunk
+    bar = _batching.new_bar(n, "stream_grad") if progress else None
+    try:
+        while done < n:
+            start = min(done, n - chunk)
+            grads, vanished = gradient_program(jnp.asarray(points[start : start + chunk]), rule, fun=fun,
+                                               scheme=scheme, chunk=chunk)  # fmt: skip
+            raise_if_step_vanished(vanished, rule)
+            grads = np.asarray(grads)
+            if out is not None:
+                out[start : start + chunk] = grads
+                if hasattr(out, "flush"):
+                    out.flush()
+            if bar is not None:
+                bar.update(start + chunk - done)
+            yield start, start + chunk, grads
+            done = start + chunk
+    finally:
+        if bar is not None:
+            bar.close()
