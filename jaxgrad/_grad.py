@@ -221,7 +221,12 @@ def grad(
         x, rest = bound.split(args)
         called, compiled = bound, program
         if is_filtered(x):  # only its inexact-array leaves are differentiated, as by eqx.filter_grad
-            x, arrays, skeleton = partition(x)
+            original, (x, arrays, skeleton) = x, partition(x)
+            if not jax.tree_util.tree_leaves(x):
+                raise TypeError(
+                    "the differentiated argument must be an array or a pytree holding floating-point arrays, got "
+                    f"{type(original).__name__} {original!r:.60} with none; pass floats, e.g. jnp.asarray(x, float)."
+                )
             rest, called = (arrays, *rest), FilteredBound(bound, skeleton)
             compiled = compiled_with(_gradient_program, _gradient_of_bound, called, scheme, with_error)
         if traceable:

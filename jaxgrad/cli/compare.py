@@ -163,12 +163,15 @@ def run(args) -> int:
                 pending[-1].result()
             pending.append(recorder.submit(record_run, done[-1]))
 
-    def write_files():
+    def write_files():  # no run finished (Ctrl-C during the first): nothing is written, old files stay as they were
         with interrupts_deferred():
             recorder.shutdown(wait=True)
             for future in pending:
                 future.result()
-            _write_files(record, csv_bodies, args.json, args.csv)
+            if pending:
+                _write_files(record, csv_bodies, args.json, args.csv)
+            else:
+                record.remove()
 
     try:
         reports, interrupted = each_with_progress(
