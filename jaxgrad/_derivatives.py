@@ -185,7 +185,7 @@ def jacobian(
       method, order, step: as in `grad`.
       with_error: return an `Estimate(value, error, status)`: the Jacobian, the estimated absolute error of each
         entry (in the same layout) and an int8 `jg.Status`.
-      memory_budget: bytes of temporaries the program may use beyond its outputs; None: 8 MiB on CPU, 1 GiB on
+      memory_budget: bytes of temporaries the program may use beyond its outputs; None: 32 MiB on CPU, 1 GiB on
         GPU/TPU (`jg.default_memory_budget`).
 
     Returns:
@@ -589,7 +589,7 @@ def hessian(
       with_error: return an `Estimate(value, error, status)`: the Hessian, the estimated absolute error of each
         entry (round-off f_noise·sum|w| / (h_i h_j) from the measured noise of f, plus the Richardson truncation
         estimate |H(h) − H(2h)| / (2^p − 1)), in the same layout, and an int8 `jg.Status` for the point.
-      memory_budget: bytes of temporaries the program may use beyond its outputs; None: 8 MiB on CPU, 1 GiB on
+      memory_budget: bytes of temporaries the program may use beyond its outputs; None: 32 MiB on CPU, 1 GiB on
         GPU/TPU (`jg.default_memory_budget`).
 
     Returns:

@@ -273,7 +273,7 @@ def batch_grad(
         N on its floating-point array leaves only; its other leaves, integer arrays included, are shared by all points.
       method, order, step: as in `grad`; a step is a scalar or has the shape of one point, shared by all points.
       chunk_size: points per chunk; None picks it from `memory_budget`.
-      memory_budget: bytes of temporary memory one pass may use; None means 8 MiB on CPU (cache-sized temporaries
+      memory_budget: bytes of temporary memory one pass may use; None means 32 MiB on CPU (cache-sized temporaries
         are faster there) and 1 GiB on GPU/TPU.
       with_error: return an `Estimate(value, error, status)` with the error of every coordinate and a status (N,)
         per point, as in `grad`.

@@ -23,6 +23,19 @@ settings.register_profile("explore", max_examples=1000, deadline=None, derandomi
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))  # HYPOTHESIS_PROFILE=explore: a long random hunt
 
 
+# Long files first, so that with parallel workers (`ci/test` runs `pytest -n auto --dist loadfile`: a file stays on
+# one worker, so test_docs.py builds the site from the notebooks it executed) none is left to run alone at the end.
+FIRST = ("tests/test_docs.py", "tests/test_distributed.py", "tests/test_fuzz.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return FIRST.index(path) if path in FIRST else len(FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file is kept
+
+
 @pytest.fixture(autouse=True)
 def _config_is_restored():
     """No test may leave the global JAX configuration changed for the tests after it."""
