@@ -43,7 +43,8 @@ def use_compilation_cache() -> str | None:
     """Turn on JAX's persistent compilation cache for this process, so that a command run again with the same
     functions, shapes and options compiles nothing (XLA's compiles are most of `jaxgrad compare`'s time): in
     $JAXGRAD_CACHE_DIR, else $XDG_CACHE_HOME/jaxgrad/xla or ~/.cache/jaxgrad/xla. JAXGRAD_CACHE_DIR=off turns it off;
-    a cache already configured for JAX (JAX_COMPILATION_CACHE_DIR) is left as it is. Returns the directory, or None."""
+    a cache already configured for JAX (JAX_COMPILATION_CACHE_DIR) is left as it is; `jaxgrad bench`, which times
+    compiles, never uses it. Returns the directory, or None."""
     chosen = os.environ.get(CACHE, "")
     if chosen.lower() in ("off", "0", "none") or jax.config.jax_compilation_cache_dir:
         return None
@@ -63,7 +64,8 @@ def main(argv=None) -> int:
     """Entry point of the `jaxgrad` command; returns the exit code: 0 done, 1 a gradient mismatch, 2 an error (one
     line on stderr), 130 interrupted (Ctrl-C; finished results are kept)."""
     args = build_parser().parse_args(join_negative_numbers(sys.argv[1:] if argv is None else argv))
-    use_compilation_cache()
+    if args.command != "bench":  # bench measures XLA's compiles: a cache would hide them
+        use_compilation_cache()
     try:
         with jax.enable_x64(True):  # so --dtype float64 is float64; float32 input stays float32
             return args.run(args)
