@@ -22,6 +22,7 @@ from ._evaluate import (
     adapted_steps,
     apply,
     as_working,
+    at_coords,
     blockable,
     blocked_steps,
     by_blocks,
@@ -124,7 +125,7 @@ def _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block: int, out_exa
     def values_at(coords, rows):
         values = apply(flat_fun, unravel, rows, scheme)
         check_output(values, x, scalar=False)
-        return values, (flat_h if coords is None else flat_h[coords])
+        return values, at_coords(flat_h, coords)
 
     if not with_error:
 

@@ -35,7 +35,6 @@ def _working_dtype(dtype: np.dtype, x64: bool) -> np.dtype:
     default float dtype (float64 with `jax_enable_x64`, else float32), because x + h must not be truncated. float16
     and bfloat16 are computed in float32: their eps^(1/3) ≈ 0.1 step is too coarse for a useful derivative.
     """
-    dtype = np.dtype(dtype)
     if dtype == np.longdouble and np.finfo(dtype).bits > 64:
         raise TypeError(
             f"Inputs of dtype {dtype} are not supported by JAX; pass float64 (x.astype(np.float64)) with "
@@ -266,6 +265,11 @@ def by_blocks(compute, dim: int, block: int | None):
     return lax.fori_loop(0, count, body, out)
 
 
+def at_coords(values, coords):
+    """`values` (one entry per coordinate) at the block `coords` that `by_blocks` passes (None: every coordinate)."""
+    return values if coords is None else values[coords]
+
+
 def blockable(scheme: Scheme) -> bool:
     """Whether the scheme evaluates any subset of coordinates on its own (`by_blocks`): the same stencil on every
     axis. `StepDirection`, whose stencil depends on the coordinate, is evaluated whole."""
@@ -283,9 +287,9 @@ def scouted_steps(fun, unravel, flat_x, scout, cap, sides, exponent: float, bloc
     f0 = apply(fun, unravel, flat_x[None], Central())[0]
 
     def steps_of(coords):
-        pick = (lambda a: a) if coords is None else (lambda a: a[coords])
-        values = apply(fun, unravel, _auto.scout_rows(flat_x, scout, pick(sides), coords), Central())
-        return _auto.choose(values, f0, pick(flat_x), pick(scout), pick(cap), pick(sides), exponent), ()
+        picked = tuple(at_coords(a, coords) for a in (flat_x, scout, cap, sides))  # x, b, cap, sides of the block
+        values = apply(fun, unravel, _auto.scout_rows(flat_x, scout, picked[3], coords), Central())
+        return _auto.choose(values, f0, *picked, exponent), ()
 
     return by_blocks(steps_of, flat_x.shape[0], block)[0]
 
@@ -323,8 +327,7 @@ def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False
     """Evaluate `fun` at the scheme's points around x (its error-estimate points with `with_error`), as one vmap
     (two with `step="auto"`: the scout lines first)."""
     x = as_working(x)
-    flat_x, unravel = ravel_pytree(x)
-    flat_h = adapted_steps(fun, unravel, x, flat_steps(x, rule, scheme), rule, scheme)
+    flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, None)
     rows = scheme.estimate_points(flat_x, flat_h) if with_error else scheme.points(flat_x, flat_h)
     values = apply(fun, unravel, rows, scheme)
     check_output(values, x, scalar)
@@ -364,7 +367,7 @@ def point_gradient(fun, scheme: Scheme, x, rule: StepRule, block: int | None = N
     def gradient_of(coords):
         values = apply(fun, unravel, scheme.points(flat_x, flat_h, coords), scheme)
         check_output(values, x, scalar=True)
-        return scheme.combine(values, flat_h if coords is None else flat_h[coords]), ()
+        return scheme.combine(values, at_coords(flat_h, coords)), ()
 
     g = by_blocks(gradient_of, flat_x.shape[0], block)[0]
     return unravel(g), vanished(flat_x, flat_h, scheme)
@@ -382,7 +385,7 @@ def point_parts(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None
         def estimated_of(coords):
             values = apply(fun, unravel, scheme.estimate_points(flat_x, flat_h, coords), scheme)
             check_output(values, x, scalar=True)
-            estimated = scheme.estimate(values, flat_x, flat_h if coords is None else flat_h[coords])
+            estimated = scheme.estimate(values, flat_x, at_coords(flat_h, coords))
             return (*estimated[:4], estimated.curvature), estimated.status
 
         (g, g_double, f_noise, error, curvature), codes = by_blocks(estimated_of, flat_x.shape[0], block)
