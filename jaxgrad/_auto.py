@@ -39,7 +39,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from ._estimate import SIGNIFICANT, SMOOTHNESS_RATIO
+from ._estimate import unresolved
 from ._schemes import unit_rows
 from ._steps import default_factor, representable_step, round_to_power_of_two
 from .numerics import ROUNDING, finite_difference_weights
@@ -48,8 +48,6 @@ MEASURABLE = 4.0
 """The third difference counts as f''' when it exceeds this many times its own rounding noise."""
 SHRINK = 2.0**-8
 """The least the step shrinks where the scout line leaves the domain or crosses a kink or an unresolved wave."""
-LARGEST_RATIO = 17.0
-"""Second differences at 2B and B have ratio 4 for a smooth f (16 where f'' = 0): above this, f is not resolved."""
 CENTRAL_LINE = (-2, -1, 0, 1, 2)
 ONE_SIDED_LINE = (0, 1, 2, 3, 4)
 SCOUT_EXPONENT = 1 / 3
@@ -127,9 +125,7 @@ def choose(values, f0, x, b, cap, sides, exponent: float):
     # second differences at B and 2B (central: around x; one-sided: from x), which grow ×4 for a smooth f
     at_h = jnp.where(side == 0, line[1] - 2 * line[2] + line[3], line[0] - 2 * line[1] + line[2])
     at_2h = line[0] - 2 * line[2] + line[4]  # the same positions in either order
-    significant = jnp.abs(at_2h) > SIGNIFICANT * math.sqrt(6.0) * sigma
-    ratio = jnp.abs(at_2h) / jnp.maximum(jnp.abs(at_h), jnp.finfo(dtype).tiny)
-    unresolved = significant & ((ratio < SMOOTHNESS_RATIO) | (ratio > LARGEST_RATIO))
+    unsmooth = unresolved(at_h, at_2h, math.sqrt(6.0) * sigma)
 
     reduce = tuple(range(1, line.ndim - 1))  # several outputs (a Jacobian): the smallest step any of them needs
     b_ = b.reshape(-1, *extra).astype(line.dtype)
@@ -146,7 +142,7 @@ def choose(values, f0, x, b, cap, sides, exponent: float):
         ROUNDING**exponent * default_factor(dtype, exponent) * length, jnp.where(measured | seen, 0, b_)
     )
     fitted = jnp.min(fitted, axis=reduce) if reduce else fitted
-    broken = jnp.any(~finite | unresolved, axis=reduce) if reduce else ~finite | unresolved
+    broken = jnp.any(~finite | unsmooth, axis=reduce) if reduce else ~finite | unsmooth
 
     ax = jnp.abs(x)  # B assumed the scale max(|x|, 1); the other natural scale is min(|x|, 1)
     other = jnp.where(ax > 0, jnp.minimum(ax, 1 / jnp.maximum(ax, jnp.finfo(dtype).tiny)), 1.0)

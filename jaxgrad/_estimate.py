@@ -11,6 +11,8 @@ SMOOTHNESS_RATIO = 3.0
 """Second differences at 2h and h have ratio 4 for a smooth f, 2 at a kink, 1 at a jump: below this is not smooth."""
 SIGNIFICANT = 20.0
 """A second difference counts when it exceeds this many times its own noise."""
+LARGEST_RATIO = 17.0
+"""Second differences at 2h and h have ratio 4 for a smooth f (16 where f'' = 0): above this, f is not resolved."""
 
 
 class Status(enum.IntEnum):
@@ -28,7 +30,8 @@ class Status(enum.IntEnum):
     is unknown."""
     NOT_ANALYTIC = 4
     """The complex step disagrees with a real central difference along a direction: f is not complex-safe (it
-    uses softplus, abs, max, comparisons or `where` on the real part), so Im f(x + ih)/h is not its derivative."""
+    uses softplus, abs, max, comparisons or `where` on the real part), so Im f(x + ih)/h is not its derivative; its
+    error is reported as inf."""
 
 
 class Estimate(NamedTuple):
@@ -73,6 +76,15 @@ def _precision(error, gradient):
     return jnp.where(jnp.linalg.norm(error) > jnp.linalg.norm(gradient), Status.IMPRECISE, Status.OK)
 
 
+def unresolved(at_h, at_2h, noise):
+    """Where f is not smooth at the step's scale, from its second differences at h and 2h along a line (`noise`: that
+    of the one at 2h): significant, yet their ratio is not the ×4 of a smooth f (×16 where f'' = 0) but below
+    SMOOTHNESS_RATIO (a kink: 2, a jump: 1) or above LARGEST_RATIO (a wave shorter than the step, aliased)."""
+    significant = jnp.abs(at_2h) > SIGNIFICANT * noise
+    ratio = jnp.abs(at_2h) / jnp.maximum(jnp.abs(at_h), jnp.finfo(jnp.result_type(at_h)).tiny)
+    return significant & ((ratio < SMOOTHNESS_RATIO) | (ratio > LARGEST_RATIO))
+
+
 def status(x, values, gradient, error, second: SecondDifferences | None = None):
     """One point's `Status` code (the most severe reason wins: NONFINITE, then NOT_SMOOTH, then IMPRECISE).
 
@@ -83,9 +95,7 @@ def status(x, values, gradient, error, second: SecondDifferences | None = None):
     finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(values)) & jnp.all(jnp.isfinite(gradient))
     code = _precision(error, gradient)
     if second is not None:
-        significant = jnp.abs(second.at_2h) > SIGNIFICANT * second.noise
-        kinked = significant & (jnp.abs(second.at_2h) < SMOOTHNESS_RATIO * jnp.abs(second.at_h))
-        code = jnp.where(jnp.any(kinked), Status.NOT_SMOOTH, code)
+        code = jnp.where(jnp.any(unresolved(*second)), Status.NOT_SMOOTH, code)
     return jnp.where(finite, code, Status.NONFINITE).astype(jnp.int8)
 
 

@@ -6,6 +6,7 @@ Everything here is traced for a single point; batching, chunking and sharding ma
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from typing import Any, NamedTuple
 
@@ -391,16 +392,18 @@ def point_parts(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None
         (g, g_double, f_noise, error, curvature), codes = by_blocks(estimated_of, flat_x.shape[0], block)
         code = merge_status(codes, error, g)
         parts = Parts(flat_h, g, g_double, f_noise, error, code, vanished(flat_x, flat_h, scheme), curvature)
-    return (complex_checked(fun, unravel, flat_x, parts) if scheme.imaginary else parts), unravel
+    return (complex_checked(fun, unravel, scheme, flat_x, parts, block) if scheme.imaginary else parts), unravel
 
 
-def complex_checked(fun, unravel, x, parts: Parts) -> Parts:
-    """`parts` of the complex step, with status NOT_ANALYTIC where Im f(x + ih)/h is not f's derivative.
+def complex_checked(fun, unravel, scheme: Scheme, x, parts: Parts, block: int | None = None) -> Parts:
+    """`parts` of the complex step, with status NOT_ANALYTIC where Im f(x + ih)/h is not f's derivative, and the
+    error that the rounding of f's own arguments adds (`argument_rounding`).
 
     A function that is not complex-safe (softplus, abs, max, `where` on the real part) gives a complex step that is
     wrong with no sign of trouble in its own estimate. One real central difference along a fixed pseudo-random
     direction v (4 evaluations: at ±t and ±2t, t central order 2's step) gives v·∇f to within its own error
-    estimate; the complex-step gradient must agree with it within SAFETY times the two estimates."""
+    estimate; the complex-step gradient must agree with it within SAFETY times the two estimates. Where it does not,
+    the error is inf: the value is not f's derivative, by an amount the complex step cannot know."""
     d = x.shape[0]
     v = jax.random.normal(jax.random.key(0), (d,), x.dtype)
     v = v / jnp.max(jnp.abs(v))
@@ -414,14 +417,38 @@ def complex_checked(fun, unravel, x, parts: Parts) -> Parts:
                         + jnp.abs(v) @ parts.error + ROUNDING * eps * jnp.abs(v) @ jnp.abs(parts.g))  # fmt: skip
     wrong = jnp.abs(along_t - predicted) > allowed
     trusted = (parts.status == Status.OK) | (parts.status == Status.IMPRECISE)
-    # the complex step differentiates f at fl(x): f's own argument rounding, eps·|x_i| times its curvature (here
-    # v'Hv/|v|², from the same four values), is an error no complex step can remove
-    curvature = jnp.abs(f[3] + f[0] - f[2] - f[1]) / (3 * t**2) / jnp.sum(v**2)
-    error = jnp.maximum(parts.error, ROUNDING * eps * jnp.abs(x) * curvature)
+    refused = wrong & trusted
+    error = jnp.where(refused, jnp.inf, parts.error + argument_rounding(fun, unravel, scheme, x, parts, block))
     return parts._replace(
         error=error.astype(parts.error.dtype),
-        status=jnp.where(wrong & trusted, Status.NOT_ANALYTIC, parts.status).astype(jnp.int8),
+        status=jnp.where(refused, Status.NOT_ANALYTIC, parts.status).astype(jnp.int8),
     )
+
+
+def argument_rounding(fun, unravel, scheme: Scheme, x, parts: Parts, block: int | None = None):
+    """Per coordinate, the error of the complex step that comes from rounding inside f, not from the step.
+
+    The complex step differentiates f exactly at the arguments f really computes with: each of f's inner arguments
+    (x itself, 2πx in a sin, ...) carries a rounding of about eps times its size, so the gradient is off by
+    H·δ with |δ_j| ≈ eps·|x_j| (H the Hessian), an error no complex step removes. The complex-step gradient at
+    x' = x + s·σ⊙x (σ_j = ±1 pseudo-random, s = √eps rounded to a power of two: d evaluations more) changes by
+    Δ ≈ s·H(σ⊙x), cross terms included, so ROUNDING·eps·|Δ|/s has the size of that error, coordinate by coordinate
+    (0 where x' leaves f's domain and Δ is not finite). Before it, 1,000 points of Rastrigin and Ackley in float32
+    had 10% of their coordinates' errors above the estimate (`tests/auto_report.py --part coverage`)."""
+    eps = float(jnp.finfo(x.dtype).eps)
+    s = 2.0 ** round(math.log2(math.sqrt(eps)))
+    sigma = jax.random.rademacher(jax.random.key(1), x.shape, x.dtype)
+    shifted = x + s * sigma * x
+
+    def gradient_of(coords):
+        values = apply(fun, unravel, scheme.points(shifted, parts.h, coords), scheme)
+        return scheme.combine(values, at_coords(parts.h, coords)), ()
+
+    change = by_blocks(gradient_of, x.shape[0], block)[0] - parts.g
+    # plus the rounding of the terms f's derivative sums, which may cancel to a much smaller g_i: they are taken
+    # to be no larger than the largest gradient coordinate
+    arguments = jnp.where(jnp.isfinite(change), ROUNDING * eps / s * jnp.abs(change), 0)
+    return arguments + ROUNDING * eps * jnp.max(jnp.abs(parts.g))
 
 
 def estimate_from(parts: Parts, unravel) -> Estimate:

@@ -431,8 +431,9 @@ class ComplexStep(FiniteDifference):
     is complex-safe (`Status.NOT_ANALYTIC`)."""
 
     def evaluations(self, dim: int, with_error: bool = False) -> int:
-        """d; with the error estimate 2·d + 1, and `check_evaluations` more."""
-        return super().evaluations(dim, with_error) + (self.check_evaluations if with_error and dim else 0)
+        """d; with the error estimate 3·d + 1: the step at h and 2h, f(x), the gradient at a shifted point (for the
+        rounding inside f, `_evaluate.argument_rounding`), and `check_evaluations` more."""
+        return super().evaluations(dim, with_error) + (dim + self.check_evaluations if with_error and dim else 0)
 
     @functools.cached_property
     def _table(self) -> dict[int, float]:
