@@ -123,6 +123,28 @@ def test_grad_at_the_example_prints_every_leaf(mlp, capsys):
     np.testing.assert_allclose(printed, backprop(mlp, mlp.flat_params)[0], rtol=1e-6, atol=1e-7)  # print: 8 digits
 
 
+def test_study_sweeps_the_steps_of_a_dict_mlp(mlp, capsys, tmp_path):
+    """`study --like`: the example's 49 values are the study's vector, each point cast to the studied dtype."""
+    from jaxgrad.cli.study import on_vectors
+
+    example = Example(f"{MODULE}:params", mlp.params)
+    vector = on_vectors(mlp.loss, example)
+    theta = np.asarray(mlp.flat_params) + 0.1
+    assert float(vector(theta)) == pytest.approx(float(mlp.flat_loss(theta)), rel=1e-12)
+    leaf_sum = on_vectors(lambda p: p["W1"].sum() + p["b2"], example)
+    assert leaf_sum(theta.astype(np.float32)).dtype == np.float32
+    assert float(leaf_sum(theta)) == pytest.approx(theta[:32].sum() + theta[48], rel=1e-12)  # W1 first, b2 last
+    argv = ["study", "--function", f"{MODULE}:loss", "--like", f"{MODULE}:params", "--points", "20",
+            "--dtype", "float32", "--method", "central", "--steps", "1e-1", "1e-3", "--out", str(tmp_path / "st"),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "d=49, 20 points" in out
+    row = next(line for line in out.splitlines() if line.startswith("float32  central 2"))
+    assert float(row.split()[9]) < 1e-3  # the default step's median relative error against jax.grad
+    assert (tmp_path / "st" / "study.csv").exists()
+
+
 def test_points_sampled_around_the_example():
     example = Example("m:p", {"w": np.full((3, 4), 2.0), "b": np.zeros(5)})
     points = example.sample(4000, seed=0, dtype=np.float32)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib.util
 import os
 
+import jax
 import numpy as np
 
 from ..plot import INSTALL_HINT
 from ..study import step_study
 from ._args import (
+    Example,
     HelpFormatter,
     add_dtypes,
     add_function,
+    add_like,
     add_method,
     add_quiet,
     add_sampling,
@@ -34,11 +37,13 @@ def add_parser(commands) -> None:
         "error falling with h and rounding error rising as h shrinks. Beside it: the textbook error model, its best "
         "step on the same grid, jaxgrad's default step and the steps that step='auto' chooses. Prints the summary "
         "and writes study.csv, study.json and v_curve.png/.svg into --out. Example: `jaxgrad study --function "
-        "rosenbrock --dim 4 --points 200`.",
+        "rosenbrock --dim 4 --points 200`; a loss over a pytree of parameters: `jaxgrad study --function "
+        "mymlp:loss --like mymlp:params`.",
         formatter_class=HelpFormatter,
     )
     add_function(p, default="rosenbrock")
     add_sampling(p, points=1000)
+    add_like(p, sampled=True)
     add_dtypes(p, help_text="dtypes to study")
     add_method(p, several=True)
     p.add_argument("--steps", type=finite_float, nargs="+",
@@ -50,11 +55,13 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    fun, dim, domain = function_dim_domain(args.function, args.dim, args.domain)
+    fun, dim, domain = function_dim_domain(args.function, args.dim, args.domain, like=args.like)
     check_memory(args.points, dim, 4, "the study")
     if not args.out or (os.path.exists(args.out) and not os.path.isdir(args.out)):
         raise ValueError(f"--out {args.out!r} must name a directory (it holds study.csv, study.json and the pictures)")
     points = sample(dim, domain, args.points, args.seed, np.float64)
+    if isinstance(domain, Example):  # the study sweeps steps over the example's values as one vector
+        fun, points = on_vectors(fun, domain), Example.flatten(points)
     curves = [(dtype, method) for dtype in args.dtype for method in methods_of(args)]
     os.makedirs(args.out, exist_ok=True)
     written = [os.path.join(args.out, name) for name in ("study.csv", "study.json")]
@@ -103,3 +110,13 @@ def joined(parts):
     for part in parts[1:]:
         study = study.joined(part)
     return study
+
+
+def on_vectors(fun, example: Example):
+    """`fun` of the --like example's structure as a function of one vector of its values (ravel_pytree order), in
+    the vector's own dtype (the study casts the points to each dtype it studies)."""
+
+    def of_vector(v):
+        return fun(jax.tree_util.tree_map(lambda leaf: leaf[0], example.unflatten(v[None], v.dtype)))
+
+    return of_vector
