@@ -2,6 +2,13 @@
 
 `ci/test` runs the suite twice: with JAX_ENABLE_X64=1 (float32 and float64 cases) and with JAX_ENABLE_X64=0 (the
 float32-only world most GPU users live in: integer input promotes to float32, nothing may silently need float64).
+
+Marker `x64_independent`: a test whose outcome cannot depend on jax_enable_x64 (file I/O, argument errors, the docs
+build, the command line, which computes inside its own `jax.enable_x64(True)`, ...). When ci/test runs its two passes
+(it sets JAXGRAD_TEST_PASSES=2), such a test runs in the float32-only pass alone: the float64-enabled pass deselects it
+(it is not skipped; pytest reports it as deselected). That pass is the one that can see a difference: code that leaves
+the CLI's enable_x64 context computes in float32 there. A plain `pytest` or `ci/test --quick` runs every test. A test
+that computes gradients with default dtypes, or loops over DTYPES, depends on the mode: it is not marked.
 """
 
 import os
@@ -28,12 +35,50 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))  # HYPOTHESIS_
 FIRST = ("tests/test_docs.py", "tests/test_distributed.py", "tests/test_fuzz.py")
 
 
+INDEPENDENT = "x64_independent"
+TWO_PASSES = os.environ.get("JAXGRAD_TEST_PASSES") == "2"  # ci/test: the suite runs once per x64 mode
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        f"{INDEPENDENT}: outcome cannot depend on jax_enable_x64; under ci/test it runs in the float32-only "
+        "pass alone (deselected in the float64-enabled one)",
+    )
+
+
+DESELECTED = []  # how many this process deselected
+REPORTED = []  # what pytest-xdist's workers deselected (its summary leaves it out): the controller prints it
+
+
 def pytest_collection_modifyitems(config, items):
+    if TWO_PASSES and X64:
+        once = [item for item in items if item.get_closest_marker(INDEPENDENT)]
+        if once:
+            config.hook.pytest_deselected(items=once)
+            items[:] = [item for item in items if not item.get_closest_marker(INDEPENDENT)]
+            DESELECTED.append(len(once))
+
     def rank(item):
         path = item.nodeid.split("::")[0]
         return FIRST.index(path) if path in FIRST else len(FIRST)
 
     items.sort(key=rank)  # stable: the order within each file is kept
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker
+        session.config.workeroutput[INDEPENDENT] = sum(DESELECTED)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    REPORTED.append(getattr(node, "workeroutput", {}).get(INDEPENDENT, 0))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if max(REPORTED, default=0):  # every worker collects, and deselects, the same tests
+        terminalreporter.write_line(f"{max(REPORTED)} deselected: marked {INDEPENDENT}, run in the float32-only pass")
 
 
 @pytest.fixture(autouse=True)

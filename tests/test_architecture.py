@@ -4,7 +4,11 @@ name imported across a module boundary, and the public surface in tiers."""
 import ast
 import pathlib
 
+import pytest
+
 import jaxgrad as jg
+
+pytestmark = pytest.mark.x64_independent  # the source and the names it defines: ci/test's float32-only pass alone
 
 PACKAGE = pathlib.Path(jg.__file__).parent
 

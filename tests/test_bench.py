@@ -70,6 +70,7 @@ def test_stencil_rows_are_the_points_plus_and_minus_each_step(dtype):
     np.testing.assert_array_equal(rows, expected.reshape(-1, 3))
 
 
+@pytest.mark.x64_independent
 def test_peak_bandwidth_table_reads_device_kinds():
     kinds = {"NVIDIA H200": 4800, "NVIDIA H100 80GB HBM3": 3350, "NVIDIA H100 PCIe": 2000, "NVIDIA GH200 480GB": 4000,
              "NVIDIA A100-SXM4-80GB": 2039, "NVIDIA A100-SXM4-40GB": 1555, "NVIDIA L4": 300, "NVIDIA L40S": 864,
@@ -77,6 +78,7 @@ def test_peak_bandwidth_table_reads_device_kinds():
     assert {kind: bench.peak_bandwidth(kind) for kind in kinds} == kinds
 
 
+@pytest.mark.x64_independent
 def test_default_matrix_is_the_issues_thirty_configurations():
     jobs = list(bench.compare_configurations())
     assert len(jobs) == 30
@@ -86,6 +88,7 @@ def test_default_matrix_is_the_issues_thirty_configurations():
     assert len(list(bench.compare_configurations(bench.COMPARE_QUICK))) == 12
 
 
+@pytest.mark.x64_independent
 def test_compare_prints_the_matrix_and_json(tmp_path, capsys):
     out_json = tmp_path / "compare.json"
     argv = ["bench", "--compare", "--function", "sphere", "--function", "mlp", "--dim", "3", "--points", "50",
@@ -113,6 +116,7 @@ def test_compare_prints_the_matrix_and_json(tmp_path, capsys):
     assert f"median A/B {(ratios[1] + ratios[2]) / 2:.2f}" in out
 
 
+@pytest.mark.x64_independent
 def test_compare_bad_input_is_explained(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["bench", "--compare", "--peak-bandwidth", "0"])
@@ -124,6 +128,7 @@ def test_compare_bad_input_is_explained(capsys):
     assert "exceeds --max-stencil-gb 1; raise it or pass smaller --dim/--points" in capsys.readouterr().err
 
 
+@pytest.mark.x64_independent
 def test_compare_interrupted_keeps_its_finished_rows(tmp_path, capsys, monkeypatch):
     interrupt_on_call(monkeypatch, bench, "compare_one", 2)
     out = tmp_path / "c.json"

@@ -11,6 +11,10 @@ import pytest
 
 from jaxgrad.cli import main
 
+# Every test here runs the command, which computes inside its own jax.enable_x64(True): the tests' x64 mode cannot
+# change what it does, so ci/test runs them in its float32-only pass alone (see x64_independent in tests/conftest.py).
+pytestmark = pytest.mark.x64_independent
+
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "jaxgrad", *args], capture_output=True, text=True, timeout=300)

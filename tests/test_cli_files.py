@@ -2,6 +2,10 @@
 `--dim` inferred or explained, and `jaxgrad grad --points-file ... --out ...` streamed in chunks.
 
 Every expected gradient comes from a hand-written NumPy backpropagation or an analytic formula, never from jaxgrad.
+
+A test that only runs the command (which computes under its own jax.enable_x64) on the module's functions is marked
+x64_independent (ci/test's float32-only pass alone); one that uses what the module computed with JAX when the fixture
+imported it (flat_params, flat_loss's unravel: float32 when x64 is off) or calls JAX itself is not.
 """
 
 import importlib
@@ -100,6 +104,7 @@ def test_flat_mlp_needs_its_dimension_and_then_checks(mlp, capsys):
     assert re.search(r"clifiles_mlp:flat_loss\s+49\s+float64\s+200 .* OK", out)
 
 
+@pytest.mark.x64_independent
 def test_dict_mlp_is_checked_and_a_planted_bug_found(mlp, capsys):
     argv = ["compare", "--function", f"{MODULE}:loss", "--points", "100", "--dtype", "float64", "--no-reference",
             "--quiet"]  # fmt: skip
@@ -198,6 +203,7 @@ def test_npy_to_npy_against_backprop(mlp, tmp_path, capsys, dtype):
     np.testing.assert_allclose(grads, backprop(mlp, points), **tolerance)
 
 
+@pytest.mark.x64_independent
 def test_npy_rows_of_a_pytree_function_with_errors(mlp, tmp_path, capsys):
     points = np.random.default_rng(2).normal(size=(1000, 49))
     np.save(tmp_path / "pts.npy", points)
@@ -212,6 +218,7 @@ def test_npy_rows_of_a_pytree_function_with_errors(mlp, tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "g.status.npy"), np.zeros(1000, np.int8))
 
 
+@pytest.mark.x64_independent
 def test_csv_to_csv_against_the_analytic_gradient(mlp, tmp_path, capsys):
     points = np.random.default_rng(3).uniform(-2, 2, size=(1000, 3))
     np.savetxt(tmp_path / "pts.csv", points, delimiter=",", header="a,b,c", comments="")
@@ -229,6 +236,7 @@ def test_csv_to_csv_against_the_analytic_gradient(mlp, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ["npy", "csv"])
+@pytest.mark.x64_independent
 def test_an_interrupted_run_keeps_its_finished_rows(mlp, tmp_path, capsys, monkeypatch, kind):
     points = np.random.default_rng(4).uniform(-2, 2, size=(1000, 3))
     np.save(tmp_path / "pts.npy", points)

@@ -21,6 +21,18 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CONFIG = ROOT / "ci" / "mkdocs.yml"
 
 
+def turns_float64_on(path: pathlib.Path) -> bool:
+    """Whether the notebook's first code cell turns float64 on, before it computes anything: the JAX_ENABLE_X64 its
+    kernel inherits from this run then changes nothing, and the notebook runs in ci/test's float32-only pass alone."""
+    first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    return 'jax.config.update("jax_enable_x64", True)' in first.source
+
+
+NOTEBOOK_PARAMS = [
+    pytest.param(p, id=p.stem, marks=[pytest.mark.x64_independent] if turns_float64_on(p) else []) for p in NOTEBOOKS
+]
+
+
 @pytest.fixture(scope="session")
 def executed(tmp_path_factory) -> pathlib.Path:
     """A copy of notebooks/ into which test_notebook_executes writes each notebook it ran, with its outputs."""
@@ -37,6 +49,7 @@ def build(config: pathlib.Path, site: pathlib.Path, docs: pathlib.Path) -> subpr
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=site.parent, timeout=300)
 
 
+@pytest.mark.x64_independent
 def test_notebooks_exist_without_outputs():
     names = {p.name for p in NOTEBOOKS}
     assert {"01_partial_derivatives_and_gradient.ipynb", "02_numeric_vs_autodiff.ipynb"} <= names, names
@@ -46,7 +59,7 @@ def test_notebooks_exist_without_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs: strip them"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOK_PARAMS)
 def test_notebook_executes(path, executed):
     """Each notebook runs top to bottom without an error; its own asserts check its numbers against analytic
     derivatives, jax.grad or NumPy."""
@@ -64,6 +77,7 @@ def relative_links(html: str):
             yield target
 
 
+@pytest.mark.x64_independent
 def test_site_builds_in_strict_mode(tmp_path, executed):
     """From the executed notebooks (the originals, without outputs, for those this run did not execute)."""
     site = tmp_path / "site"
@@ -89,6 +103,7 @@ def test_site_builds_in_strict_mode(tmp_path, executed):
     assert broken == []
 
 
+@pytest.mark.x64_independent
 def test_strict_build_fails_on_a_broken_link(tmp_path):
     """The check above could fail: the same build with one link to a missing page is refused, naming the link."""
     docs, ci = tmp_path / "notebooks", tmp_path / "ci"

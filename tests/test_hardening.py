@@ -182,6 +182,7 @@ def test_bad_chunking_knobs(knob, value):
 
 
 # --------------------------------------------------------------------------------------------- the CLI
+@pytest.mark.x64_independent
 def test_cli_unknown_function_and_broken_module(capsys, tmp_path, monkeypatch):
     assert main(["compare", "--function", "rastrigen", "--points", "10"]) == 2
     err = capsys.readouterr().err
@@ -192,6 +193,7 @@ def test_cli_unknown_function_and_broken_module(capsys, tmp_path, monkeypatch):
     assert "does not import: ModuleNotFoundError" in capsys.readouterr().err
 
 
+@pytest.mark.x64_independent
 def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypatch):
     import jaxgrad.cli.compare as command
 
@@ -206,6 +208,7 @@ def test_interrupted_compare_keeps_the_finished_runs(tmp_path, capsys, monkeypat
     assert not list(tmp_path.glob("*.partial"))
 
 
+@pytest.mark.x64_independent
 def test_interrupted_study_keeps_the_finished_curves(tmp_path, capsys, monkeypatch):
     import jaxgrad.cli.study as command
 

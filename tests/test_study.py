@@ -142,6 +142,7 @@ def test_pictures_are_written(tmp_path):
         plot.plot_error_map(jg.compare(functions.sphere, np.ones((3, 3)), reference=False))
 
 
+@pytest.mark.x64_independent
 def test_study_and_plot_commands(tmp_path, capsys):
     out = tmp_path / "study"
     argv = ["study", "--function", "rosenbrock", "--dim", "3", "--points", "40", "--dtype", "float32", "--quiet"]

@@ -1,6 +1,8 @@
 """The adversarial suite: probes of the API and the CLI in eight areas, each asserting the acceptable outcome (the
 right number, a clear error naming the argument and the fix, or a flagged status). Test names start with the area:
-reference, switches, files, numerics, cli, deep, imports, interrupts."""
+reference, switches, files, numerics, cli, deep, imports, interrupts. The files, cli, imports and interrupts probes
+(file writes, and the command, which computes under its own jax.enable_x64) are marked x64_independent: ci/test runs
+them in its float32-only pass alone (tests/conftest.py)."""
 
 import json
 import os
@@ -167,6 +169,7 @@ def test_switches_check_grad_refuses_non_booleans(option, value):
 
 
 @pytest.mark.parametrize("argv", [["--atol", "-1"], ["--rtol", "-1"], ["--rtol", "nan"], ["--atol", "inf"]])
+@pytest.mark.x64_independent
 def test_switches_cli_refuses_negative_or_nonfinite_tolerances(capsys, argv):
     assert exit_code(["compare", "--function", "sphere", "--points", "5", "--quiet", *argv]) == 2
     assert "Traceback" not in capsys.readouterr().err
@@ -176,6 +179,7 @@ def test_switches_cli_refuses_negative_or_nonfinite_tolerances(capsys, argv):
 from jaxgrad._files import replace_file, write_json  # noqa: E402 - the one writer, probed directly
 
 
+@pytest.mark.x64_independent
 def test_files_concurrent_writers_never_collide(tmp_path):
     target = tmp_path / "same.json"
     errors = []
@@ -197,6 +201,7 @@ def test_files_concurrent_writers_never_collide(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["same.json"]
 
 
+@pytest.mark.x64_independent
 def test_files_a_reader_never_sees_half_a_file(tmp_path):
     target = tmp_path / "r.json"
     write_json(target, {"rows": []})
@@ -218,6 +223,7 @@ def test_files_a_reader_never_sees_half_a_file(tmp_path):
     assert not bad
 
 
+@pytest.mark.x64_independent
 def test_files_a_symlink_target_is_refused_and_its_target_untouched(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")
@@ -229,6 +235,7 @@ def test_files_a_symlink_target_is_refused_and_its_target_untouched(tmp_path):
     assert outside.read_text() == "precious" and link.is_symlink()
 
 
+@pytest.mark.x64_independent
 def test_files_a_planted_partial_symlink_is_never_followed(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")
@@ -238,11 +245,13 @@ def test_files_a_planted_partial_symlink_is_never_followed(tmp_path):
     assert outside.read_text() == "precious" and json.loads((tmp_path / "study.csv").read_text()) == {"a": 1}
 
 
+@pytest.mark.x64_independent
 def test_files_a_directory_target_is_refused(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a directory"):
         write_json(tmp_path, {"a": 1})
 
 
+@pytest.mark.x64_independent
 def test_files_a_fifo_target_is_refused(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -264,6 +273,7 @@ def special_file(tmp_path):
     return path
 
 
+@pytest.mark.x64_independent
 def test_files_a_device_is_never_replaced(tmp_path):
     device = special_file(tmp_path)
     before = os.lstat(device)
@@ -273,6 +283,7 @@ def test_files_a_device_is_never_replaced(tmp_path):
     assert not stat.S_ISREG(after.st_mode) and after.st_ino == before.st_ino
 
 
+@pytest.mark.x64_independent
 def test_files_a_hard_link_is_not_broken(tmp_path):
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text("{}")
@@ -283,6 +294,7 @@ def test_files_a_hard_link_is_not_broken(tmp_path):
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o640, 0o644, 0o664])
+@pytest.mark.x64_independent
 def test_files_the_mode_is_kept(tmp_path, mode):
     target = tmp_path / "r.json"
     target.write_text("{}")
@@ -291,6 +303,7 @@ def test_files_the_mode_is_kept(tmp_path, mode):
     assert stat.S_IMODE(os.stat(target).st_mode) == mode
 
 
+@pytest.mark.x64_independent
 def test_files_a_new_file_gets_the_umask_mode(tmp_path):
     umask = os.umask(0o022)
     try:
@@ -300,6 +313,7 @@ def test_files_a_new_file_gets_the_umask_mode(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "new.json").st_mode) == 0o644
 
 
+@pytest.mark.x64_independent
 def test_files_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "r.json"
     target.write_text('{"old": true}')
@@ -314,6 +328,7 @@ def test_files_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert json.loads(target.read_text()) == {"old": True} and len(list(tmp_path.iterdir())) == 1
 
 
+@pytest.mark.x64_independent
 def test_files_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "r.json"
     target.write_text('{"old": true}')
@@ -328,6 +343,7 @@ def test_files_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_pat
 
 
 @pytest.mark.parametrize("path", ["", "missing/dir/r.json"])
+@pytest.mark.x64_independent
 def test_files_bad_paths_are_explained(tmp_path, path):
     with pytest.raises((ValueError, FileNotFoundError), match=r"empty|does not exist"):
         write_json(str(tmp_path / path) if path else path, {"a": 1})
@@ -339,6 +355,7 @@ def test_files_bad_paths_are_explained(tmp_path, path):
      ("--json", ".", "is a directory"), ("--csv", ".", "is a directory"),
      ("--json", "device", "not a regular file")],
 )  # fmt: skip
+@pytest.mark.x64_independent
 def test_files_cli_bad_outputs_are_one_line_exit_2(capsys, tmp_path, monkeypatch, flag, target, needle):
     monkeypatch.chdir(tmp_path)
     special_file(tmp_path)
@@ -346,12 +363,14 @@ def test_files_cli_bad_outputs_are_one_line_exit_2(capsys, tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize(("out", "needle"), [("afile.txt", "must name a directory"), ("", "must name a directory")])
+@pytest.mark.x64_independent
 def test_files_study_out_must_be_a_directory(capsys, tmp_path, monkeypatch, out, needle):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile.txt").write_text("x")
     one_line_error(capsys, 2, ["study", "--function", "sphere", "--points", "5", "--out", out, "--quiet"], needle)
 
 
+@pytest.mark.x64_independent
 def test_files_json_to_stdout_is_valid_and_the_table_goes_to_stderr(capsys):
     argv = ["compare", "--function", "sphere", "--points", "5", "--dtype", "float32", "--quiet", "--json", "-"]
     assert main(argv) == 0
@@ -360,6 +379,7 @@ def test_files_json_to_stdout_is_valid_and_the_table_goes_to_stderr(capsys):
     assert [r["function"] for r in runs] == ["sphere"] and "verdict" in captured.err
 
 
+@pytest.mark.x64_independent
 def test_files_two_cli_writers_at_once_both_finish_with_a_valid_file(tmp_path):
     argv = ["compare", "--function", "sphere", "--points", "200", "--quiet", "--json", str(tmp_path / "same.json"),
             "--csv", str(tmp_path / "same.csv")]  # fmt: skip
@@ -455,6 +475,7 @@ def test_numerics_stream_grad_refuses_an_out_that_truncates(dtype):
 
 
 @pytest.mark.parametrize("point", ["1e400", "nan,1", "inf", "3 4", "3,,4", "1e309,2", "-inf,0"])
+@pytest.mark.x64_independent
 def test_numerics_cli_points_must_be_finite_numbers(capsys, point):
     assert exit_code(["grad", f"--point={point}"]) == 2
     assert "must be finite numbers separated by commas" in capsys.readouterr().err
@@ -512,6 +533,7 @@ CLI_ERRORS = [
 
 
 @pytest.mark.parametrize(("argv", "needle"), CLI_ERRORS, ids=[" ".join(a) for a, _ in CLI_ERRORS])
+@pytest.mark.x64_independent
 def test_cli_errors_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)
     code = exit_code(argv)
@@ -519,6 +541,7 @@ def test_cli_errors_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv,
     assert code == 2 and "Traceback" not in err and needle in err.strip().splitlines()[-1], err
 
 
+@pytest.mark.x64_independent
 def test_cli_a_users_function_of_another_dimension_names_dim(capsys, tmp_path, monkeypatch):
     (tmp_path / "three.py").write_text("import jax.numpy as jnp\n"
                                        "def f(x):\n    return x[0] * x[1] * x[2] + jnp.zeros(())\n"
@@ -530,6 +553,7 @@ def test_cli_a_users_function_of_another_dimension_names_dim(capsys, tmp_path, m
     assert main(["compare", "--function", "three:g", "--dim", "3", "--points", "20", "--quiet"]) == 0
 
 
+@pytest.mark.x64_independent
 def test_cli_a_mismatch_is_still_exit_1(capsys, tmp_path, monkeypatch):
     (tmp_path / "badgrad.py").write_text("def g(x):\n    return 2.5 * x\n")
     monkeypatch.chdir(tmp_path)
@@ -537,6 +561,7 @@ def test_cli_a_mismatch_is_still_exit_1(capsys, tmp_path, monkeypatch):
     assert main(["compare", "--function", "sphere", "--grad", "badgrad:g", "--points", "20", "--quiet"]) == 1
 
 
+@pytest.mark.x64_independent
 def test_cli_no_traceback_reaches_the_shell():
     done = run_cli("compare", "--domain", "5,-5")
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -675,18 +700,21 @@ def test_deep_numpy_scalars_are_accepted_where_python_ones_are(numpy_value, opti
 
 # =============================================================================================== 7. imports
 @pytest.mark.parametrize("shadow", ["statistics", "tqdm", "csv", "json"])
+@pytest.mark.x64_independent
 def test_imports_a_module_in_the_working_directory_does_not_shadow_an_installed_one(tmp_path, shadow):
     (tmp_path / f"{shadow}.py").write_text("raise RuntimeError('the shadow was imported')\n")
     done = run_cli("compare", "--function", "sphere", "--points", "5", cwd=tmp_path, script=True)
     assert done.returncode == 0 and "shadow" not in done.stderr, done.stderr
 
 
+@pytest.mark.x64_independent
 def test_imports_module_attr_still_finds_the_working_directory(tmp_path):
     (tmp_path / "mine.py").write_text("import jax.numpy as jnp\ndef f(x):\n    return jnp.sum(x ** 2)\n")
     done = run_cli("grad", "--function", "mine:f", "--point", "3,4", cwd=tmp_path, script=True)
     assert done.returncode == 0 and done.stdout.strip() == "[6. 8.]", done.stderr
 
 
+@pytest.mark.x64_independent
 def test_imports_the_working_directory_is_appended_not_prepended(tmp_path, monkeypatch):
     (tmp_path / "mine2.py").write_text("def f(x):\n    return (x ** 2).sum()\n")
     monkeypatch.chdir(tmp_path)
@@ -697,6 +725,7 @@ def test_imports_the_working_directory_is_appended_not_prepended(tmp_path, monke
 
 # =============================================================================================== 8. interrupts
 @pytest.mark.parametrize("call", [1, 2, 3, 4])
+@pytest.mark.x64_independent
 def test_interrupts_compare_keeps_every_finished_run_in_both_files(tmp_path, capsys, monkeypatch, call):
     import jaxgrad.cli.compare as command
 
@@ -715,6 +744,7 @@ def test_interrupts_compare_keeps_every_finished_run_in_both_files(tmp_path, cap
 
 
 @pytest.mark.parametrize("where", ["json", "csv"])
+@pytest.mark.x64_independent
 def test_interrupts_a_sigint_during_the_file_writes_waits_for_them(tmp_path, capsys, monkeypatch, where):
     """Ctrl-C while the JSON (or CSV) is written is deferred until both files hold the same runs."""
     import jaxgrad.cli.compare as command
@@ -737,6 +767,7 @@ def test_interrupts_a_sigint_during_the_file_writes_waits_for_them(tmp_path, cap
 
 
 @pytest.mark.parametrize("call", [1, 2])
+@pytest.mark.x64_independent
 def test_interrupts_bench_keeps_its_finished_rows(tmp_path, capsys, monkeypatch, call):
     import jaxgrad.bench as bench
 
@@ -765,6 +796,7 @@ def test_interrupts_bench_keeps_its_finished_rows(tmp_path, capsys, monkeypatch,
 
 
 @pytest.mark.parametrize("delay", [random.Random(seed).uniform(0.0, 5.0) for seed in range(2)])
+@pytest.mark.x64_independent
 def test_interrupts_a_real_ctrl_c_at_a_random_moment_keeps_consistent_files(tmp_path, delay):
     """Ctrl-C at a random moment of the runs (the delay counts from when jaxgrad would have been imported: a Ctrl-C
     during Python's own imports is Python's traceback, not jaxgrad's)."""
@@ -809,6 +841,7 @@ def test_numerics_hessian_refuses_outputs_grad_refuses(output):
 
 
 @pytest.mark.parametrize("call", [1, 2, 3])
+@pytest.mark.x64_independent
 def test_interrupts_study_keeps_every_finished_curve(tmp_path, capsys, monkeypatch, call):
     import jaxgrad.cli.study as command
 
@@ -825,12 +858,14 @@ def test_interrupts_study_keeps_every_finished_curve(tmp_path, capsys, monkeypat
 
 
 @pytest.mark.parametrize("shadow", ["statistics", "json"])
+@pytest.mark.x64_independent
 def test_imports_python_dash_m_does_not_let_the_working_directory_shadow_either(tmp_path, shadow):
     (tmp_path / f"{shadow}.py").write_text("raise RuntimeError('the shadow was imported')\n")
     done = run_cli("functions", cwd=tmp_path, script=True)
     assert done.returncode == 0 and "sphere" in done.stdout, done.stderr
 
 
+@pytest.mark.x64_independent
 def test_imports_a_module_attr_name_that_is_also_installed_gets_the_installed_one(tmp_path, capsys, monkeypatch):
     (tmp_path / "csv.py").write_text("def f(x):\n    return x\n")
     monkeypatch.chdir(tmp_path)
@@ -849,12 +884,14 @@ def test_imports_a_module_attr_name_that_is_also_installed_gets_the_installed_on
      (["plot", "field", "--out", "x.png", "--learning-rate", "nan"], "finite number"),
      (["plot", "field", "--out", "x.png", "--function", "beale", "--grid", "-1"], "positive integer")],
 )  # fmt: skip
+@pytest.mark.x64_independent
 def test_cli_more_errors_are_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)
     one_line_error(capsys, 2, argv, needle)
 
 
 @pytest.mark.parametrize("errno_name", ["ENOSPC", "EROFS", "EACCES"])
+@pytest.mark.x64_independent
 def test_files_a_full_or_read_only_device_is_one_line_exit_2(capsys, tmp_path, monkeypatch, errno_name):
     """As root nothing is read-only, so the device's refusal is simulated where the bytes are written."""
     import errno
