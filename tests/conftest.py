@@ -11,6 +11,7 @@ the CLI's enable_x64 context computes in float32 there. A plain `pytest` or `ci/
 that computes gradients with default dtypes, or loops over DTYPES, depends on the mode: it is not marked.
 """
 
+import functools
 import os
 
 import jax
@@ -30,9 +31,14 @@ settings.register_profile("explore", max_examples=1000, deadline=None, derandomi
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))  # HYPOTHESIS_PROFILE=explore: a long random hunt
 
 
-# Long files first, so that with parallel workers (`ci/test` runs `pytest -n auto --dist loadfile`: a file stays on
-# one worker, so test_docs.py builds the site from the notebooks it executed) none is left to run alone at the end.
-FIRST = ("tests/test_docs.py", "tests/test_distributed.py", "tests/test_fuzz.py")
+# Long files first, longest first (as measured on 2 cores), so that with parallel workers none is left to run alone at
+# the end: `ci/test` runs `pytest -n auto --dist loadfile --no-loadscope-reorder` (a file stays on one worker, so
+# test_docs.py builds the site from the notebooks it executed; without --no-loadscope-reorder pytest-xdist would order
+# the files by their number of tests instead, and test_peer_cases.py, 5 tests and the longest single one, came last).
+FIRST = ("tests/test_derivatives.py", "tests/test_peer_cases.py", "tests/test_docs.py", "tests/test_verify.py",
+         "tests/test_cli.py", "tests/test_accuracy.py", "tests/test_engine.py", "tests/test_trust.py",
+         "tests/test_fuzz.py", "tests/test_auto.py", "tests/test_study.py", "tests/test_filter.py",
+         "tests/test_bench.py", "tests/test_cli_files.py", "tests/test_distributed.py")  # fmt: skip
 
 
 INDEPENDENT = "x64_independent"
@@ -92,6 +98,16 @@ def _config_is_restored():
 def dtype(request):
     """Every float dtype this run supports (float64 only when x64 is enabled)."""
     return np.dtype(request.param)
+
+
+@functools.cache
+def autodiff(transform, fun, batched: bool = True):
+    """jax.jit(jax.vmap(transform(fun))) (without the vmap if not `batched`), built once per function: a reference by
+    JAX's autodiff (jax.grad, jax.hessian, jax.jacfwd) compiled as one program per shape and dtype, shared by the
+    tests that ask for it, where called eagerly it compiles each primitive on its first use (~80 compiles for a
+    Hessian)."""
+    derivative = transform(fun)
+    return jax.jit(jax.vmap(derivative) if batched else derivative)
 
 
 def eps(dtype) -> float:
