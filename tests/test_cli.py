@@ -294,15 +294,15 @@ def test_compare_records_each_finished_run_and_ctrl_c_keeps_them(tmp_path, capsy
 
     monkeypatch.setattr(command, "compare", third_is_interrupted)
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
-    argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "40", "--quiet", "--json",
-            str(out_json), "--csv", str(out_csv)]  # fmt: skip
+    argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "30", "--quiet", "--json",
+            str(out_json), "--csv", str(out_csv)]  # fmt: skip  # 30 points, as the tests beside: their programs
     assert main(argv) == 130
     assert "interrupted: 2 of 4 runs finished" in capsys.readouterr().out
     recorded = [json.loads(line) for line in seen[0].splitlines()]
     runs = json.loads(out_json.read_text())
-    assert [(r["function"], r["dtype"], len(r["rows"])) for r in runs] == [("sphere", d, 40) for d in CLI_DTYPES]
+    assert [(r["function"], r["dtype"], len(r["rows"])) for r in runs] == [("sphere", d, 30) for d in CLI_DTYPES]
     assert 1 <= len(recorded) <= 2 and recorded == runs[: len(recorded)]
-    assert len(out_csv.read_text().splitlines()) == 1 + 2 * 40
+    assert len(out_csv.read_text().splitlines()) == 1 + 2 * 30
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.json"]
 
 
@@ -330,13 +330,13 @@ def test_compare_record_outlives_a_failed_write_and_a_second_command_records_bes
 def test_compare_files_hold_every_run_and_agree_with_each_other(tmp_path, capsys):
     """r.json is a list of runs (summary and per-point rows); r.csv has the same rows with the function and dtype; the
     same JSON goes to standard output with --json -."""
-    argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "25", "--quiet", "--seed", "3"]
+    argv = ["compare", "--function", "sphere", "--function", "beale", "--points", "30", "--quiet", "--seed", "3"]
     assert main([*argv, "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")]) == 0
     runs = json.loads((tmp_path / "r.json").read_text())
     assert [(r["function"], r["dtype"]) for r in runs] == [(f, d) for f in ("sphere", "beale") for d in CLI_DTYPES]
     with open(tmp_path / "r.csv", newline="") as stream:
         table = list(csv.DictReader(stream))
-    assert len(table) == 25 * len(runs)
+    assert len(table) == 30 * len(runs)
     for row, (run, point) in zip(table, [(r, p) for r in runs for p in r["rows"]], strict=True):
         assert (row["function"], row["dtype"], row["worst_column"]) == (run["function"], run["dtype"],
                                                                          point["worst_column"])  # fmt: skip
