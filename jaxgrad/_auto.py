@@ -27,12 +27,13 @@ Cost per point of d coordinates: the scout's 4·d + 1 evaluations plus the metho
 complex step has no step to choose (its truncation, h²·f'''/6 with h = eps²·max(|x|, 1), is far below rounding): it
 takes its default at no extra cost.
 
-When it still fails: a domain edge closer than the shrunken step (log1p at −1 + 1e-8: NaN), a wave the scout line
-aliases as smooth, values whose noise is far above rounding, a wave of small amplitude on a large value, which B
-cannot see in float32 (Ackley: its error with Richardson depended on it until HIGH_ORDER_SHADE), and polynomials of
-degree ≤ p, whose best step is as long as possible (no truncation) while the rule stays near the balance: with
-orders 4 and 6 they come out 10-800× above the best single step's error, still 1e-13-1e-16 in float64. The chosen
-steps' error estimate (`with_error=True`) and its status remain the check.
+When it still fails: a wave the scout line aliases as smooth, values whose noise is far above rounding, a wave of small
+amplitude on a large value, which B cannot see in float32 (Ackley: its error with Richardson depended on it until
+HIGH_ORDER_SHADE), and polynomials of degree ≤ p, whose best step is as long as possible (no truncation) while the rule
+stays near the balance: with orders 4 and 6 they come out 10-800× above the best single step's error, still 1e-13-1e-16
+in float64. The chosen steps' error estimate (`with_error=True`) and its status remain the check. (A domain edge closer
+than the shrunken step, log1p at −1 + 1e-8, leaves non-finite stencil values, which the domain repair then replaces:
+`_evaluate.repaired_gradient`.)
 """
 
 from __future__ import annotations

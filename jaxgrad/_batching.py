@@ -18,7 +18,7 @@ from jax import lax
 from jax.extend.core import jaxpr_as_fun, jaxprs_in_params
 
 from . import _validate as validate
-from ._evaluate import point_result, warn_if_low_precision, working_dtype
+from ._evaluate import REPAIR_SCOPE, point_result, warn_if_low_precision, working_dtype
 from ._schemes import Scheme
 
 CPU_MEMORY_BUDGET = 32 * 2**20
@@ -142,7 +142,11 @@ def _variables(atoms) -> set:
 def peak_bytes(jaxpr) -> int:
     """The peak bytes of `jaxpr`'s intermediate values when each is written to memory and freed after its last use
     (nested programs counted at their own peak): an upper bound of XLA's temporaries for it, which XLA lowers by
-    fusing, read without compiling anything."""
+    fusing, read without compiling anything. The domain repair (`REPAIR_SCOPE`) adds nothing to the peak, only its
+    result (the same bytes as the value it replaces) to what is live: its predicate is a few booleans per
+    coordinate, and its branch runs only for chunks where a stencil left f's domain, in the stencil's own coordinate
+    blocks (its temporaries are the stencil's and a few vectors of d). Counting it would change the plan, so the
+    results (a block's coordinates share a noise estimate), of every batch that needs no repair."""
     last_use = {}
     for i, eqn in enumerate(jaxpr.eqns):
         last_use.update(dict.fromkeys(_variables(eqn.invars), i))
@@ -150,9 +154,10 @@ def peak_bytes(jaxpr) -> int:
     given = {*jaxpr.invars, *jaxpr.constvars}
     live = peak = 0
     for i, eqn in enumerate(jaxpr.eqns):
-        inner = max((peak_bytes(sub) for sub in jaxprs_in_params(eqn.params)), default=0)
         made = sum(_nbytes(v.aval) for v in eqn.outvars)
-        peak = max(peak, live + inner + made)
+        if REPAIR_SCOPE not in str(eqn.source_info.name_stack):
+            inner = max((peak_bytes(sub) for sub in jaxprs_in_params(eqn.params)), default=0)
+            peak = max(peak, live + inner + made)
         live += made
         live -= sum(_nbytes(v.aval) for v in _variables(eqn.invars) if last_use.get(v) == i and v not in given)
     return peak

@@ -14,13 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_batching import custom_vmap
+from jax.extend.core import jaxpr_as_fun
 from jax.flatten_util import ravel_pytree
 
 from . import _auto
-from ._estimate import Estimate, Parts, Status, merge_status
-from ._schemes import Central, FiniteDifference, Scheme
-from ._steps import StepRule, default_factor, round_to_power_of_two
-from .numerics import ROUNDING, SAFETY
+from ._estimate import Estimate, Parts, Status, merge_status, status
+from ._schemes import Central, FiniteDifference, Forward, Scheme, axis_points
+from ._steps import StepRule, default_factor, representable_step, round_to_power_of_two
+from .numerics import ROUNDING, SAFETY, error_estimate
 
 
 def working_dtype(dtype) -> np.dtype:
@@ -182,6 +184,27 @@ def apply(fun, unravel, rows, scheme: Scheme):
             "(jnp.abs, .real, comparisons or a cast drop it): its gradient would come out 0. Use method='central'."
         )
     return scheme.read(values)
+
+
+def traced_once(fun):
+    """`fun` traced at the first point it is called with (jax.make_jaxpr, inside that call's `apply`, so its errors
+    read as before) and replayed from that one trace at every call after it (jaxpr_as_fun): a program that evaluates
+    fun at the stencil, the domain repair's probes and its one-sided stencil traces the user's code once, as
+    `_batching.trace_point` does for a whole point. The replay binds the trace's primitives, so its values are
+    those of fun itself."""
+    trace = []
+
+    def replayed(point):
+        leaves, tree = jax.tree_util.tree_flatten(point)
+        if not trace:
+            shapes = [jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf)) for leaf in leaves]
+            closed, out = jax.make_jaxpr(lambda *ls: fun(jax.tree_util.tree_unflatten(tree, ls)),
+                                         return_shape=True)(*shapes)  # fmt: skip
+            trace.append((jaxpr_as_fun(closed), jax.tree_util.tree_structure(out)))
+        replay, out_tree = trace[0]
+        return jax.tree_util.tree_unflatten(out_tree, replay(*leaves))
+
+    return replayed
 
 
 def check_output_dtype(values, scheme: Scheme) -> None:
@@ -357,26 +380,33 @@ def parts_of(values, x, h, scheme: Scheme) -> Parts:
 
 def point_gradient(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None):
     """Gradient of `fun` at one point `x` (a pytree, like `x`), and whether a step vanished at a finite coordinate;
-    `block` coordinates at a time (`by_blocks`; None: all at once)."""
+    `block` coordinates at a time (`by_blocks`; None: all at once). Coordinates whose stencil leaves f's domain are
+    repaired (`repaired_gradient`)."""
     if is_empty(x):
         return as_working(x), jnp.zeros((), bool)
+    fun = traced_once(fun) if repairable(scheme) else fun
     if block is None or not blockable(scheme):
         e = evaluate(fun, x, rule, scheme)
-        return e.unravel(scheme.combine(e.values, e.h)), vanished(e.x, e.h, scheme)
-    flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, block)
+        flat_x, unravel, flat_h, g = e.x, e.unravel, e.h, scheme.combine(e.values, e.h)
+    else:
+        flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, block)
 
-    def gradient_of(coords):
-        values = apply(fun, unravel, scheme.points(flat_x, flat_h, coords), scheme)
-        check_output(values, x, scalar=True)
-        return scheme.combine(values, at_coords(flat_h, coords)), ()
+        def gradient_of(coords):
+            values = apply(fun, unravel, scheme.points(flat_x, flat_h, coords), scheme)
+            check_output(values, x, scalar=True)
+            return scheme.combine(values, at_coords(flat_h, coords)), ()
 
-    g = by_blocks(gradient_of, flat_x.shape[0], block)[0]
+        g = by_blocks(gradient_of, flat_x.shape[0], block)[0]
+    if repairable(scheme):
+        g = repaired_gradient(fun, unravel, scheme, flat_x, flat_h, g, block)
     return unravel(g), vanished(flat_x, flat_h, scheme)
 
 
 def point_parts(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None) -> tuple[Parts, Any]:
     """The error estimate's `Parts` at one point, with the unravel function of the point; for the complex step,
-    checked along a direction by a real difference (`complex_checked`). `block` as in `point_gradient`."""
+    checked along a direction by a real difference (`complex_checked`). `block` as in `point_gradient`; coordinates
+    whose stencil leaves f's domain are repaired (`repaired_parts`)."""
+    fun = traced_once(fun) if repairable(scheme) else fun
     if block is None or not blockable(scheme):
         e = evaluate(fun, x, rule, scheme, with_error=True)
         flat_x, unravel, parts = e.x, e.unravel, parts_of(e.values, e.x, e.h, scheme)
@@ -392,7 +422,202 @@ def point_parts(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None
         (g, g_double, f_noise, error, curvature), codes = by_blocks(estimated_of, flat_x.shape[0], block)
         code = merge_status(codes, error, g)
         parts = Parts(flat_h, g, g_double, f_noise, error, code, vanished(flat_x, flat_h, scheme), curvature)
+    if repairable(scheme):
+        parts = repaired_parts(fun, unravel, scheme, flat_x, parts, block)
     return (complex_checked(fun, unravel, scheme, flat_x, parts, block) if scheme.imaginary else parts), unravel
+
+
+# ------------------------------------------------------------------------------------------------- domain repair
+PROBES = 16
+"""Probes per side of each coordinate with which the repair finds the edge of f's domain."""
+PROBE_RATIO = 0.25
+"""The probes lie at reach·h·PROBE_RATIO^j, j = 0..PROBES−1: down to about 1e-9·h."""
+RESOLVED = 8
+"""The repaired step is at least this many eps·|x|: shorter ones round away (x + h == x) or to a few ulps."""
+REPAIR_SCOPE = "jaxgrad_domain_repair"
+"""The name scope of the repair (its predicate and `when_any`), which `_batching.peak_bytes` leaves out."""
+
+
+def repairable(scheme: Scheme) -> bool:
+    """Whether the scheme's coordinates are repaired where the stencil leaves f's domain: real stencils with the
+    same offsets on every axis (not the complex step, whose points are not real; not `StepDirection`, whose sides
+    the user chose)."""
+    return blockable(scheme) and not scheme.imaginary
+
+
+def when_any(pred, branch, value, args):
+    """lax.cond(pred, branch, lambda value, args: value, value, args) whose vmap stays a cond: mapped over a batch
+    (a chunk of points), `branch` runs, for every point of the batch, only when `pred` holds at some point of it. (A
+    plain lax.cond under vmap becomes a select that runs both branches at every call.) `branch(value, args)`
+    returns a new `value` (same structure); the points of the batch whose pred is False keep their own. Differentiated
+    (jax.jvp, jax.grad through a numeric gradient) as the plain cond."""
+    closed = jax.make_jaxpr(branch)(value, args)  # traced once; values it closes over become explicit arguments
+    tree = jax.tree_util.tree_structure(value)
+
+    def run(consts, ops):
+        out = jax.core.eval_jaxpr(closed.jaxpr, consts, *jax.tree_util.tree_leaves(ops))
+        return jax.tree_util.tree_unflatten(tree, out)
+
+    def keep(consts, ops):
+        return ops[0]
+
+    def plain(pred, consts, ops):
+        return lax.cond(pred, run, keep, consts, ops)
+
+    @custom_vmap
+    def batched(pred, consts, ops):
+        return plain(pred, consts, ops)
+
+    @batched.def_vmap
+    def rule(axis_size, in_batched, pred, consts, ops):
+        pred_batched, consts_batched, ops_batched = in_batched
+        ops = jax.tree_util.tree_map(lambda o, b: o if b else jnp.broadcast_to(o, (axis_size, *jnp.shape(o))), ops,
+                                     ops_batched)  # fmt: skip
+        axes = [0 if b else None for b in consts_batched]
+
+        def chosen(consts, ops, pred):  # points of the batch whose pred is False keep their value, bit for bit
+            return jax.tree_util.tree_map(functools.partial(jnp.where, pred), run(consts, ops), ops[0])
+
+        batched_run = jax.vmap(chosen, in_axes=(axes, 0, 0 if pred_batched else None))
+        taken = jnp.any(pred) if pred_batched else pred
+        out = lax.cond(taken, batched_run, lambda consts, ops, pred: ops[0], consts, ops, pred)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    @jax.custom_jvp
+    def cond(pred, consts, ops):
+        return batched(pred, consts, ops)
+
+    @cond.defjvp
+    def cond_jvp(primals, tangents):  # as the plain cond: custom_vmap's own jvp batches tangents twice under vmap
+        return jax.jvp(functools.partial(plain, primals[0]), primals[1:], tangents[1:])
+
+    return cond(pred, list(closed.consts), (value, args))
+
+
+def _masked(values, keep):
+    """Estimate-layout values (one block of m rows per offset, f(x) last) with the lines of the coordinates not in
+    `keep` (m,) replaced by f(x): those contribute a finite, flat line (no kink, zero difference)."""
+    m = keep.shape[0]
+    body = values[:-1].reshape(-1, m, *values.shape[1:])
+    body = jnp.where(keep.reshape(1, m, *([1] * (values.ndim - 1))), body, values[-1])
+    return jnp.concatenate([body.reshape(-1, *values.shape[1:]), values[-1:]])
+
+
+def _edge_steps(fun, unravel, scheme: Scheme, x, h, block, with_error: bool):
+    """The signed one-sided step of every coordinate, away from the nearer edge of f's domain.
+
+    f is probed on each side at distances t_j = r·h·PROBE_RATIO^j (r the scheme's reach), j = 0..PROBES−1, in a loop
+    over j (2·d evaluations each): below the nearest non-finite probe distance T, the edge lies beyond D = T·
+    PROBE_RATIO. f varies on the scale of the nearer edge's distance D_near (√x, log x, arcsin near 1), so the
+    step is the fixed rule with D_near as the scale, eps^e·D_near, never above h, and short enough that the one-sided
+    stencil (reach r1) stays within the far side's room: h1 = min(eps^e·D_near, h, D_far / r1), rounded down to a
+    power of two, on the side with more room; never below RESOLVED·eps·|x|."""
+    reach = scheme.reach if with_error else max(abs(k) for k in scheme.offsets)
+    stencil = Forward(scheme.order)
+    side_reach = stencil.reach if with_error else stencil.order
+    d = x.shape[0]
+
+    def probe(j, fails):
+        t = h * reach * PROBE_RATIO**j
+
+        def finite_of(coords):
+            rows = axis_points(x, t, (-1, 1), coords)
+            values = apply(fun, unravel, rows, Central())
+            finite = jnp.isfinite(values).reshape(2, -1, *values.shape[1:])
+            finite = jnp.all(finite, axis=tuple(range(2, finite.ndim)))
+            return finite.T, ()
+
+        finite = by_blocks(finite_of, d, block)[0]  # (d, 2): the −1 and +1 sides
+        return jnp.where(finite, fails, t[:, None])
+
+    fails = lax.fori_loop(0, PROBES, probe, jnp.full((d, 2), jnp.inf, x.dtype))
+    room = fails * PROBE_RATIO
+    near, far = jnp.min(room, axis=1), jnp.max(room, axis=1)
+    side = jnp.where(room[:, 1] >= room[:, 0], 1, -1).astype(x.dtype)
+    h1 = jnp.maximum(
+        default_factor(x.dtype, scheme.step_exponent) * near, RESOLVED * jnp.finfo(x.dtype).eps * jnp.abs(x)
+    )
+    h1 = jnp.minimum(jnp.minimum(h1, h), far / side_reach)
+    h1 = round_to_power_of_two((h1 / np.sqrt(2)).astype(x.dtype))  # the power of two at or below
+    return stencil, representable_step(x, side * h1)
+
+
+def repaired_gradient(fun, unravel, scheme: Scheme, x, h, g, block=None):
+    """g with the coordinates whose stencil left f's domain (g non-finite while x and f(x) are finite) recomputed
+    with the one-sided stencil of the same order away from the domain's edge (`_edge_steps`); where that too is
+    non-finite, g stays NaN. Runs only when some coordinate needs it (`when_any`: per chunk under vmap), so
+    results elsewhere are bit-for-bit those of the stencil alone."""
+
+    def branch(g, args):
+        x, h = args
+        bad = ~jnp.isfinite(g)
+        stencil, steps = _edge_steps(fun, unravel, scheme, x, h, block, with_error=False)
+
+        def gradient_of(coords):
+            values = apply(fun, unravel, stencil.points(x, steps, coords), Central())
+            return stencil.combine(values, at_coords(steps, coords)), ()
+
+        g1 = by_blocks(gradient_of, x.shape[0], block)[0]
+        use = bad & jnp.isfinite(g1)  # f(x) is on the one-sided stencil (center weight ≠ 0): finite there too
+        return jnp.where(use, g1, g)
+
+    with jax.named_scope(REPAIR_SCOPE):
+        pred = jnp.any(~jnp.isfinite(g)) & jnp.all(jnp.isfinite(x))
+        return when_any(pred, branch, g, (x, h))
+
+
+def finite_lines(values, m: int):
+    """(m,) whether every value on each of m coordinates' lines is finite, f(x) included, from estimate-layout
+    values (one block of m rows per offset, f(x) last)."""
+    body = jnp.isfinite(values[:-1].reshape(-1, m, *values.shape[1:]))
+    return jnp.all(body, axis=(0, *range(2, body.ndim))) & jnp.all(jnp.isfinite(values[-1]))
+
+
+def repaired_parts(fun, unravel, scheme: Scheme, x, parts: Parts, block=None):
+    """`parts` with the coordinates whose stencil left f's domain repaired as in `repaired_gradient`, their error
+    estimate from the one-sided stencil actually used (at its steps h1 and 2·h1). The other coordinates keep their
+    values; their noise, error and status come from their own lines alone (one non-finite line makes the pooled
+    noise NaN), from the scheme's stencil evaluated again in the repair. The status is NONFINITE where a coordinate
+    stays non-finite, IMPRECISE where a repaired coordinate's error exceeds its value, else merged from the parts
+    (`merge_status`). A coordinate's line is finite where g and g(2h) are: together they use every stencil point but
+    f(x), which the one-sided stencil uses (where f(x) is not finite, no coordinate is repaired)."""
+
+    def branch(parts, x):
+        ok = jnp.isfinite(parts.g) & jnp.isfinite(parts.g_double)
+
+        def clean_of(coords):  # the scheme's own estimate of the coordinates whose lines are finite
+            h = at_coords(parts.h, coords)
+            values = apply(fun, unravel, scheme.estimate_points(x, parts.h, coords), scheme)
+            e = scheme.estimate(_masked(values, finite_lines(values, h.shape[0])), x, h)
+            return (e.f_noise, e.error), e.status
+
+        (noise, error), clean_codes = by_blocks(clean_of, x.shape[0], block)
+        stencil, steps = _edge_steps(fun, unravel, scheme, x, parts.h, block, with_error=True)
+
+        def estimated_of(coords):
+            values = apply(fun, unravel, stencil.estimate_points(x, steps, coords), Central())
+            h = at_coords(steps, coords)
+            e = stencil.estimate(values, x, h)
+            error = error_estimate(jnp.abs(h), stencil.weight_sum, e.f_noise, e.g, e.g_double, stencil.order)
+            bad = ~at_coords(ok, coords)
+            return (e.g, e.g_double, e.f_noise, error, e.curvature), status(x, _masked(values, bad), e.g, error)
+
+        (g, g_double, f_noise, error1, curvature), codes = by_blocks(estimated_of, x.shape[0], block)
+        use = ~ok & jnp.isfinite(g) & jnp.isfinite(error1)  # g finite: f(x), on its stencil, is finite too
+        new = parts._replace(f_noise=jnp.where(ok, noise, parts.f_noise), error=jnp.where(ok, error, parts.error))
+        fields = {"h": jnp.abs(steps), "g": g, "g_double": g_double, "f_noise": f_noise, "error": error1,
+                  "curvature": curvature}  # fmt: skip
+        new = new._replace(**{k: jnp.where(use, v, getattr(new, k)) for k, v in fields.items()})
+        code = merge_status([*clean_codes, *codes], new.error, new.g)
+        code = jnp.where(jnp.any(~ok & ~use), Status.NONFINITE, code)
+        loose = jnp.any(use & (new.error > jnp.abs(new.g)))
+        code = jnp.where((code == Status.OK) & loose, Status.IMPRECISE, code).astype(jnp.int8)
+        return new._replace(status=code)
+
+    with jax.named_scope(REPAIR_SCOPE):
+        ok = jnp.isfinite(parts.g) & jnp.isfinite(parts.g_double)
+        pred = jnp.any(~ok) & jnp.all(jnp.isfinite(x))
+        return when_any(pred, branch, parts, x)
 
 
 def complex_checked(fun, unravel, scheme: Scheme, x, parts: Parts, block: int | None = None) -> Parts:
