@@ -356,13 +356,15 @@ def map_points(per_point, points, step, chunk, blockable: bool = False, progress
     return lax.fori_loop(0, -(-chunks // group), ticking, out)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "with_error"))
-def gradient_program(points, rule, *, fun, scheme: Scheme, chunk, with_error: bool = False, progress=None):
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "with_error", "repair"))
+def gradient_program(points, rule, *, fun, scheme: Scheme, chunk, with_error: bool = False, repair: bool = True,
+                     progress=None):  # fmt: skip
     """Gradients (or `Estimate`s) and per-point "step vanished" flags at all points, in one program; `chunk` and
     `progress` (None, or a bar id: an argument, so one program serves every bar) as in `map_points` (a `Batching`
-    plans chunks and coordinate blocks). The flags are None for rules whose steps cannot vanish (not
-    `reports_vanished`): XLA then need not compute them (a boolean output costs ~35 µs a call on CPU)."""
-    per_point = functools.partial(point_result(with_error), fun, scheme)
+    plans chunks and coordinate blocks); `repair`: with the domain repair (`_evaluate.lazily_repaired`). The flags
+    are None for rules whose steps cannot vanish (not `reports_vanished`): XLA then need not compute them (a boolean
+    output costs ~35 µs a call on CPU)."""
+    per_point = functools.partial(point_result(with_error, repair), fun, scheme)
     result, vanished = map_points(per_point, points, rule, chunk, isinstance(chunk, Batching), progress)
     return result, (vanished if rule.reports_vanished else None)  # only the user's own steps can vanish
 
@@ -370,7 +372,7 @@ def gradient_program(points, rule, *, fun, scheme: Scheme, chunk, with_error: bo
 def plan(points, step, budget: int, *, fun, scheme: Scheme, with_error: bool = False) -> Plan:
     """The `Plan` (chunk, coordinate block, estimated temporaries) `gradient_program` makes for these points within
     `budget` bytes, read by tracing one point (nothing is compiled)."""
-    per_point = functools.partial(point_result(with_error), fun, scheme)
+    per_point = functools.partial(point_result(with_error, repair=False), fun, scheme)  # the repair: not in the plan
     return plan_for(per_point, points, step, Batching(memory_budget=budget), blockable=True)
 
 

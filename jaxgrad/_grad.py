@@ -24,7 +24,16 @@ from ._batching import (
     run_program,
 )
 from ._estimate import Estimate
-from ._evaluate import as_working, hashable, point_result, warn_if_low_precision, working_dtype, working_dtypes
+from ._evaluate import (
+    as_working,
+    gradient_values,
+    hashable,
+    lazily_repaired,
+    point_result,
+    warn_if_low_precision,
+    working_dtype,
+    working_dtypes,
+)
 from ._filter import FilteredBound, filtered_batch, is_filtered, partition
 from ._host import host_batch
 from ._schemes import as_scheme
@@ -85,8 +94,9 @@ def _as_argnums(argnums):
     return validate.integer("argnums", argnums, hint=" Pass an int or a tuple of ints, as to jax.grad.")
 
 
-def _gradient_of_bound(bound: Bound, scheme, with_error: bool, x, rule, rest, keywords):
-    per_point = functools.partial(point_result(with_error), lambda point: bound.value(point, rest, keywords), scheme)
+def _gradient_of_bound(bound: Bound, scheme, with_error: bool, repair: bool, x, rule, rest, keywords):
+    value = functools.partial(bound.value, rest=rest, keywords=keywords)
+    per_point = functools.partial(point_result(with_error, repair), value, scheme)
     result, vanished = fit_point(per_point, x, rule)(x, rule)  # in coordinate blocks when d² values do not fit
     vanished = vanished if rule.reports_vanished else None  # only the user's own steps can vanish
     aux = bound.aux(as_working(x), rest, keywords) if bound.has_aux else None
@@ -117,7 +127,7 @@ def _check_arguments(x, rest, keywords) -> None:
             )
 
 
-_gradient_program = jax.jit(_gradient_of_bound, static_argnums=(0, 1, 2))
+_gradient_program = jax.jit(_gradient_of_bound, static_argnums=(0, 1, 2, 3))
 
 
 def compiled_with(program, function, *static):
@@ -207,7 +217,8 @@ def grad(
     with_error, has_aux = validate.boolean("with_error", with_error), validate.boolean("has_aux", has_aux)
     traceable = validate.boolean("traceable", traceable)
     bound = Bound(fun, argnums, has_aux)
-    program = compiled_with(_gradient_program, _gradient_of_bound, bound, scheme, with_error)
+    programs = {repair: compiled_with(_gradient_program, _gradient_of_bound, bound, scheme, with_error, repair)
+                for repair in (False, True)}  # fmt: skip
 
     def on_host(bound, x, rest, keywords):
         batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
@@ -219,7 +230,7 @@ def grad(
     @functools.wraps(fun, updated=())
     def gradient(*args, **keywords):
         x, rest = bound.split(args)
-        called, compiled = bound, program
+        called, compiled = bound, programs
         if is_filtered(x):  # only its inexact-array leaves are differentiated, as by eqx.filter_grad
             original, (x, arrays, skeleton) = x, partition(x)
             if not jax.tree_util.tree_leaves(x):
@@ -228,14 +239,18 @@ def grad(
                     f"{type(original).__name__} {original!r:.60} with none; pass floats, e.g. jnp.asarray(x, float)."
                 )
             rest, called = (arrays, *rest), FilteredBound(bound, skeleton)
-            compiled = compiled_with(_gradient_program, _gradient_of_bound, called, scheme, with_error)
+            compiled = {repair: compiled_with(_gradient_program, _gradient_of_bound, called, scheme, with_error, repair)
+                        for repair in (False, True)}  # fmt: skip
         if traceable:
             _check_arguments(x, rest, keywords)
         rule.check(working_dtypes(x), scheme.reach)
         if not isinstance(x, jax.core.Tracer):
             warn_if_low_precision(x)
         if traceable:
-            result, vanished, aux = compiled(x, rule, rest, keywords)
+            result, vanished, aux = lazily_repaired(
+                lambda repair: compiled[repair](x, rule, rest, keywords), scheme, x, gradient_values, batched=False,
+                inputs=(rest, keywords),
+            )  # fmt: skip
         else:
             result, vanished, aux = on_host(called, x, rest, keywords)
         raise_if_step_vanished(vanished, rule)
@@ -335,10 +350,16 @@ def batch_grad(
             if not traceable:
                 result, vanished = host_batch(fun, scheme, points, rule, with_error, progress=bar)
             elif sharding is not None:
-                result, vanished = run_sharded(fun, scheme, with_error, points, rule, sharding, batching, bar)
+                result, vanished = lazily_repaired(
+                    lambda repair: run_sharded(fun, scheme, with_error, points, rule, sharding, batching, bar, repair),
+                    scheme, points, gradient_values,
+                )  # fmt: skip
             else:
-                result, vanished = run_program(gradient_program, points, rule, batching, bar, fun=fun, scheme=scheme,
-                                               with_error=with_error)  # fmt: skip
+                result, vanished = lazily_repaired(
+                    lambda repair: run_program(gradient_program, points, rule, batching, bar, fun=fun, scheme=scheme,
+                                               with_error=with_error, repair=repair),
+                    scheme, points, gradient_values,
+                )  # fmt: skip
     except Exception as error:
         raise_if_missing_batch_axis(fun, points, error)
         raise

@@ -21,7 +21,7 @@ from jax.sharding import PartitionSpec as P
 from . import _batching
 from . import _validate as validate
 from ._batching import Batching, gradient_program
-from ._evaluate import hashable, working_dtype, working_dtypes
+from ._evaluate import gradient_values, hashable, lazily_repaired, working_dtype, working_dtypes
 from ._schemes import Scheme, as_scheme
 from ._steps import as_step_rule, raise_if_step_vanished
 
@@ -75,17 +75,18 @@ def pad_points(points, multiple: int):
     return jax.tree_util.tree_map(lambda leaf: jnp.concatenate([leaf, jnp.repeat(leaf[-1:], pad, axis=0)]), points), n
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error", "batching", "mesh", "axis"))
-def _sharded_gradient(points, rule, progress=None, *, fun, scheme, with_error, batching, mesh, axis):
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error", "batching", "mesh", "axis", "repair"))
+def _sharded_gradient(points, rule, progress=None, *, fun, scheme, with_error, batching, mesh, axis, repair=True):
     def local(shard, st, bar):  # traced with one device's shard, so the chunks are planned for one device
         return gradient_program(shard, st, fun=fun, scheme=scheme, chunk=batching, with_error=with_error,
-                                progress=bar)  # fmt: skip
+                                repair=repair, progress=bar)  # fmt: skip
 
     mapped = jax.shard_map(local, mesh=mesh, in_specs=(P(axis), P(), P()), out_specs=P(axis), check_vma=False)
     return mapped(points, rule, progress)
 
 
-def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, batching: Batching, progress=None):
+def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, batching: Batching, progress=None,
+                repair: bool = True):  # fmt: skip
     """`batch_grad` with the points split across devices: pad, place, run the chunked map on every shard, unpad.
 
     Every device runs the one-device program (`gradient_program`) on its shard, with the chunks that `batching`
@@ -93,7 +94,8 @@ def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, b
     devices' shards. With `progress` (a bar id), every device ticks the bar per chunk of its own shard and the call
     waits for the results; the bar counts N (the padding is not shown), or the rows this process's devices compute
     when that differs (a share of N on each of several hosts; replicas on a mesh of several axes count each time).
-    Returns (gradients, per-point "step vanished" flags).
+    `repair`: with the domain repair (`_evaluate.lazily_repaired`). Returns (gradients, per-point "step vanished"
+    flags).
     """
     sharding = points_sharding(sharding)
     axis = _axis_of(sharding)
@@ -105,7 +107,7 @@ def run_sharded(fun, scheme: Scheme, with_error: bool, points, rule, sharding, b
         if local != leaf.shape[0]:
             _batching.set_total(progress, local)
     result = _sharded_gradient(placed, rule, progress, fun=fun, scheme=scheme, with_error=with_error,
-                               batching=batching, mesh=sharding.mesh, axis=axis)  # fmt: skip
+                               batching=batching, mesh=sharding.mesh, axis=axis, repair=repair)  # fmt: skip
     if progress is not None:
         result = jax.block_until_ready(result)
     return jax.tree_util.tree_map(lambda leaf: leaf[:n], result)
@@ -173,8 +175,12 @@ def stream_grad(
     try:
         while done < n:
             start = min(done, n - chunk)
-            grads, vanished = gradient_program(jnp.asarray(points[start : start + chunk]), rule, fun=fun,
-                                               scheme=scheme, chunk=chunk)  # fmt: skip
+            part = jnp.asarray(points[start : start + chunk])
+            grads, vanished = lazily_repaired(
+                lambda repair, part=part: gradient_program(part, rule, fun=fun, scheme=scheme, chunk=chunk,
+                                                           repair=repair),
+                scheme, part, gradient_values,
+            )  # fmt: skip
             raise_if_step_vanished(vanished, rule)
             grads = np.asarray(grads)
             if out is not None:

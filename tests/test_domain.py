@@ -196,3 +196,39 @@ def test_jvp_through_the_repair(dtype, with_error):
     exact = -1 / np.asarray(x, np.float64) ** 2
     np.testing.assert_allclose(np.diagonal(hessian, axis1=1, axis2=2), exact, rtol=1e-3 if dtype == "float32" else 1e-6)
     assert (hessian[:, [0, 1], [1, 0]] == 0).all()  # Σ log x: g_i does not depend on x_j, up to no rounding at all
+
+
+@pytest.mark.parametrize("with_error", [False, True])
+def test_repair_is_compiled_only_when_a_stencil_leaves_the_domain(monkeypatch, with_error):
+    """Eager calls run the program without the repair first (it triples the program's compile time) and the one with
+    it only when a point with finite coordinates got a non-finite value (`_evaluate.lazily_repaired`)."""
+    from jaxgrad import _evaluate
+
+    traced = []
+    for name in ("repaired_gradient", "repaired_parts"):
+        original = getattr(_evaluate, name)
+        monkeypatch.setattr(_evaluate, name, lambda *a, original=original, **k: traced.append(1) or original(*a, **k))
+    f = lambda x: jnp.sum(jnp.log(x)) + 0.0  # noqa: E731  a function of this test alone: no program compiled before
+    jg.batch_grad(f, jnp.asarray([[1.0, 2.0], [3.0, 4.0]]), with_error=with_error)
+    jg.grad(f, with_error=with_error)(jnp.asarray([1.0, 2.0]))
+    assert not traced
+    jg.batch_grad(f, jnp.asarray([[1e-6, 2.0], [3.0, 4.0]]), with_error=with_error)
+    assert traced
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_error", [False, True])
+def test_eager_and_traced_calls_agree_bit_for_bit(dtype, with_error):
+    """An eager call (without the repair where nothing leaves the domain) and the same call under jax.jit (the repair
+    always in the program) give the same values, errors and statuses, with and without points that need it."""
+    f = lambda x: jnp.sum(jnp.log(x))  # noqa: E731
+    for points in ([[1.0, 2.0], [3.0, 4.0]], [[1e-6, 2.0], [3.0, 4.0]]):
+        points = jnp.asarray(points, dtype)
+        eager = jg.batch_grad(f, points, with_error=with_error)
+        traced = jax.jit(lambda p: jg.batch_grad(f, p, with_error=with_error))(points)
+        for a, b in zip(jax.tree_util.tree_leaves(eager), jax.tree_util.tree_leaves(traced), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        one = jg.grad(f, with_error=with_error)
+        for a, b in zip(jax.tree_util.tree_leaves(one(points[0])), jax.tree_util.tree_leaves(jax.jit(one)(points[0])),
+                        strict=True):  # fmt: skip
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -28,6 +28,7 @@ from .._evaluate import (
     apply,
     as_working,
     hashable,
+    lazily_repaired,
     point_parts,
     working_dtype,
     working_dtypes,
@@ -58,21 +59,30 @@ class _Checked(NamedTuple):
     exact: Any = None  # the exact gradient, flat, when the program computes it too
 
 
-def _point_check(fun, scheme: Scheme, grad_fn, exact: bool, x, rule) -> _Checked:
+def _point_check(fun, scheme: Scheme, grad_fn, exact: bool, repair: bool, x, rule) -> _Checked:
     """At one point: g(h), g(2h), the step and the noise of f per coordinate, whether a step vanished, and with
-    `exact` the exact gradient (`grad_fn`; None: jax.grad(fun)), flat."""
-    parts = point_parts(fun, scheme, x, rule)[0]
+    `exact` the exact gradient (`grad_fn`; None: jax.grad(fun)), flat; `repair`: with the domain repair."""
+    parts = point_parts(fun, scheme, x, rule, repair=repair)[0]
     flat_exact = _flat_exact(jax.grad(fun) if grad_fn is None else grad_fn, x) if exact else None
     return _Checked(parts.h, parts.g, parts.g_double, parts.f_noise, parts.status, parts.vanished, parts.curvature,
                     flat_exact)  # fmt: skip
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "grad_fn", "exact"))
-def _batch_check(points, rule, *, fun, scheme: Scheme, chunk: int, grad_fn=None, exact: bool = False):
+@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "grad_fn", "exact", "repair"))
+def _batch_check(points, rule, *, fun, scheme: Scheme, chunk: int, grad_fn=None, exact: bool = False,
+                 repair: bool = True):  # fmt: skip
     """The check at every point, and with `exact` the exact gradient too, in one program: the static arguments are
     the caller's own objects (never a fresh jax.grad or closure), so a second run of the same function, shapes and
     options reuses the compiled program."""
-    return map_points(functools.partial(_point_check, fun, scheme, grad_fn, exact), points, rule, chunk)
+    return map_points(functools.partial(_point_check, fun, scheme, grad_fn, exact, repair), points, rule, chunk)
+
+
+def _checked(points, rule, batching, *, scheme: Scheme, **static) -> _Checked:
+    """`_batch_check` at `points`, with the domain repair only where a stencil left f's domain (`lazily_repaired`)."""
+    return lazily_repaired(
+        lambda repair: run_program(_batch_check, points, rule, batching, scheme=scheme, repair=repair, **static),
+        scheme, points, lambda checked: (checked.g, checked.g_double),
+    )  # fmt: skip
 
 
 def coordinate_names(point) -> tuple[str, ...]:
@@ -272,9 +282,7 @@ def _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_poin
     if traceable:
         try:
             values, times[f"{exact_name} + jaxgrad (h and 2h)"] = _timed(
-                lambda: run_program(
-                    _batch_check, points, rule, batching, fun=fun, scheme=scheme, grad_fn=grad_fn, exact=True
-                )
+                lambda: _checked(points, rule, batching, fun=fun, scheme=scheme, grad_fn=grad_fn, exact=True)
             )
             exact = np.asarray(values.exact, np.float64)
         except TypeError:  # also every NOT_TRACEABLE error: a grad_fn that does not trace runs apart, below
@@ -284,9 +292,7 @@ def _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_poin
         (exact, note), times[exact_name] = _timed(lambda: _exact_gradients(fun, grad_fn, points, batching))
         notes.extend([note] if note else [])
     if values is None and traceable:
-        values, times["jaxgrad (h and 2h)"] = _timed(
-            lambda: run_program(_batch_check, points, rule, batching, fun=fun, scheme=scheme)
-        )
+        values, times["jaxgrad (h and 2h)"] = _timed(lambda: _checked(points, rule, batching, fun=fun, scheme=scheme))
     elif values is None:
         values, times["jaxgrad (h and 2h), fun on the host"] = _timed(
             lambda: host_parts(fun, scheme, points, rule, with_error=True)[0]
