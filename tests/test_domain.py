@@ -222,13 +222,12 @@ def test_eager_and_traced_calls_agree_bit_for_bit(dtype, with_error):
     """An eager call (without the repair where nothing leaves the domain) and the same call under jax.jit (the repair
     always in the program) give the same values, errors and statuses, with and without points that need it."""
     f = lambda x: jnp.sum(jnp.log(x))  # noqa: E731
+    one = jg.grad(f, with_error=with_error)
+    batch, one_traced = jax.jit(lambda p: jg.batch_grad(f, p, with_error=with_error)), jax.jit(one)  # one compile each
     for points in ([[1.0, 2.0], [3.0, 4.0]], [[1e-6, 2.0], [3.0, 4.0]]):
         points = jnp.asarray(points, dtype)
         eager = jg.batch_grad(f, points, with_error=with_error)
-        traced = jax.jit(lambda p: jg.batch_grad(f, p, with_error=with_error))(points)
-        for a, b in zip(jax.tree_util.tree_leaves(eager), jax.tree_util.tree_leaves(traced), strict=True):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-        one = jg.grad(f, with_error=with_error)
-        for a, b in zip(jax.tree_util.tree_leaves(one(points[0])), jax.tree_util.tree_leaves(jax.jit(one)(points[0])),
-                        strict=True):  # fmt: skip
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        pairs = [(eager, batch(points)), (one(points[0]), one_traced(points[0]))]
+        for eager, traced in pairs:
+            for a, b in zip(jax.tree_util.tree_leaves(eager), jax.tree_util.tree_leaves(traced), strict=True):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
