@@ -2,6 +2,10 @@
 
 `ci/test` runs the suite twice: with JAX_ENABLE_X64=1 (float32 and float64 cases) and with JAX_ENABLE_X64=0 (the
 float32-only world most GPU users live in: integer input promotes to float32, nothing may silently need float64).
+Under ci/test (JAXGRAD_TEST_PASSES=2) each float dtype's cases run once, in its own world: DTYPES is ("float64",) in
+the float64-enabled pass and ("float32",) in the float32-only one, and what float32 input meets with x64 enabled
+(a float64 constant would promote it) is checked by tests/test_dtypes.py, across the public calls. A plain `pytest`
+with x64 enabled runs both dtypes.
 
 Marker `x64_independent`: a test whose outcome cannot depend on jax_enable_x64 (file I/O, argument errors, the docs
 build, the command line, which computes inside its own `jax.enable_x64(True)`, ...). When ci/test runs its two passes
@@ -24,7 +28,11 @@ os.environ.setdefault("JAXGRAD_CACHE_DIR", "off")  # the CLI's persistent compil
 jax.config.update("jax_enable_x64", X64)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-DTYPES = ("float32", "float64") if X64 else ("float32",)
+INDEPENDENT = "x64_independent"
+TWO_PASSES = os.environ.get("JAXGRAD_TEST_PASSES") == "2"  # ci/test: the suite runs once per x64 mode
+
+# the float dtypes of the `dtype` cases: under ci/test each runs in its own pass (float32 in the float32-only one)
+DTYPES = ("float32",) if not X64 else ("float64",) if TWO_PASSES else ("float32", "float64")
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("explore", max_examples=1000, deadline=None, derandomize=False, print_blob=True)
@@ -37,12 +45,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))  # HYPOTHESIS_
 # the files by their number of tests instead, and test_peer_cases.py, 5 tests and the longest single one, came last).
 FIRST = ("tests/test_derivatives.py", "tests/test_peer_cases.py", "tests/test_docs.py", "tests/test_verify.py",
          "tests/test_cli.py", "tests/test_accuracy.py", "tests/test_engine.py", "tests/test_trust.py",
-         "tests/test_fuzz.py", "tests/test_auto.py", "tests/test_study.py", "tests/test_filter.py",
-         "tests/test_bench.py", "tests/test_cli_files.py", "tests/test_distributed.py")  # fmt: skip
-
-
-INDEPENDENT = "x64_independent"
-TWO_PASSES = os.environ.get("JAXGRAD_TEST_PASSES") == "2"  # ci/test: the suite runs once per x64 mode
+         "tests/test_fuzz.py", "tests/test_domain.py", "tests/test_auto.py", "tests/test_study.py",
+         "tests/test_filter.py", "tests/test_bench.py", "tests/test_cli_files.py",
+         "tests/test_distributed.py")  # fmt: skip
 
 
 def pytest_configure(config):
@@ -96,7 +101,7 @@ def _config_is_restored():
 
 @pytest.fixture(params=DTYPES)
 def dtype(request):
-    """Every float dtype this run supports (float64 only when x64 is enabled)."""
+    """Every float dtype of this run (`DTYPES`)."""
     return np.dtype(request.param)
 
 
