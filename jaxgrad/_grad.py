@@ -217,8 +217,12 @@ def grad(
     with_error, has_aux = validate.boolean("with_error", with_error), validate.boolean("has_aux", has_aux)
     traceable = validate.boolean("traceable", traceable)
     bound = Bound(fun, argnums, has_aux)
-    programs = {repair: compiled_with(_gradient_program, _gradient_of_bound, bound, scheme, with_error, repair)
+
+    def programs_for(called):  # with and without the domain repair (`lazily_repaired`)
+        return {repair: compiled_with(_gradient_program, _gradient_of_bound, called, scheme, with_error, repair)
                 for repair in (False, True)}  # fmt: skip
+
+    programs = programs_for(bound)
 
     def on_host(bound, x, rest, keywords):
         batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
@@ -239,8 +243,7 @@ def grad(
                     f"{type(original).__name__} {original!r:.60} with none; pass floats, e.g. jnp.asarray(x, float)."
                 )
             rest, called = (arrays, *rest), FilteredBound(bound, skeleton)
-            compiled = {repair: compiled_with(_gradient_program, _gradient_of_bound, called, scheme, with_error, repair)
-                        for repair in (False, True)}  # fmt: skip
+            compiled = programs_for(called)
         if traceable:
             _check_arguments(x, rest, keywords)
         rule.check(working_dtypes(x), scheme.reach)
