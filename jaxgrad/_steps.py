@@ -140,9 +140,18 @@ class StepRule:
 
 
 def _pytree_rule(cls):
-    """Register a frozen dataclass rule as a pytree whose leaves are its fields."""
-    fields = [f.name for f in dataclasses.fields(cls)]
-    return jax.tree_util.register_dataclass(cls, data_fields=fields, meta_fields=[])
+    """Register a frozen dataclass rule as a pytree whose leaves are its fields, and whose tree structure names its
+    class: a rule is an argument of the compiled programs, and jit's cache finds a program by that structure.
+
+    Not `jax.tree_util.register_dataclass`: with it (jax 0.10.2) the structures of two classes with as many fields
+    compare equal while their hashes differ, so a call with `AutoStep()` found, whenever the two hashes met in the
+    cache's table, the program compiled for `DefaultStep()` (and `Relative` the one for `Absolute`): the fixed step's
+    numbers, silently (tests/test_steps.py)."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    jax.tree_util.register_pytree_node(
+        cls, lambda rule: (tuple(getattr(rule, name) for name in names), None), lambda _, leaves: cls(*leaves)
+    )
+    return cls
 
 
 @_pytree_rule

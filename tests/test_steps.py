@@ -1,5 +1,6 @@
 """The default step: dtype-aware, relative, a power of two, exactly representable."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -37,3 +38,32 @@ def test_nonfinite_points_get_nonfinite_steps(dtype):
     h = np.asarray(jg.numerics.default_step(x, 2))
     assert not np.isfinite(h[:3]).any()
     assert np.isfinite(h[3])
+
+
+RULES = [jg.DefaultStep(), jg.AutoStep(), jg.Absolute(1e-3), jg.Relative(1e-3)]
+
+
+@pytest.mark.x64_independent
+def test_every_rule_has_a_tree_structure_of_its_own():
+    """A rule is an argument of the compiled programs: jit's cache finds a program by its tree structure (and hash).
+    With jax's register_dataclass, DefaultStep's and AutoStep's structures compared equal (and Absolute's and
+    Relative's), and a step="auto" call ran the fixed step's program whenever their hashes met in the cache."""
+    structures = [jax.tree_util.tree_structure(rule) for rule in RULES]
+    for i, a in enumerate(structures):
+        for j, b in enumerate(structures):
+            assert (a == b) == (i == j), (RULES[i], RULES[j])
+    assert jax.tree_util.tree_map(lambda v: 2 * v, jg.Absolute(1e-3)) == jg.Absolute(2e-3)  # its field is the leaf
+
+
+@pytest.mark.x64_independent
+def test_one_function_gets_each_rules_own_program():
+    """The same f through one compiled program per rule: each call's numbers are its own rule's."""
+
+    def f(x):
+        return jnp.sin(x[0] * x[1])
+
+    x = jnp.array([100.0, 0.5], jnp.float32)
+    exact = np.array([0.5 * np.cos(50.0), 100 * np.cos(50.0)])
+    errors = {type(rule).__name__: np.abs(np.asarray(jg.grad(f, step=rule)(x), np.float64) - exact) for rule in RULES}
+    assert errors["AutoStep"][1] < errors["DefaultStep"][1] / 10  # f's own length scale, 0.01, not |x1|
+    assert errors["Relative"][0] > 10 * errors["Absolute"][0]  # in x0 = 100, 1e-3·max(|x|, 1) is a step of 0.1
