@@ -7,7 +7,8 @@ accuracy: median relative error |g − g*|/|g*| per point (g* = jax.grad in floa
   and "best": the median over points of the smallest error any step h = 2^k·max(|x|, 1) reaches at that point (a
   per-point oracle; for polynomials of degree ≤ p it reaches rounding, since no step has truncation there).
 coverage: over the built-ins and the zoo of smooth functions, the share of coordinates whose true error is at most
-  the estimate, and "silent": coordinates whose true error exceeds 10× the estimate while the status is OK.
+  the estimate, "silent": coordinates whose true error exceeds 10× the estimate while the status is OK, and "OK":
+  the share of points whose status is OK.
 """
 
 import argparse
@@ -64,7 +65,7 @@ def coverage(n: int) -> str:
     for method, order in COVERED:
         for step in (None, "auto"):
             for dtype in ("float32", "float64"):
-                total = covered = silent = 0
+                total = covered = silent = points = ok = 0
                 where = []
                 for name, f, p64 in cases:
                     exact = np.asarray(jax.vmap(jax.grad(f))(jnp.asarray(p64)))
@@ -78,10 +79,11 @@ def coverage(n: int) -> str:
                     quiet = (error > 10 * estimate) & (np.asarray(e.status) == 0)[:, None]
                     total, covered = total + error.size, covered + int(np.sum(error <= estimate))
                     silent += int(quiet.sum())
+                    points, ok = points + len(error), ok + int(np.sum(np.asarray(e.status) == 0))
                     where += [f"{name}:{int(quiet.sum())}"] if quiet.any() else []
                 rows.append([f"{method} {order}", str(step), dtype, f"{total:,}", f"{covered / total:.4f}", silent,
-                             " ".join(where[:5])])  # fmt: skip
-    headers = ["method", "step", "dtype", "coordinates", "covered", "silent", "where silent"]
+                             f"{ok / points:.3f}", " ".join(where[:5])])  # fmt: skip
+    headers = ["method", "step", "dtype", "coordinates", "covered", "silent", "OK", "where silent"]
     return format_table(headers, rows, title=f"with_error coverage, {n} points per function")
 
 
