@@ -586,8 +586,8 @@ def repaired_parts(fun, unravel, scheme: Scheme, x, parts: Parts, block=None):
     (`merge_status`). A coordinate's line is finite where g and g(2h) are: together they use every stencil point but
     f(x), which the one-sided stencil uses (where f(x) is not finite, no coordinate is repaired)."""
 
-    def branch(parts, x):
-        ok = jnp.isfinite(parts.g) & jnp.isfinite(parts.g_double)
+    def branch(parts, args):
+        x, ok = args
 
         def clean_of(coords):  # the scheme's own estimate of the coordinates whose lines are finite
             h = at_coords(parts.h, coords)
@@ -621,7 +621,7 @@ def repaired_parts(fun, unravel, scheme: Scheme, x, parts: Parts, block=None):
     with jax.named_scope(REPAIR_SCOPE):
         ok = jnp.isfinite(parts.g) & jnp.isfinite(parts.g_double)
         pred = jnp.any(~ok) & jnp.all(jnp.isfinite(x))
-        return when_any(pred, branch, parts, x)
+        return when_any(pred, branch, parts, (x, ok))
 
 
 def complex_checked(fun, unravel, scheme: Scheme, x, parts: Parts, block: int | None = None) -> Parts:
