@@ -200,31 +200,62 @@ class Plan(NamedTuple):
     per_point: Any  # the function to map: the replayed trace of the one made to plan (`fun` traced once)
 
 
+class Fit(NamedTuple):
+    """One point's stencil fitted to the budget: the trace to replay, its `block` (None: the whole stencil at once)
+    and `whole_bytes`, the temporaries of the whole stencil at once."""
+
+    traced: Traced
+    block: int | None
+    whole_bytes: int
+
+
+def fit_blocks(per_point, points, step, batching: Batching, *, units: int, unit: str = "coordinate",
+               fix: str = "check fewer coordinates at once (compare(..., directions=K))") -> Fit:  # fmt: skip
+    """`per_point` traced at the first of `points`, with its stencil evaluated `block` of its `units` (coordinates,
+    pairs of coordinates) at a time when one point's temporaries exceed `batching`'s memory budget: the one planner
+    of gradients, Jacobians and Hessians.
+
+    The bytes are read from traces (`peak_bytes`, nothing compiled): the whole stencil first; if it does not fit,
+    one unit at a time, whose bytes are the part every block needs (the outputs, d or d² values, and their working
+    copies) plus one unit's own; each unit's own bytes, (whole − one unit) / (units − 1), give the block, budget //
+    (bytes per unit), balanced. The budget bounds what grows with the block: the fixed part is needed whatever the
+    block (three traces in all). `units` ≤ 1: never in blocks (a `per_point` that takes no `block=`).
+
+    Raises:
+      ValueError: the whole stencil (`units` ≤ 1), or one unit's own part, does not fit an explicit
+        `memory_budget`, naming the bytes it needs and `fix` (checked at trace time, before anything is allocated).
+    """
+    budget, explicit = batching.budget(), batching.memory_budget
+    whole = trace_point(per_point, points, step)
+    if whole.bytes <= budget or units <= 1:
+        if whole.bytes > budget and explicit is not None:
+            raise over_budget(whole.bytes, None, explicit, unit, fix)
+        return Fit(whole, None, whole.bytes)
+    one = trace_point(functools.partial(per_point, block=1), points, step)
+    per_unit = max(1, -(-(whole.bytes - one.bytes) // (units - 1)))
+    if per_unit > budget and explicit is not None:
+        raise over_budget(per_unit, 1, explicit, unit, fix)
+    block = balanced(units, max(1, budget // per_unit))
+    traced = one if block == 1 else trace_point(functools.partial(per_point, block=block), points, step)
+    return Fit(traced, block, whole.bytes)
+
+
 def plan_for(per_point, points, step, batching, blockable: bool = False) -> Plan:
     """The chunk (and coordinate block) for `per_point` over `points` within `batching`'s memory budget.
 
     One pass when N points fit the budget, else balanced chunks of about budget / (bytes per point) points. When
     one point alone does not fit and `per_point` takes `block=` (gradients: `blockable`), its coordinates are
-    evaluated in blocks of about d·budget / (bytes per point). Traced, never compiled: no program is built twice.
+    evaluated in blocks (`fit_blocks`). Traced, never compiled: no program is built twice.
 
     Raises:
-      ValueError: one point does not fit an explicit `memory_budget` even a coordinate at a time, naming the bytes
-        it needs (checked at trace time, before anything is allocated).
+      ValueError: one point does not fit an explicit `memory_budget` even a coordinate at a time (`fit_blocks`).
     """
     n = jax.tree_util.tree_leaves(points)[0].shape[0]
     if isinstance(batching, int):
         batching = Batching(chunk_size=batching)
-    budget = batching.budget()
-    traced = trace_point(per_point, points, step)
-    total, block, dim = n * traced.bytes, None, point_dim(points)
-    while blockable and traced.bytes > budget and (block or dim) > 1:  # the bytes fall about as the block: 1-3 rounds
-        block = balanced(dim, max(1, min((block or dim) - 1, (block or dim) * budget // traced.bytes)))
-        traced = trace_point(functools.partial(per_point, block=block), points, step)
-    per = traced.bytes
-    if per > budget and batching.memory_budget is not None:
-        raise over_budget(per, block, batching.memory_budget)
-    chunk = batching.chunk_size or budget // per
-    return Plan(balanced(n, chunk), block, total, traced.replay)
+    fit = fit_blocks(per_point, points, step, batching, units=point_dim(points) if blockable else 1)
+    chunk = batching.chunk_size or batching.budget() // fit.traced.bytes
+    return Plan(balanced(n, chunk), fit.block, n * fit.whole_bytes, fit.traced.replay)
 
 
 def over_budget(needed: int, block: int | None, memory_budget: int, unit: str = "coordinate",
@@ -239,11 +270,14 @@ def over_budget(needed: int, block: int | None, memory_budget: int, unit: str = 
     )
 
 
-def fit_point(per_point, x, step, batching: Batching | None = None):
-    """`per_point` (traced once) for the single point x, evaluating its coordinates in blocks when its stencil does
-    not fit the memory budget (`plan_for`; default: `default_memory_budget()`)."""
+def fit_point(per_point, x, step, batching: Batching | None = None, *, units: int | None = None, **names):
+    """`per_point` (traced once) for the single point x, its stencil evaluated in blocks of its `units` (None: its
+    coordinates) when it does not fit the memory budget (`fit_blocks`, which `names` the unit and the fix in its
+    error; default budget: `default_memory_budget()`): the replay of the chosen trace, so the program does not trace
+    `fun` once more."""
     one = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
-    return plan_for(per_point, one, step, batching or Batching(), blockable=True).per_point
+    units = point_dim(one) if units is None else units
+    return fit_blocks(per_point, one, step, batching or Batching(), units=units, **names).traced.replay
 
 
 # ------------------------------------------------------------------------------------------------- progress

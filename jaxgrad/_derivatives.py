@@ -16,7 +16,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from . import _validate as validate
-from ._batching import Batching, balanced, over_budget, trace_point
+from ._batching import Batching, fit_point
 from ._estimate import Estimate, SecondDifferences, merge_status, status
 from ._evaluate import (
     adapted_steps,
@@ -59,32 +59,6 @@ def _blocks(matrix, out_example, in_example):
 def _dim(x) -> int:
     """The number of coordinates of the pytree x."""
     return sum(math.prod(np.shape(leaf)) for leaf in jax.tree_util.tree_leaves(x))
-
-
-def _fitted(per_point, x, rule, batching: Batching, *, units: int, unit: str, blockable: bool):
-    """`per_point(x, rule, block=None)`, its stencil evaluated `block` units (coordinates, pairs of coordinates) at a
-    time when the whole one does not fit `batching`'s memory budget: the replay of the chosen trace, so the program
-    does not trace `fun` once more.
-
-    The bytes are read from traced programs (`trace_point`: `peak_bytes`, nothing compiled): the whole stencil
-    first; if it does not fit, the program with one block of every unit, whose bytes per unit (the outputs, d·m or
-    d² values, are a small fixed part of it) give the block: budget // (bytes per unit), balanced.
-
-    Raises:
-      ValueError: the stencil does not fit an explicit `memory_budget` even one unit at a time (`over_budget`).
-    """
-    one = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], x)
-    budget, explicit = batching.budget(), batching.memory_budget
-    whole = trace_point(per_point, one, rule)
-    if whole.bytes <= budget or not blockable or units <= 1:
-        if whole.bytes > budget and explicit is not None:
-            raise over_budget(whole.bytes, None, explicit, unit, _FIX)
-        return whole.replay
-    per_unit = -(-trace_point(functools.partial(per_point, block=units), one, rule).bytes // units)
-    if per_unit > budget and explicit is not None:
-        raise over_budget(per_unit, 1, explicit, unit, _FIX)
-    block = balanced(units, max(1, budget // per_unit))
-    return trace_point(functools.partial(per_point, block=block), one, rule).replay
 
 
 _FIX = "differentiate fewer coordinates at once (jg.jvp along chosen directions)"
@@ -149,7 +123,7 @@ def _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block: int, out_exa
 
 def _jacobian_of(fun, scheme, with_error: bool, batching: Batching, x, rule):
     per_point = functools.partial(_point_jacobian, fun, scheme, with_error)
-    fitted = _fitted(per_point, x, rule, batching, units=_dim(x), unit="coordinate", blockable=blockable(scheme))
+    fitted = fit_point(per_point, x, rule, batching, units=_dim(x) if blockable(scheme) else 1, fix=_FIX)
     return fitted(x, rule)
 
 
@@ -541,7 +515,7 @@ def _point_hessian(fun, stencil: SecondDifference, with_error: bool, x, rule, bl
 def _hessian_of(fun, stencil: SecondDifference, with_error: bool, batching: Batching, x, rule):
     per_point = functools.partial(_point_hessian, fun, stencil, with_error)
     pairs = pair_count(_dim(x))
-    fitted = _fitted(per_point, x, rule, batching, units=pairs, unit="coordinate pair", blockable=pairs > 1)
+    fitted = fit_point(per_point, x, rule, batching, units=pairs, unit="coordinate pair", fix=_FIX)
     return fitted(x, rule)
 
 
