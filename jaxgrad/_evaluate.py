@@ -378,6 +378,19 @@ def parts_of(values, x, h, scheme: Scheme) -> Parts:
     return Parts(h, *estimated[:5], vanished(x, h, scheme), estimated.curvature)
 
 
+def stencil_gradient(fun, unravel, scheme: Scheme, x, h, block: int | None, point=None):
+    """The scheme's gradient at the flat point x with steps h, `block` coordinates at a time (`by_blocks`; None: all
+    at once). With `point` (the pytree the user passed), f's values are checked to be scalars (`check_output`)."""
+
+    def gradient_of(coords):
+        values = apply(fun, unravel, scheme.points(x, h, coords), scheme)
+        if point is not None:
+            check_output(values, point, scalar=True)
+        return scheme.combine(values, at_coords(h, coords)), ()
+
+    return by_blocks(gradient_of, x.shape[0], block)[0]
+
+
 def point_gradient(fun, scheme: Scheme, x, rule: StepRule, block: int | None = None, repair: bool = True):
     """Gradient of `fun` at one point `x` (a pytree, like `x`), and whether a step vanished at a finite coordinate;
     `block` coordinates at a time (`by_blocks`; None: all at once). With `repair`, coordinates whose stencil leaves
@@ -391,13 +404,7 @@ def point_gradient(fun, scheme: Scheme, x, rule: StepRule, block: int | None = N
         flat_x, unravel, flat_h, g = e.x, e.unravel, e.h, scheme.combine(e.values, e.h)
     else:
         flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, block)
-
-        def gradient_of(coords):
-            values = apply(fun, unravel, scheme.points(flat_x, flat_h, coords), scheme)
-            check_output(values, x, scalar=True)
-            return scheme.combine(values, at_coords(flat_h, coords)), ()
-
-        g = by_blocks(gradient_of, flat_x.shape[0], block)[0]
+        g = stencil_gradient(fun, unravel, scheme, flat_x, flat_h, block, point=x)
     if repair:
         g = repaired_gradient(fun, unravel, scheme, flat_x, flat_h, g, block)
     return unravel(g), vanished(flat_x, flat_h, scheme)
@@ -556,12 +563,7 @@ def repaired_gradient(fun, unravel, scheme: Scheme, x, h, g, block=None):
         x, h = args
         bad = ~jnp.isfinite(g)
         stencil, steps = _edge_steps(fun, unravel, scheme, x, h, block, with_error=False)
-
-        def gradient_of(coords):
-            values = apply(fun, unravel, stencil.points(x, steps, coords), Central())
-            return stencil.combine(values, at_coords(steps, coords)), ()
-
-        g1 = by_blocks(gradient_of, x.shape[0], block)[0]
+        g1 = stencil_gradient(fun, unravel, stencil, x, steps, block)
         use = bad & jnp.isfinite(g1)  # f(x) is on the one-sided stencil (center weight ≠ 0): finite there too
         return jnp.where(use, g1, g)
 
