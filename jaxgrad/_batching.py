@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.extend.core import jaxpr_as_fun, jaxprs_in_params
+from jax.extend.core import jaxprs_in_params
 
 from . import _validate as validate
-from ._evaluate import REPAIR_SCOPE, point_result, warn_if_low_precision, working_dtype
+from ._evaluate import REPAIR_SCOPE, point_result, trace_and_replay, warn_if_low_precision, working_dtype
 from ._schemes import Scheme
 
 CPU_MEMORY_BUDGET = 32 * 2**20
@@ -174,13 +174,8 @@ class Traced(NamedTuple):
 def trace_point(per_point, points, step) -> Traced:
     """Trace `per_point(x, step)` at the first point of the (traced or concrete) batch `points`."""
     one = jax.tree_util.tree_map(lambda leaf: leaf[0], points)
-    closed, shape = jax.make_jaxpr(per_point, return_shape=True)(one, step)
-    tree, replay = jax.tree_util.tree_structure(shape), jaxpr_as_fun(closed)
-
-    def replayed(x, st):
-        return jax.tree_util.tree_unflatten(tree, replay(*jax.tree_util.tree_leaves((x, st))))
-
-    return Traced(max(peak_bytes(closed.jaxpr), 1), replayed)
+    closed, replay = trace_and_replay(per_point, one, step)
+    return Traced(max(peak_bytes(closed.jaxpr), 1), replay)
 
 
 def balanced(count: int, size: int) -> int:

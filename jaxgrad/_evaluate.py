@@ -186,23 +186,32 @@ def apply(fun, unravel, rows, scheme: Scheme):
     return scheme.read(values)
 
 
+def trace_and_replay(fun, *args):
+    """`fun` traced at `args` (jax.make_jaxpr: values, tracers' shapes or ShapeDtypeStructs) -> (the closed jaxpr, a
+    function that replays it: called with arguments of the same structure, shapes and dtypes, it binds the trace's
+    primitives (so its values are those of fun itself) and returns fun's output structure). The one way jaxgrad
+    traces the user's code once and evaluates it several times: `traced_once`, `_batching.trace_point`."""
+    closed, shape = jax.make_jaxpr(fun, return_shape=True)(*args)
+    tree, run = jax.tree_util.tree_structure(shape), jaxpr_as_fun(closed)
+
+    def replay(*arguments):
+        return jax.tree_util.tree_unflatten(tree, run(*jax.tree_util.tree_leaves(arguments)))
+
+    return closed, replay
+
+
 def traced_once(fun):
-    """`fun` traced at the first point it is called with (jax.make_jaxpr, inside that call's `apply`, so its errors
-    read as before) and replayed from that one trace at every call after it (jaxpr_as_fun): a program that evaluates
-    fun at the stencil, the domain repair's probes and its one-sided stencil traces the user's code once, as
-    `_batching.trace_point` does for a whole point. The replay binds the trace's primitives, so its values are
-    those of fun itself."""
+    """`fun` traced at the first point it is called with (inside that call's `apply`, so its errors read as before)
+    and replayed from that one trace at every call after it (`trace_and_replay`): a program that evaluates fun at the
+    stencil, the domain repair's probes and its one-sided stencil traces the user's code once."""
     trace = []
 
     def replayed(point):
-        leaves, tree = jax.tree_util.tree_flatten(point)
         if not trace:
-            shapes = [jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf)) for leaf in leaves]
-            closed, out = jax.make_jaxpr(lambda *ls: fun(jax.tree_util.tree_unflatten(tree, ls)),
-                                         return_shape=True)(*shapes)  # fmt: skip
-            trace.append((jaxpr_as_fun(closed), jax.tree_util.tree_structure(out)))
-        replay, out_tree = trace[0]
-        return jax.tree_util.tree_unflatten(out_tree, replay(*leaves))
+            shapes = jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf)),
+                                            point)  # fmt: skip
+            trace.append(trace_and_replay(fun, shapes)[1])
+        return trace[0](point)
 
     return replayed
 
