@@ -187,7 +187,7 @@ def balanced(count: int, size: int) -> int:
 
 class Plan(NamedTuple):
     """How a batch runs: `chunk` points at a time, each point `block` coordinates at a time (None: all at once),
-    from the estimate `temp_bytes` of one pass's temporaries (`point_bytes` of the whole point, times N)."""
+    from the estimate `temp_bytes` of one pass's temporaries (the whole stencil's bytes of one point, times N)."""
 
     chunk: int
     block: int | None
@@ -211,26 +211,31 @@ def fit_blocks(per_point, points, step, batching: Batching, *, units: int, unit:
     of gradients, Jacobians and Hessians.
 
     The bytes are read from traces (`peak_bytes`, nothing compiled): the whole stencil first; if it does not fit,
-    one unit at a time, whose bytes are the part every block needs (the outputs, d or d² values, and their working
-    copies) plus one unit's own; each unit's own bytes, (whole − one unit) / (units − 1), give the block, budget //
-    (bytes per unit), balanced. The budget bounds what grows with the block: the fixed part is needed whatever the
-    block (three traces in all). `units` ≤ 1: never in blocks (a `per_point` that takes no `block=`).
+    one unit at a time, whose bytes are the part every block needs (the outputs, d, d·m or d² values, and their
+    working copies) plus one unit's own; each unit's own bytes, (whole − one unit) / (units − 1), give the block,
+    budget // (bytes per unit), balanced (three traces in all). The budget bounds what grows with the block; the part
+    every block needs comes on top, whatever the block. `units` ≤ 1 (a `per_point` that takes no `block=`), or a
+    stencil that blocks do not make smaller: the whole stencil at once.
 
     Raises:
-      ValueError: the whole stencil (`units` ≤ 1), or one unit's own part, does not fit an explicit
-        `memory_budget`, naming the bytes it needs and `fix` (checked at trace time, before anything is allocated).
+      ValueError: an explicit `memory_budget` below the whole stencil's bytes where blocks cannot help, or below one
+        unit's own bytes, naming them and `fix` (checked at trace time, before anything is allocated).
     """
     budget, explicit = batching.budget(), batching.memory_budget
     whole = trace_point(per_point, points, step)
-    if whole.bytes <= budget or units <= 1:
-        if whole.bytes > budget and explicit is not None:
+    if whole.bytes <= budget:
+        return Fit(whole, None, whole.bytes)
+    one = trace_point(functools.partial(per_point, block=1), points, step) if units > 1 else whole
+    if one.bytes >= whole.bytes:  # no block would be smaller
+        if explicit is not None:
             raise over_budget(whole.bytes, None, explicit, unit, fix)
         return Fit(whole, None, whole.bytes)
-    one = trace_point(functools.partial(per_point, block=1), points, step)
-    per_unit = max(1, -(-(whole.bytes - one.bytes) // (units - 1)))
+    per_unit = -(-(whole.bytes - one.bytes) // (units - 1))
     if per_unit > budget and explicit is not None:
-        raise over_budget(per_unit, 1, explicit, unit, fix)
+        raise over_budget(per_unit, 1, explicit, unit, fix, fixed=one.bytes - per_unit)
     block = balanced(units, max(1, budget // per_unit))
+    if block >= units:  # the whole stencil is within the budget's reach once its fixed part is set aside
+        return Fit(whole, None, whole.bytes)
     traced = one if block == 1 else trace_point(functools.partial(per_point, block=block), points, step)
     return Fit(traced, block, whole.bytes)
 
@@ -243,7 +248,8 @@ def plan_for(per_point, points, step, batching, blockable: bool = False) -> Plan
     evaluated in blocks (`fit_blocks`). Traced, never compiled: no program is built twice.
 
     Raises:
-      ValueError: one point does not fit an explicit `memory_budget` even a coordinate at a time (`fit_blocks`).
+      ValueError: one point does not fit an explicit `memory_budget` even a coordinate at a time, the part every
+        block needs set aside (`fit_blocks`).
     """
     n = jax.tree_util.tree_leaves(points)[0].shape[0]
     if isinstance(batching, int):
@@ -254,13 +260,20 @@ def plan_for(per_point, points, step, batching, blockable: bool = False) -> Plan
 
 
 def over_budget(needed: int, block: int | None, memory_budget: int, unit: str = "coordinate",
-                fix: str = "check fewer coordinates at once (compare(..., directions=K))") -> ValueError:  # fmt: skip
-    """The error for one point whose temporaries (`needed` bytes, `block` units at a time) exceed an explicit
-    `memory_budget`: it names both and the fix."""
+                fix: str = "check fewer coordinates at once (compare(..., directions=K))",
+                fixed: int | None = None) -> ValueError:  # fmt: skip
+    """The error for one point whose temporaries (`needed` bytes, `block` units at a time; with `fixed`, `needed` is
+    one unit's own bytes beyond the `fixed` ones every block needs) exceed an explicit `memory_budget`: it names
+    them and the fix."""
+    if fixed is None:
+        what = f"One point needs about {needed:,} bytes of temporaries" + (
+            f" ({block} {unit}{'s' if block > 1 else ''} at a time)" if block else ""
+        )
+    else:
+        what = (f"One point's stencil needs about {needed:,} bytes of temporaries per {unit}, beyond the {fixed:,} "
+                f"that every block of {unit}s needs")  # fmt: skip
     return ValueError(
-        f"One point needs about {needed:,} bytes of temporaries"
-        + (f" ({block} {unit}{'s' if block > 1 else ''} at a time)" if block else "")
-        + f", more than `memory_budget`={memory_budget:,}. Raise memory_budget to at least {needed:,} "
+        f"{what}, more than `memory_budget`={memory_budget:,}. Raise memory_budget to at least {needed:,} "
         f"(or leave it None for the default), or {fix}."
     )
 

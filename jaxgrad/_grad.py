@@ -279,10 +279,11 @@ def batch_grad(
     """Numerical gradients of `fun` at N points in one compiled call: `grad` vmapped over the leading axis.
 
     Compiles once per shape, dtype and options; later calls with the same ones reuse the program. When one pass over
-    all N points would need more temporary memory than `memory_budget` (as XLA's own memory analysis of the compiled
-    program reports; the naive stencil of N points holds N · evaluations(d) · d values), the points are processed in
-    chunks by a loop inside the same program. The result equals one big call up to the rounding of f: XLA may fuse
-    (and contract into FMAs) the operations of `fun` differently in the two programs.
+    all N points would need more temporary memory than `memory_budget` (estimated from the traced program, nothing
+    compiled to tell; the naive stencil of N points holds N · evaluations(d) · d values), the points are processed in
+    chunks by a loop inside the same program, and one point's coordinates in blocks when it alone does not fit.
+    The result equals one big call up to the rounding of f: XLA may fuse (and contract into FMAs) the operations of
+    `fun` differently in the two programs.
 
     Args:
       fun: a JAX-traceable function of one point (array or pytree) returning a scalar.
@@ -291,7 +292,8 @@ def batch_grad(
         N on its floating-point array leaves only; its other leaves, integer arrays included, are shared by all points.
       method, order, step: as in `grad`; a step is a scalar or has the shape of one point, shared by all points.
       chunk_size: points per chunk; None picks it from `memory_budget`.
-      memory_budget: bytes of temporary memory one pass may use; None means 32 MiB on CPU (cache-sized temporaries
+      memory_budget: bytes of temporary memory one pass may use, beyond what every block of coordinates needs
+        whatever its size (the outputs and their working copies); None means 32 MiB on CPU (cache-sized temporaries
         are faster there) and 1 GiB on GPU/TPU.
       with_error: return an `Estimate(value, error, status)` with the error of every coordinate and a status (N,)
         per point, as in `grad`.

@@ -56,8 +56,9 @@ def pytest_configure(config):
         f"{INDEPENDENT}: outcome cannot depend on jax_enable_x64; under ci/test it runs in the float32-only "
         "pass alone (deselected in the float64-enabled one)",
     )
-    if not X64:  # NumPy's float64 arrays in the float32-only world: announced by design (tests/test_dtypes.py and
-        # pytest.warns check it), not 77 lines of noise that would hide a new warning in the summary
+    if not X64:  # NumPy's float64 arrays in the float32-only world: announced by design (test_trust's
+        # test_numerics_float64_input_without_x64_warns records it itself), not 77 lines of noise that would hide a
+        # new warning in the summary
         config.addinivalue_line("filterwarnings", "ignore:float64 input is computed in float32:UserWarning")
 
 

@@ -469,6 +469,18 @@ def test_a_budget_too_small_for_one_block_is_refused_with_the_fix(transformation
         transformation(f_dense, memory_budget=0)
 
 
+def test_a_budget_that_blocks_cannot_meet_is_refused_not_exceeded():
+    """2 inputs, 20,000 outputs: the outputs are the stencil's bytes, and a block of one coordinate is no smaller
+    than both, so a budget below them is refused (a planner that set the fixed part aside ran it silently)."""
+
+    def wide(x):
+        return jnp.sin(x[0]) * jnp.arange(20_000.0) + x[1]
+
+    with pytest.raises(ValueError, match=r"more than `memory_budget`=100,000\. Raise memory_budget to at least"):
+        jg.jacobian(wide, memory_budget=100_000)(jnp.ones(2))
+    assert jg.jacobian(wide)(jnp.ones(2)).shape == (20_000, 2)  # the default budget holds it whole
+
+
 @pytest.mark.parametrize("dim", [0, 1, 2, 3, 4, 7, 8, 50, 51])
 def test_the_pairs_in_blocks_are_every_pair_once(dim):
     """The blocked Hessian numbers the pairs i < j by arithmetic: every pair exactly once."""
