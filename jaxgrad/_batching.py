@@ -77,6 +77,10 @@ def as_points(points):
             return all(numbers_only(v) for v in value)
         return isinstance(value, (int, float, np.number, np.bool_))
 
+    if isinstance(points, jax.Array):  # the usual case, checked without walking a pytree (a few µs a call)
+        working_dtype(points.dtype)
+        warn_if_low_precision(points, stacklevel=4)
+        return points
     if isinstance(points, (list, tuple)) and numbers_only(points):
         points = np.asarray(points)
     for leaf in jax.tree_util.tree_leaves(points):  # JAX's own error for a dtype it lacks names no fix

@@ -247,7 +247,7 @@ class FiniteDifference(Scheme):
         0 for offsets it does not use."""
         return tuple(self._table.get(k / factor, 0.0) / factor if k % factor == 0 else 0.0 for k in offsets)
 
-    @property
+    @functools.cached_property  # read on every call (`StepRule.check`): computed once per scheme
     def reach(self) -> int:
         return max(abs(k) for k in self.estimate_offsets)
 
