@@ -60,7 +60,8 @@ def pytest_configure(config):
         # test_numerics_float64_input_without_x64_warns records it itself), not 77 lines of noise that would hide a
         # new warning in the summary
         config.addinivalue_line("filterwarnings", "ignore:float64 input is computed in float32:UserWarning")
-        config.addinivalue_line("filterwarnings", "ignore:step_study. float64 needs:UserWarning")  # test_study checks it
+        # and step_study's float32-only run, announced (test_study checks it with pytest.warns)
+        config.addinivalue_line("filterwarnings", "ignore:step_study. float64 needs:UserWarning")
 
 
 DESELECTED = []  # how many this process deselected
