@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import itertools
 import json
 import math
 from typing import NamedTuple
@@ -126,12 +125,23 @@ def serialize(rep) -> Serialized:
     rows_text = "[" + ", ".join(template.format(*values) for values in zip(*json_columns, strict=True)) + "]"
     head = json.dumps(to_dict(rep, with_rows=False), default=float)
     csv_numbers = [[_CSV_SPECIAL.get(v, v) for v in values] for values in numbers.values()]
-    body = io.StringIO()
-    csv.writer(body).writerows(
-        zip(itertools.repeat(rep.function), itertools.repeat(rep.dtype), points,
-            ["True" if p else "False" for p in columns["passed"]], columns["worst_column"], *csv_numbers)
-    )  # fmt: skip
-    return Serialized(head[:-1] + ', "rows": ' + rows_text + "}", CSV_HEADER, body.getvalue())
+    csv_names = {name: _csv_field(name) for name in names}
+    fixed = f"{_csv_field(rep.function)},{_csv_field(rep.dtype)},".replace("{", "{{").replace("}", "}}")
+    line = fixed + ",".join(["{}"] * (len(ROW_KEYS))) + "\r\n"  # csv.writer's line ending
+    body = "".join(line.format(*values) for values in zip(
+        points, ["True" if p else "False" for p in columns["passed"]],
+        [csv_names[name] for name in columns["worst_column"]], *csv_numbers, strict=True))  # fmt: skip
+    return Serialized(head[:-1] + ', "rows": ' + rows_text + "}", CSV_HEADER, body)
+
+
+def _csv_field(text: str) -> str:
+    """`text` as one field of a row that csv.writer writes (quoted where it holds a comma, a quote or a line break;
+    empty stays empty): the few texts of a comparison's rows that are not numbers, quoted once each."""
+    if not text:
+        return ""
+    out = io.StringIO()
+    csv.writer(out).writerow([text])
+    return out.getvalue()[:-2]
 
 
 def to_dict(rep, *, with_rows: bool = True) -> dict:
