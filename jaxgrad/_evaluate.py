@@ -55,6 +55,11 @@ def _working_dtype(dtype: np.dtype, x64: bool) -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
+@functools.lru_cache(maxsize=64)
+def _canonical_working(dtype: np.dtype, x64: bool) -> np.dtype:
+    return np.dtype(jax.dtypes.canonicalize_dtype(_working_dtype(np.dtype(dtype), x64)))
+
+
 def as_working_leaf(leaf):
     """`leaf` as a JAX array in its working dtype (`working_dtype`)."""
     leaf = jnp.asarray(leaf)
@@ -63,6 +68,8 @@ def as_working_leaf(leaf):
 
 def working_dtypes(x) -> set:
     """The working dtypes of the leaves of the pytree `x`."""
+    if isinstance(x, jax.Array):  # the usual case, read on every call: no pytree walk
+        return {_canonical_working(x.dtype, jax.config.jax_enable_x64)}
     leaves = jax.tree_util.tree_leaves(x)
     dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves}
     return {np.dtype(jax.dtypes.canonicalize_dtype(working_dtype(dtype))) for dtype in dtypes}
@@ -754,5 +761,11 @@ def repair_needed(values, points, batched: bool = True) -> bool:
 
 
 def _all_finite(leaf) -> bool:
-    on_host = not isinstance(leaf, jax.Array) or all(device.platform == "cpu" for device in leaf.devices())
+    on_host = not isinstance(leaf, jax.Array) or _on_cpu(leaf.sharding)
     return bool(np.isfinite(np.asarray(leaf)).all() if on_host else jnp.isfinite(leaf).all())
+
+
+@functools.lru_cache(maxsize=64)
+def _on_cpu(sharding) -> bool:
+    """Whether every device of `sharding` is a CPU (read once per sharding: its device set is built on each read)."""
+    return all(device.platform == "cpu" for device in sharding.device_set)
