@@ -77,15 +77,14 @@ def as_points(points):
             return all(numbers_only(v) for v in value)
         return isinstance(value, (int, float, np.number, np.bool_))
 
-    if isinstance(points, jax.Array):  # the usual case, checked without walking a pytree (a few µs a call)
-        working_dtype(points.dtype)
-        warn_if_low_precision(points, stacklevel=4)
-        return points
     if isinstance(points, (list, tuple)) and numbers_only(points):
         points = np.asarray(points)
-    for leaf in jax.tree_util.tree_leaves(points):  # JAX's own error for a dtype it lacks names no fix
-        working_dtype(np.result_type(leaf) if not hasattr(leaf, "dtype") else leaf.dtype)
+    plain = isinstance(points, jax.Array)  # the usual case: no pytree walk (a few µs a call)
+    for leaf in [points] if plain else jax.tree_util.tree_leaves(points):  # JAX's own error for a dtype it lacks
+        working_dtype(np.result_type(leaf) if not hasattr(leaf, "dtype") else leaf.dtype)  # names no fix
     warn_if_low_precision(points, stacklevel=4)  # before JAX turns float64 into float32 without a word
+    if plain:
+        return points
     return jax.tree_util.tree_map(lambda leaf: leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf), points)
 
 

@@ -57,6 +57,7 @@ def _working_dtype(dtype: np.dtype, x64: bool) -> np.dtype:
 
 @functools.lru_cache(maxsize=64)
 def _canonical_working(dtype: np.dtype, x64: bool) -> np.dtype:
+    """`_working_dtype` as JAX holds it in this mode (canonicalized), computed once per dtype and mode."""
     return np.dtype(jax.dtypes.canonicalize_dtype(_working_dtype(np.dtype(dtype), x64)))
 
 
@@ -68,11 +69,9 @@ def as_working_leaf(leaf):
 
 def working_dtypes(x) -> set:
     """The working dtypes of the leaves of the pytree `x`."""
-    if isinstance(x, jax.Array):  # the usual case, read on every call: no pytree walk
-        return {_canonical_working(x.dtype, jax.config.jax_enable_x64)}
-    leaves = jax.tree_util.tree_leaves(x)
+    leaves = [x] if isinstance(x, jax.Array) else jax.tree_util.tree_leaves(x)  # a plain array: no pytree walk
     dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves}
-    return {np.dtype(jax.dtypes.canonicalize_dtype(working_dtype(dtype))) for dtype in dtypes}
+    return {_canonical_working(np.dtype(dtype), jax.config.jax_enable_x64) for dtype in dtypes}
 
 
 def as_working(x):
