@@ -17,7 +17,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import _validate as validate
 from ._batching import Batching, fit_point
-from ._estimate import Estimate, SecondDifferences, merge_status, status
+from ._estimate import Estimate, SecondDifferences, line_second_differences, merge_status, status
 from ._evaluate import (
     adapted_steps,
     apply,
@@ -651,10 +651,7 @@ def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
     f_noise = jax.vmap(lambda line: noise_estimate(line[:, None], positions, t.dtype)[0], in_axes=1)(values)
     error = error_estimate(t, scheme.weight_sum, f_noise.astype(t.dtype), derivative, double, scheme.order)
     error = jnp.where(moving, error, 0).astype(derivative.dtype)
-    second = None
-    if {-2, -1, 1, 2} <= set(positions) and not scheme.imaginary:
-        at = {k: values[positions.index(k)] for k in (-2, -1, 0, 1, 2)}
-        second = SecondDifferences(at[1] - 2 * at[0] + at[-1], at[2] - 2 * at[0] + at[-2], jnp.sqrt(6.0) * f_noise)
+    second = None if scheme.imaginary else line_second_differences(values, positions, f_noise)
     code = status(flat_x, values, derivative, error, second)
     return Estimate(unravel_out(derivative), unravel_out(error), code), stuck
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ._estimate import SecondDifferences, merge_status, status
+from ._estimate import line_second_differences, merge_status, status
 from .numerics import error_estimate, finite_difference_weights, noise_estimate
 
 MAX_ORDER = 8
@@ -293,10 +293,7 @@ class FiniteDifference(Scheme):
         else:
             w2 = jnp.asarray(finite_difference_weights(positions, derivative=2), line.dtype)
             curvature = (jnp.abs(w2 @ line) / h.astype(line.dtype) ** 2).astype(h.dtype)
-        second = None
-        if {-2, -1, 1, 2} <= set(positions) and not self.imaginary:
-            at = {k: line[positions.index(k)] for k in (-2, -1, 0, 1, 2)}
-            second = SecondDifferences(at[1] - 2 * at[0] + at[-1], at[2] - 2 * at[0] + at[-2], jnp.sqrt(6.0) * f_noise)
+        second = None if self.imaginary else line_second_differences(line, positions, f_noise)
         return Estimated(g, g_double, f_noise, error, status(x, values, g, error, second), curvature)
 
     # --------------------------------------------------------------------------------------- along a direction
