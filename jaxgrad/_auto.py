@@ -16,37 +16,50 @@ guard for domains and kinks:
    with the measured L in place of max(|x|, 1). For central order 2 it is (σ/|f'''|)^(1/3), the balance of round-off
    σ/h against truncation f'''h²/6. Where neither derivative shows, L is at least what B could have seen, and that
    bound is used (for central order 2: B itself). Orders p ≥ 6 take half the step (HIGH_ORDER_SHADE). The step is
-   never above the method's fixed step.
+   never above the method's fixed step (only the long step of 4 is).
    Where the line leaves f's domain (a NaN or Inf while f(x) is finite) or is not resolved, the fixed step shrinks
    by min(2^-8, |x_i|, 1/|x_i|): to the other natural scale of x (relative to |x| near 0, as for log x, √x and 1/x,
    and to 1 for large |x|).
-4. **Evaluate** the method's own stencil (its error-estimate stencil with `with_error`) at the chosen steps.
+4. **Climb** (the gradient of central stencils: central of any order, Richardson). A balanced step assumes truncation
+   is left to balance; a polynomial of degree ≤ p has none, and its best step is as long as possible. So each
+   coordinate also tries the long step H = LONG·max(|x_i|, 1): the method's own evaluation (5) takes it on trial, and
+   it stays where the derivative there agrees with a reference at the balanced step within their rounding (`settle`,
+   `agrees`): the scout line's own central difference at B for central order 2 (where B is its chosen step), else the
+   method at its chosen step (K·d more evaluations for K offsets). Where it disagrees or is not finite, the reference
+   and its step are returned; where the line was broken, nothing is tried. Agreement bounds the damage: the long
+   step's error is within the reference's own plus the tolerance. The error estimate (`with_error`) does not climb:
+   its estimate from H and 2H is loose where f is polynomial only up to H (log-sum-exp in float32: 69 of 10,000
+   points of `jaxgrad compare` became unresolved), and the stencil at H cost the main job 22% more time.
+5. **Evaluate** the method's own stencil (its error-estimate stencil with `with_error`) at the chosen steps.
 
-Cost per point of d coordinates: the scout's 4·d + 1 evaluations plus the method's own: central order 2 takes 6·d + 1
-(the fixed default 2·d), 8·d + 2 with the error estimate (fixed: 4·d + 1); `jg.num_evaluations(d, step="auto")`. The
-complex step has no step to choose (its truncation, h²·f'''/6 with h = eps²·max(|x|, 1), is far below rounding): it
-takes its default at no extra cost.
+Cost per point of d coordinates (`jg.num_evaluations(d, step="auto")`, `scout_evaluations`): the scout's 4·d + 1
+evaluations, the method's own, and for central orders above 2 the reference, K·d: central order 2 takes 6·d + 1 (the
+fixed step 2·d), central order 4 12·d + 1 (4·d), Richardson 6 16·d + 1 (6·d); with the error estimate 8·d + 2
+(fixed: 4·d + 1). The complex step has no step to choose (its truncation, h²·f'''/6 with h = eps²·max(|x|, 1), is far
+below rounding): it takes its default at no extra cost.
 
-When it still fails: a wave the scout line aliases as smooth, values whose noise is far above rounding, a wave of small
-amplitude on a large value, which B cannot see in float32 (Ackley: its error with Richardson depended on it until
-HIGH_ORDER_SHADE), and polynomials (sphere, Rosenbrock, Styblinski-Tang, Beale, Himmelblau), whose best step is as long
-as possible (no truncation of that order) while the rule stays near the balance and below the fixed step: with orders 4
-and 6 they come out 11-2,900× above the best single step's median error (Beale with order 4 excepted), at 3e-14 to 8e-13
-in float64 and 1e-6 to 1e-5 in float32 (`tests/auto_report.py --points 200`); with order 2 as the fixed step. Seeing
-that no truncation is left takes a line at a longer step, 4 more evaluations per coordinate. The chosen steps' error
-estimate (`with_error=True`) and its status remain the check. (A domain edge closer than the shrunken step, log1p at
-−1 + 1e-8, leaves non-finite stencil values, which the domain repair then replaces: `_evaluate.repaired_gradient`.)
+On the built-ins (`tests/auto_report.py --points 200`) the median relative error is within 3.2× of the best a single
+step per point can do, for central 2, central 4 and Richardson 6, in float32 and float64 (polynomials were 11-2,900×
+above it before the climb, sphere with central 2 284× in float32 and 195,000× in float64). When it still fails: a wave
+the scout line aliases as smooth, values whose noise is far above rounding, a wave of small amplitude on a large value,
+which B cannot see in float32 (Ackley: its error with Richardson depended on it until HIGH_ORDER_SHADE), and functions
+almost polynomial at the long step, where agreement within the rounding bound lets a long step through that is up to a
+few times less accurate than the balanced one (log-sum-exp in float32, central 4: 3.2× the best single step's error,
+1.9× without the climb). The chosen steps' error estimate (`with_error=True`) and its status remain the check. (A domain
+edge closer than the shrunken step, log1p at −1 + 1e-8, leaves non-finite stencil values, which the domain repair then
+replaces: `_evaluate.repaired_gradient`.)
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
 from ._estimate import unresolved
-from ._schemes import unit_rows
+from ._schemes import Central, Richardson, unit_rows
 from ._steps import default_factor, representable_step, round_to_power_of_two
 from .numerics import ROUNDING, finite_difference_weights
 
@@ -69,6 +82,12 @@ SCOUT_EXPONENT = 1 / 3
 to be below most functions' length scale, large enough for f''' to stand out of the rounding where L is shorter."""
 SCOUT_EVALUATIONS = 4
 """Evaluations per coordinate of the scout line (f(x) once per point besides)."""
+LONG = 0.5
+"""The long step H = LONG·max(|x|, 1) that a central scheme's coordinate takes instead of the balanced step where the
+method's own derivative at H agrees with a reference at the balanced step within their rounding (`agrees`): no
+truncation is left at H, and the round-off falls by H/h (a polynomial of degree ≤ p; sphere, Rosenbrock)."""
+ACCEPT = 1.0
+"""`agrees`' tolerance, in units of the rounding of the reference and of the long step's derivative."""
 
 
 def _third_weights(positions):
@@ -108,7 +127,13 @@ def _line(values, f0, sides):
 
 
 def choose(values, f0, x, b, cap, sides, exponent: float):
-    """The chosen step of every coordinate from f on the scout lines (see the module docstring).
+    """The chosen step of every coordinate from f on the scout lines (see the module docstring); `_choice`."""
+    return choice(values, f0, x, b, cap, sides, exponent)[0]
+
+
+def choice(values, f0, x, b, cap, sides, exponent: float):
+    """The chosen step of every coordinate from f on the scout lines (see the module docstring), and where the line
+    left f's domain or was not smooth (those coordinates took the shrunken step).
 
     Args:
       values: f at `scout_rows(x, b, sides)`, (4·d, *out) (real parts).
@@ -118,7 +143,7 @@ def choose(values, f0, x, b, cap, sides, exponent: float):
       exponent: e, the method's eps exponent (1/(p+1) for order p).
 
     Returns:
-      (d,) steps, powers of two where possible, made representable, never above `cap`.
+      (d,) steps, powers of two where possible, made representable, never above `cap`; (d,) bool, broken lines.
     """
     line = _line(values, f0, sides)  # (5, d, *out)
     dtype = x.dtype
@@ -164,9 +189,83 @@ def choose(values, f0, x, b, cap, sides, exponent: float):
     shrunk = cap * jnp.minimum(other, SHRINK)
     h = jnp.where(broken, shrunk, jnp.minimum(fitted.astype(dtype), cap))
     h = round_to_power_of_two(h.astype(dtype))
-    return representable_step(x, jnp.minimum(h, cap))
+    return representable_step(x, jnp.minimum(h, cap)), broken
 
 
-def scout_evaluations(dim: int) -> int:
-    """Evaluations of `fun` per point that the scout adds to the method's own: 4·d + 1."""
-    return SCOUT_EVALUATIONS * dim + 1
+def climbs(scheme) -> bool:
+    """Whether `step="auto"` tries the long step for this scheme's coordinates: central stencils (central of any
+    order, Richardson), whose truncation a reference at another step can bound."""
+    return isinstance(scheme, (Central, Richardson))
+
+
+def long_steps(x):
+    """The long step H = LONG·max(|x_i|, 1) of each coordinate, a power of two, made representable."""
+    ones = jnp.ones_like(x)
+    return representable_step(x, round_to_power_of_two(LONG * jnp.maximum(jnp.abs(x), ones)))
+
+
+def scout_reference(values, f0, b, sides):
+    """Central order 2 at the scout step B from the scout line (no evaluation of its own), and max|f| on the line,
+    each (d, *out): the reference of central order 2, whose balanced step is B where no third difference shows."""
+    line = _line(values, f0, sides)
+    scale = b.reshape(-1, *([1] * (line.ndim - 2))).astype(line.dtype)
+    return (line[3] - line[1]) / (2 * scale), jnp.max(jnp.abs(line), axis=0)
+
+
+def rounding(size, weights, h):
+    """The rounding of a stencil's derivative, eps·max|f|·‖w‖₂ / h (independent errors of eps·|f| in the values),
+    per coordinate and output: `size` (m, *out), `weights` the stencil's, `h` (m,).
+
+    Measured on the built-ins (tests/auto_report.py, 200 points), as `agrees`' tolerance: the bound
+    ROUNDING·eps·|f|·sum|w| / h, 4 to 6 times as large, let log-sum-exp's flat coordinates in float32 take long steps
+    16× less accurate than the reference (central 2: 1.4× -> 9.8× the best single step's error); ACCEPT 0.75
+    rejected Styblinski-Tang's quartic coordinates (float64, central 4: 3× -> 338×); the noise measured on the scout
+    line in place of eps·|f| (3 standard deviations) moved the misses to Beale (Richardson 6: 3.4-3.9×)."""
+    extra = (1,) * (size.ndim - 1)
+    eps = float(jnp.finfo(size.dtype).eps)
+    return eps * size * float(np.linalg.norm(weights)) / h.reshape(-1, *extra).astype(size.dtype)
+
+
+def line_size(values, m: int):
+    """max|f| per coordinate (m, *out) over stencil values laid out as `axis_points` lays out rows (K·m, *out)."""
+    return jnp.max(jnp.abs(values.reshape(-1, m, *values.shape[1:])), axis=0)
+
+
+def agrees(g_long, long_rounding, g_ref, ref_rounding):
+    """Per coordinate (m,): the long step's derivative is finite and within ACCEPT·(both roundings) of the
+    reference, for every output."""
+    close = jnp.isfinite(g_long) & (jnp.abs(g_long - g_ref) <= ACCEPT * (ref_rounding + long_rounding))
+    return jnp.all(close, axis=tuple(range(1, close.ndim))) if close.ndim > 1 else close
+
+
+class Fallback(NamedTuple):
+    """What a gradient evaluated at the long step falls back to where it does not agree (`settle`): the reference
+    derivative `g` at its step `h`, its `rounding`, and which coordinates tried the long step (`candidate`)."""
+
+    g: Any
+    h: Any
+    rounding: Any
+    candidate: Any
+
+
+def settle(g, values, h, weights, fallback: Fallback):
+    """(g, h): the derivative `g` the stencil (`weights`) gave from `values` at the steps `h`, kept where it agrees
+    with the fallback's reference or the coordinate did not try the long step, else the reference and its step."""
+    took = fallback.candidate & agrees(g, rounding(line_size(values, h.shape[0]), weights, h), fallback.g,
+                                       fallback.rounding)  # fmt: skip
+    back = fallback.candidate & ~took
+    extra = (1,) * (g.ndim - 1)
+    return jnp.where(back.reshape(-1, *extra), fallback.g, g), jnp.where(back, fallback.h, h)
+
+
+def scout_evaluations(dim: int, scheme=None, with_error: bool = False) -> int:
+    """Evaluations of `fun` per point that `step="auto"` adds to the method's own: the scout's 4·d + 1, and for the
+    gradient (not `with_error`) of a central scheme of K offsets (`climbs`) above order 2 the reference at the
+    balanced step, K·d (the method's own evaluation tries the long step; central order 2's reference is on the scout
+    line). Central order 2: 4·d + 1 (6·d + 1 in all, 3× the fixed step's 2·d); order 4: 8·d + 1."""
+    climbing = scheme is not None and climbs(scheme) and not with_error and not scout_referenced(scheme)
+    return SCOUT_EVALUATIONS * dim + 1 + (len(scheme.offsets) * dim if climbing else 0)
+
+
+def scout_referenced(scheme) -> bool:
+    return isinstance(scheme, Central) and scheme.order == 2

@@ -30,6 +30,7 @@ from ._evaluate import (
     evaluate,
     hashable,
     scouted_along,
+    settled,
     vanished,
     working_dtypes,
 )
@@ -77,8 +78,8 @@ def _point_jacobian(fun, scheme, with_error, x, rule, block: int | None = None):
         return _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block, out_example)
     e = evaluate(flat_fun, x, rule, scheme, with_error=with_error, scalar=False)
     if not with_error:
-        columns = _combine_columns(scheme, e.values, e.h)  # (d, m): ∂f/∂x_i in row i
-        return _blocks(columns.T, out_example, x), vanished(e.x, e.h, scheme)
+        columns, h = settled(_combine_columns(scheme, e.values, e.h), e.values, e.h, scheme, e.fallback)  # (d, m)
+        return _blocks(columns.T, out_example, x), vanished(e.x, h, scheme)
     # the scheme's estimate reads one output at a time: (R,) values per output column -> (m, d) fields, (m,) codes
     each = jax.vmap(lambda column: scheme.estimate(column, e.x, e.h), in_axes=1)(e.values)
     code = merge_status([each.status], each.error, each.g)
@@ -94,7 +95,8 @@ def _combine_columns(scheme, values, h):
 
 def _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block: int, out_example):
     """`_point_jacobian` with the coordinates evaluated `block` at a time by a loop inside the program."""
-    flat_x, unravel, flat_h = blocked_steps(flat_fun, x, rule, scheme, block)
+    flat_x, unravel, chosen = blocked_steps(flat_fun, x, rule, scheme, block, with_error)
+    flat_h = chosen.h
 
     def values_at(coords, rows):
         values = apply(flat_fun, unravel, rows, scheme)
@@ -103,12 +105,13 @@ def _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block: int, out_exa
 
     if not with_error:
 
-        def columns_of(coords):  # (block, m): ∂f/∂x_i in row i
+        def columns_of(coords):  # (block, m): ∂f/∂x_i in row i, and the settled steps
             values, h = values_at(coords, scheme.points(flat_x, flat_h, coords))
-            return _combine_columns(scheme, values, h), ()
+            fallback = jax.tree_util.tree_map(lambda a: at_coords(a, coords), chosen.fallback)
+            return settled(_combine_columns(scheme, values, h), values, h, scheme, fallback), ()
 
-        columns = by_blocks(columns_of, flat_x.shape[0], block)[0]
-        return _blocks(columns.T, out_example, x), vanished(flat_x, flat_h, scheme)
+        columns, h = by_blocks(columns_of, flat_x.shape[0], block)[0]
+        return _blocks(columns.T, out_example, x), vanished(flat_x, h, scheme)
 
     def estimated_of(coords):
         values, h = values_at(coords, scheme.estimate_points(flat_x, flat_h, coords))
@@ -496,7 +499,7 @@ def _point_hessian(fun, stencil: SecondDifference, with_error: bool, x, rule, bl
     flat_x, unravel = ravel_pytree(x)
     h = ravel_pytree(rule.steps(x, stencil.exponent, reach=stencil.reach))[0]
     scout_block = None if block is None else min(block, flat_x.shape[0])
-    h = adapted_steps(fun, unravel, x, h, rule, Central(), exponent=stencil.exponent, block=scout_block)
+    h = adapted_steps(fun, unravel, x, h, rule, Central(), exponent=stencil.exponent, block=scout_block).h
     stuck = jnp.any(jnp.isfinite(flat_x) & (h == 0))
     if block is not None:
         matrix, error, code = stencil.blocked(fun, unravel, flat_x, h, with_error, block)

@@ -276,6 +276,7 @@ class Evaluation(NamedTuple):
     x: Any  # (d,) the flat point in its working dtype
     h: Any  # (d,) the step of each coordinate
     unravel: Any  # flat (d,) -> the input's pytree
+    fallback: Any = None  # step="auto"'s `_auto.Fallback` of the coordinates at the long step on trial, or None
 
 
 def by_blocks(compute, dim: int, block: int | None):
@@ -315,22 +316,59 @@ def blockable(scheme: Scheme) -> bool:
     return isinstance(scheme, FiniteDifference)
 
 
-def scouted_steps(fun, unravel, flat_x, scout, cap, sides, exponent: float, block: int | None = None):
+class Chosen(NamedTuple):
+    """`step="auto"`'s choice at one point: the steps to evaluate the stencil at, and for the gradient of a central
+    scheme the `_auto.Fallback` of its coordinates at the long step on trial (`_auto.settle`), else None."""
+
+    h: Any
+    fallback: Any = None
+
+
+def scouted_steps(fun, unravel, flat_x, scout, cap, sides, exponent: float, block: int | None = None,
+                  scheme=None) -> Chosen:  # fmt: skip
     """`step="auto"`'s steps, at most `cap`: `fun` on each coordinate's scout line at the steps `scout` (one vmap per
-    block of coordinates, `by_blocks`), read by `_auto.choose`."""
+    block of coordinates, `by_blocks`), read by `_auto.choose`; then, with a central `scheme` (`_auto.climbs`), the
+    long step on trial (`_climbed`)."""
     sides = jnp.asarray(sides)
-    if block is None or block >= flat_x.shape[0]:  # f(x) as the last row of the same vmap: `fun` traced once
-        values = apply(fun, unravel, jnp.concatenate([_auto.scout_rows(flat_x, scout, sides), flat_x[None]]),
-                       Central())  # fmt: skip
-        return _auto.choose(values[:-1], values[-1], flat_x, scout, cap, sides, exponent)
-    f0 = apply(fun, unravel, flat_x[None], Central())[0]
+    climbs = scheme is not None and _auto.climbs(scheme)
+    long = _auto.long_steps(flat_x) if climbs else None
+    d = flat_x.shape[0]
 
-    def steps_of(coords):
+    def chosen(coords, f0=None):  # f0 None: f(x) as the last row of the same vmap, so `fun` is traced once
         picked = tuple(at_coords(a, coords) for a in (flat_x, scout, cap, sides))  # x, b, cap, sides of the block
-        values = apply(fun, unravel, _auto.scout_rows(flat_x, scout, picked[3], coords), Central())
-        return _auto.choose(values, f0, *picked, exponent), ()
+        m = picked[0].shape[0]
+        rows = [_auto.scout_rows(flat_x, scout, picked[3], coords), *([flat_x[None]] if f0 is None else [])]
+        values = apply(fun, unravel, jnp.concatenate(rows), Central())
+        f0 = values[-1] if f0 is None else f0
+        h, broken = _auto.choice(values[: 4 * m], f0, *picked, exponent)
+        if not climbs:
+            return Chosen(h)
+        line = (values[: 4 * m], f0, picked[1], picked[3])
+        return _climbed(fun, unravel, scheme, flat_x, coords, line, at_coords(long, coords), h, broken)
 
-    return by_blocks(steps_of, flat_x.shape[0], block)[0]
+    if block is None or block >= d:
+        return chosen(None)
+    f0 = apply(fun, unravel, flat_x[None], Central())[0]
+    return by_blocks(lambda coords: (chosen(coords, f0), ()), d, block)[0]
+
+
+def _climbed(fun, unravel, scheme: Scheme, flat_x, coords, line, long, h, broken) -> Chosen:
+    """The long step on trial for the coordinates `coords` (None: all) whose chosen steps are `h`, never where the
+    scout line was broken or the long step is not longer; with the reference its derivative must agree with
+    (`_auto.settle`): central order 2 at the scout step on the scout `line` (its values, f(x), its steps and sides;
+    only where that is the chosen step), else the scheme itself at `h` (one more vmap)."""
+    scouted, f0, b, sides = line
+    candidate = ~broken & (long > h)
+    if _auto.scout_referenced(scheme):
+        g_ref, ref_size = _auto.scout_reference(scouted, f0, b, sides)
+        h_ref, ref_weights, candidate = b, (-0.5, 0.5), candidate & (h == b)
+    else:
+        full = h if coords is None else jnp.zeros_like(flat_x).at[coords].set(h)
+        ref_values = apply(fun, unravel, scheme.points(flat_x, full, coords), Central())
+        g_ref, h_ref, ref_weights = scheme.combine(ref_values, h), h, scheme.weights
+        ref_size = _auto.line_size(ref_values, h.shape[0])
+    fallback = _auto.Fallback(g_ref, h_ref, _auto.rounding(ref_size, ref_weights, h_ref), candidate)
+    return Chosen(jnp.where(candidate, long, h), fallback)
 
 
 def scouted_along(fun, unravel, flat_x, flat_v, scale, scheme: Scheme):
@@ -349,35 +387,45 @@ def scouted_along(fun, unravel, flat_x, flat_v, scale, scheme: Scheme):
 
 
 def adapted_steps(fun, unravel, x, flat_h, rule: StepRule, scheme: Scheme, exponent: float | None = None,
-                  block: int | None = None):  # fmt: skip
+                  block: int | None = None, with_error: bool = False) -> Chosen:  # fmt: skip
     """The steps `flat_h` of the rule at the working pytree `x`, or for an adaptive rule (`AutoStep`, real steps)
-    the ones chosen from `fun`, never above `flat_h` (the fixed steps of the method, of eps exponent `exponent`),
-    scouted `block` coordinates at a time."""
+    the ones chosen from `fun` (`scouted_steps`: below `flat_h`, the fixed steps of the method, of eps exponent
+    `exponent`; for the scheme's own gradient, not its error estimate, the long step on trial), scouted `block`
+    coordinates at a time."""
     if not rule.adaptive or scheme.imaginary:
-        return flat_h
+        return Chosen(flat_h)
     flat_x = ravel_pytree(x)[0]
     scout = ravel_pytree(rule.steps(x, _auto.SCOUT_EXPONENT, reach=2))[0]
     sides = jnp.asarray(scheme.sides(flat_x.shape[0]))
+    climbing = scheme if exponent is None and not with_error else None  # the long step: the gradient alone
     exponent = scheme.step_exponent if exponent is None else exponent
-    return scouted_steps(fun, unravel, flat_x, scout, flat_h, sides, exponent, block)
+    return scouted_steps(fun, unravel, flat_x, scout, flat_h, sides, exponent, block, climbing)
 
 
 def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False, scalar: bool = True) -> Evaluation:
     """Evaluate `fun` at the scheme's points around x (its error-estimate points with `with_error`), as one vmap
     (two with `step="auto"`: the scout lines first)."""
     x = as_working(x)
-    flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, None)
-    rows = scheme.estimate_points(flat_x, flat_h) if with_error else scheme.points(flat_x, flat_h)
+    flat_x, unravel, chosen = blocked_steps(fun, x, rule, scheme, None, with_error)
+    rows = scheme.estimate_points(flat_x, chosen.h) if with_error else scheme.points(flat_x, chosen.h)
     values = apply(fun, unravel, rows, scheme)
     check_output(values, x, scalar)
-    return Evaluation(values, flat_x, flat_h, unravel)
+    return Evaluation(values, flat_x, chosen.h, unravel, chosen.fallback)
 
 
-def blocked_steps(fun, x, rule: StepRule, scheme: Scheme, block: int | None):
-    """(flat x, unravel, the steps) of the working pytree x, the steps scouted `block` coordinates at a time."""
+def blocked_steps(fun, x, rule: StepRule, scheme: Scheme, block: int | None, with_error: bool = False):
+    """(flat x, unravel, the `Chosen` steps) of the working pytree x, the steps scouted `block` coordinates at a
+    time (`adapted_steps`)."""
     x = as_working(x)
     flat_x, unravel = ravel_pytree(x)
-    return flat_x, unravel, adapted_steps(fun, unravel, x, flat_steps(x, rule, scheme), rule, scheme, block=block)
+    steps = flat_steps(x, rule, scheme)
+    return flat_x, unravel, adapted_steps(fun, unravel, x, steps, rule, scheme, block=block, with_error=with_error)
+
+
+def settled(g, values, h, scheme: Scheme, fallback):
+    """(g, h): the scheme's derivative `g` from `values` at the steps `h`, with step="auto"'s coordinates on trial at
+    the long step settled (`_auto.settle`; a `fallback` of None: as they are)."""
+    return (g, h) if fallback is None else _auto.settle(g, values, h, scheme.weights, fallback)
 
 
 def vanished(x, h, scheme: Scheme):
@@ -393,15 +441,17 @@ def parts_of(values, x, h, scheme: Scheme) -> Parts:
     return Parts(h, *estimated[:5], vanished(x, h, scheme), estimated.curvature)
 
 
-def stencil_gradient(fun, unravel, scheme: Scheme, x, h, block: int | None, point=None):
+def stencil_gradient(fun, unravel, scheme: Scheme, x, h, block: int | None, point=None, fallback=None):
     """The scheme's gradient at the flat point x with steps h, `block` coordinates at a time (`by_blocks`; None: all
-    at once). With `point` (the pytree the user passed), f's values are checked to be scalars (`check_output`)."""
+    at once), and the steps, step="auto"'s trials at the long step `settled` (`fallback`). With `point` (the pytree
+    the user passed), f's values are checked to be scalars (`check_output`)."""
 
     def gradient_of(coords):
         values = apply(fun, unravel, scheme.points(x, h, coords), scheme)
         if point is not None:
             check_output(values, point, scalar=True)
-        return scheme.combine(values, at_coords(h, coords)), ()
+        h_c, fallback_c = at_coords(h, coords), jax.tree_util.tree_map(lambda a: at_coords(a, coords), fallback)
+        return settled(scheme.combine(values, h_c), values, h_c, scheme, fallback_c), ()
 
     return by_blocks(gradient_of, x.shape[0], block)[0]
 
@@ -416,10 +466,11 @@ def point_gradient(fun, scheme: Scheme, x, rule: StepRule, block: int | None = N
     fun = traced_once(fun) if repair else fun
     if block is None or not blockable(scheme):
         e = evaluate(fun, x, rule, scheme)
-        flat_x, unravel, flat_h, g = e.x, e.unravel, e.h, scheme.combine(e.values, e.h)
+        flat_x, unravel = e.x, e.unravel
+        g, flat_h = settled(scheme.combine(e.values, e.h), e.values, e.h, scheme, e.fallback)
     else:
-        flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, block)
-        g = stencil_gradient(fun, unravel, scheme, flat_x, flat_h, block, point=x)
+        flat_x, unravel, chosen = blocked_steps(fun, x, rule, scheme, block)
+        g, flat_h = stencil_gradient(fun, unravel, scheme, flat_x, chosen.h, block, point=x, fallback=chosen.fallback)
     if repair:
         g = repaired_gradient(fun, unravel, scheme, flat_x, flat_h, g, block)
     return unravel(g), vanished(flat_x, flat_h, scheme)
@@ -437,7 +488,8 @@ def point_parts(
         e = evaluate(fun, x, rule, scheme, with_error=True)
         flat_x, unravel, parts = e.x, e.unravel, parts_of(e.values, e.x, e.h, scheme)
     else:
-        flat_x, unravel, flat_h = blocked_steps(fun, x, rule, scheme, block)
+        flat_x, unravel, chosen = blocked_steps(fun, x, rule, scheme, block, with_error=True)
+        flat_h = chosen.h
 
         def estimated_of(coords):
             values = apply(fun, unravel, scheme.estimate_points(flat_x, flat_h, coords), scheme)
@@ -578,7 +630,7 @@ def repaired_gradient(fun, unravel, scheme: Scheme, x, h, g, block=None):
         x, h = args
         bad = ~jnp.isfinite(g)
         stencil, steps = _edge_steps(fun, unravel, scheme, x, h, block, with_error=False)
-        g1 = stencil_gradient(fun, unravel, stencil, x, steps, block)
+        g1 = stencil_gradient(fun, unravel, stencil, x, steps, block)[0]
         use = bad & jnp.isfinite(g1)  # f(x) is on the one-sided stencil (center weight ≠ 0): finite there too
         return jnp.where(use, g1, g)
 

@@ -376,17 +376,20 @@ def num_evaluations(
     dim: int, *, method="central", order: int | None = None, with_error: bool = False, step=None
 ) -> int:
     """Evaluations of `fun` per point of `dim` coordinates for a method and order (2d for central order 2); with
-    the error estimate, the stencil at h and 2h plus f(x); with step="auto", the scout's 4·d + 1 more (none for the
-    complex step, whose step is not chosen).
+    the error estimate, the stencil at h and 2h plus f(x); with step="auto", the scout's 4·d + 1 more and for central
+    stencils the long step's trial (`jaxgrad._auto.scout_evaluations`; none for the complex step, whose step is not
+    chosen).
 
     Example:
       >>> num_evaluations(8), num_evaluations(8, with_error=True), num_evaluations(8, method="complex")
       (16, 33, 8)
       >>> num_evaluations(8, step="auto"), num_evaluations(8, step="auto", with_error=True)
       (49, 66)
+      >>> num_evaluations(8, order=4, step="auto"), num_evaluations(8, method="forward", step="auto")
+      (97, 42)
     """
     dim = validate.integer("dim", dim, minimum=0)
     scheme = as_scheme(method, order)
     own = scheme.evaluations(dim, validate.boolean("with_error", with_error))
     scouted = as_step_rule(step).adaptive and not scheme.imaginary and dim > 0
-    return own + (scout_evaluations(dim) if scouted else 0)
+    return own + (scout_evaluations(dim, scheme, with_error) if scouted else 0)

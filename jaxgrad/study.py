@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._batching import as_points, leading_size
-from ._evaluate import evaluate, hashable, point_gradient
+from ._evaluate import evaluate, hashable, point_gradient, settled
 from ._files import write_csv, write_json
 from ._grad import batch_grad
 from ._schemes import FiniteDifference, Scheme, as_scheme
@@ -96,7 +96,8 @@ def _auto_choices(points, *, fun, stencil):
 
     def one(x):
         e = evaluate(fun, x, AutoStep(), stencil)
-        return e.h / jnp.maximum(jnp.abs(e.x), 1), stencil.combine(e.values, e.h)
+        g, h = settled(stencil.combine(e.values, e.h), e.values, e.h, stencil, e.fallback)
+        return h / jnp.maximum(jnp.abs(e.x), 1), g
 
     return jax.vmap(one)(points)
 
