@@ -360,14 +360,13 @@ def _climbed(fun, unravel, scheme: Scheme, flat_x, coords, line, long, h, broken
     scouted, f0, b, sides = line
     candidate = ~broken & (long > h)
     if _auto.scout_referenced(scheme):
-        g_ref, ref_size = _auto.scout_reference(scouted, f0, b, sides)
+        g_ref, ref_values = _auto.scout_reference(scouted, f0, b, sides)
         h_ref, ref_weights, candidate = b, (-0.5, 0.5), candidate & (h == b)
     else:
         full = h if coords is None else jnp.zeros_like(flat_x).at[coords].set(h)
         ref_values = apply(fun, unravel, scheme.points(flat_x, full, coords), Central())
         g_ref, h_ref, ref_weights = scheme.combine(ref_values, h), h, scheme.weights
-        ref_size = _auto.line_size(ref_values, h.shape[0])
-    fallback = _auto.Fallback(g_ref, h_ref, _auto.rounding(ref_size, ref_weights, h_ref), candidate)
+    fallback = _auto.Fallback(g_ref, h_ref, _auto.rounding(ref_values, ref_weights, h_ref), candidate)
     return Chosen(jnp.where(candidate, long, h), fallback)
 
 
