@@ -238,7 +238,8 @@ def agrees(g_long, long_rounding, g_ref, ref_rounding):
     """Per coordinate (m,): the long step's derivative is finite, rounds less than the reference (`rounding`'s second
     measure), and is within ACCEPT·(both roundings' first measure) of it, for every output. Less rounding: a
     polynomial whose values at x ± H are far larger than near x (x² at x = 1e-8, H = 1/2: 0.25 against 1e-16) would
-    agree within the long step's own rounding and still be 10⁵ times less accurate than the reference."""
+    agree within the long step's own rounding and still be less accurate than the reference, 67,000 times there in
+    float64 (4-380 times for sum x_i² at |x| ≤ 1e-3)."""
     (long_bound, long_spread), (ref_bound, ref_spread) = long_rounding, ref_rounding
     close = jnp.isfinite(g_long) & (jnp.abs(g_long - g_ref) <= ACCEPT * (ref_bound + long_bound))
     close = close & (long_spread < ref_spread)

@@ -341,8 +341,8 @@ def test_the_climb_in_coordinate_blocks(dtype, kwargs, power):
 @pytest.mark.parametrize(("method", "order"), POLYNOMIALS)
 def test_the_long_step_is_refused_where_it_rounds_more(dtype, method, order):
     """sum x_i² next to its minimum (|x| ≤ 1e-3): at the long step, 1/2, the values are 0.25, far above f near x,
-    and their rounding swamps the gradient; the balanced step stays, as accurate as without the climb (a long step
-    there was 10⁵ times less accurate in float64 at 1e-8)."""
+    and their rounding swamps the gradient; the balanced step stays, as accurate as without the climb (the long step
+    there was 4-380 times less accurate than the fixed step, float32 and float64)."""
     x = jnp.asarray(np.random.default_rng(8).uniform(-1e-3, 1e-3, (32, 4)), dtype)
     exact = 2 * np.asarray(x, np.float64)
     auto, fixed = (median_error(jg.batch_grad(lambda v: jnp.sum(v**2), x, method=method, order=order, step=step),
