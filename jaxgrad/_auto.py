@@ -43,9 +43,11 @@ step per point can do, for central 2, central 4 and Richardson 6, in float32 and
 above it before the climb, sphere with central 2 284× in float32 and 195,000× in float64). When it still fails: a wave
 the scout line aliases as smooth, values whose noise is far above rounding, a wave of small amplitude on a large value,
 which B cannot see in float32 (Ackley: its error with Richardson depended on it until HIGH_ORDER_SHADE), and functions
-almost polynomial at the long step, where agreement within the rounding bound lets a long step through that is up to a
-few times less accurate than the balanced one (log-sum-exp in float32, central 4: 3.2× the best single step's error,
-1.9× without the climb). The chosen steps' error estimate (`with_error=True`) and its status remain the check. (A domain
+almost polynomial at the long step: agreement within the reference's rounding bound, which is above its actual error,
+lets a long step through whose truncation is below that bound (log-sum-exp in float32, central 4: 3.2× the best single
+step's error, 1.9× without the climb; Richardson 6: a few points 10× worse, the median better). The climb stays away
+from references that are not resolved (a saturated sigmoid) and from long steps that would not round clearly less (next
+to a minimum): `agrees`. The chosen steps' error estimate (`with_error=True`) and its status remain the check. (A domain
 edge closer than the shrunken step, log1p at −1 + 1e-8, leaves non-finite stencil values, which the domain repair then
 replaces: `_evaluate.repaired_gradient`.)
 """
@@ -88,6 +90,9 @@ method's own derivative at H agrees with a reference at the balanced step within
 truncation is left at H, and the round-off falls by H/h (a polynomial of degree ≤ p; sphere, Rosenbrock)."""
 ACCEPT = 1.0
 """`agrees`' tolerance, in units of the rounding of the reference and of the long step's derivative."""
+CLEARER = 3.0
+"""How many times less the long step's derivative must round than the reference's for `agrees` to take it (the
+two estimates are rough: within a factor 2 of each other, the long step was 31 times less accurate once)."""
 
 
 def _third_weights(positions):
@@ -205,12 +210,19 @@ def long_steps(x):
 
 
 def scout_reference(values, f0, b, sides):
-    """Central order 2 at the scout step B from the scout line (no evaluation of its own), (d, *out), and its values
-    at x − B and x + B, (2·d, *out), laid out as `axis_points` lays out rows: the reference of central order 2, whose
-    balanced step is B where no third difference shows."""
+    """Central order 2 at the scout step B from the scout line (no evaluation of its own), (d, *out), and the line's
+    values at x − 2B, x − B, x + B, x + 2B, (4·d, *out), laid out as `axis_points` lays out rows, whose weights are
+    SCOUT_REFERENCE_WEIGHTS: the reference of central order 2, whose balanced step is B where no third difference
+    shows."""
     line = _line(values, f0, sides)
     scale = b.reshape(-1, *([1] * (line.ndim - 2))).astype(line.dtype)
-    return (line[3] - line[1]) / (2 * scale), jnp.concatenate([line[1], line[3]])
+    return (line[3] - line[1]) / (2 * scale), jnp.concatenate([line[0], line[1], line[3], line[4]])
+
+
+SCOUT_REFERENCE_WEIGHTS = (0.0, -0.5, 0.5, 0.0)
+"""`scout_reference`'s weights on its four values: the outer two count in `rounding`'s bound (max|f| on the line;
+with the inner two alone, 5% of the coordinates of sum x_i² in 64 dimensions stayed at the balanced step in
+float32) and not in its spread."""
 
 
 def rounding(values, weights, h):
@@ -235,14 +247,21 @@ def rounding(values, weights, h):
 
 
 def agrees(g_long, long_rounding, g_ref, ref_rounding):
-    """Per coordinate (m,): the long step's derivative is finite, rounds less than the reference (`rounding`'s second
-    measure), and is within ACCEPT·(both roundings' first measure) of it, for every output. Less rounding: a
-    polynomial whose values at x ± H are far larger than near x (x² at x = 1e-8, H = 1/2: 0.25 against 1e-16) would
-    agree within the long step's own rounding and still be less accurate than the reference, 67,000 times there in
-    float64 (4-380 times for sum x_i² at |x| ≤ 1e-3)."""
+    """Per coordinate (m,), for every output: the reference is resolved (|g_ref| above its rounding bound), the long
+    step's derivative is finite, rounds at least CLEARER times less than the reference (`rounding`'s second
+    measure), and is within ACCEPT·(both roundings' first measure) of it.
+
+    Resolved: sigmoid at 20 in float32 rounds to 1 all along the scout line, so the reference is exactly 0 with a
+    bound of 2e-5, and the long step's truncation (4e-7, 190 times sigmoid's derivative there) passed within it.
+    Less rounding, by a margin: a polynomial whose values at x ± H are far larger than near x (x² at x = 1e-8,
+    H = 1/2: 0.25 against 1e-16) agreed within the long step's own rounding and was 67,000 times less accurate than
+    the reference (4-380 times for sum x_i² at |x| ≤ 1e-3); with the two measures within a factor 2 of each other
+    (sum x_i² at 1e-3 in float64) the long step was still 31 times less accurate on one coordinate. A margin of 8
+    turned away float32's higher orders, whose balanced steps are long already (Beale, Richardson 6: 2.8× -> 5.9×
+    the best single step's error); 3 keeps them (3.1×)."""
     (long_bound, long_spread), (ref_bound, ref_spread) = long_rounding, ref_rounding
     close = jnp.isfinite(g_long) & (jnp.abs(g_long - g_ref) <= ACCEPT * (ref_bound + long_bound))
-    close = close & (long_spread < ref_spread)
+    close = close & (CLEARER * long_spread <= ref_spread) & (jnp.abs(g_ref) > ref_bound)
     return jnp.all(close, axis=tuple(range(1, close.ndim))) if close.ndim > 1 else close
 
 

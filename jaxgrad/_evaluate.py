@@ -361,7 +361,7 @@ def _climbed(fun, unravel, scheme: Scheme, flat_x, coords, line, long, h, broken
     candidate = ~broken & (long > h)
     if _auto.scout_referenced(scheme):
         g_ref, ref_values = _auto.scout_reference(scouted, f0, b, sides)
-        h_ref, ref_weights, candidate = b, (-0.5, 0.5), candidate & (h == b)
+        h_ref, ref_weights, candidate = b, _auto.SCOUT_REFERENCE_WEIGHTS, candidate & (h == b)
     else:
         full = h if coords is None else jnp.zeros_like(flat_x).at[coords].set(h)
         ref_values = apply(fun, unravel, scheme.points(flat_x, full, coords), Central())
