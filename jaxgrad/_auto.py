@@ -62,7 +62,7 @@ import numpy as np
 
 from ._estimate import unresolved
 from ._schemes import Central, Richardson, unit_rows
-from ._steps import default_factor, representable_step, round_to_power_of_two
+from ._steps import default_factor, representable_step, round_to_power_of_two, scaled_step
 from .numerics import ROUNDING, finite_difference_weights
 
 MEASURABLE = 4.0
@@ -132,7 +132,7 @@ def _line(values, f0, sides):
 
 
 def choose(values, f0, x, b, cap, sides, exponent: float):
-    """The chosen step of every coordinate from f on the scout lines (see the module docstring); `_choice`."""
+    """The chosen step of every coordinate from f on the scout lines (see the module docstring): `choice`'s."""
     return choice(values, f0, x, b, cap, sides, exponent)[0]
 
 
@@ -205,8 +205,7 @@ def climbs(scheme) -> bool:
 
 def long_steps(x):
     """The long step H = LONG·max(|x_i|, 1) of each coordinate, a power of two, made representable."""
-    ones = jnp.ones_like(x)
-    return representable_step(x, round_to_power_of_two(LONG * jnp.maximum(jnp.abs(x), ones)))
+    return scaled_step(x, LONG)
 
 
 def scout_reference(values, f0, b, sides):
@@ -294,4 +293,5 @@ def scout_evaluations(dim: int, scheme=None, with_error: bool = False) -> int:
 
 
 def scout_referenced(scheme) -> bool:
+    """Whether the scheme's reference for the long step is central order 2 on the scout line (it is the scheme)."""
     return isinstance(scheme, Central) and scheme.order == 2

@@ -78,7 +78,7 @@ def _point_jacobian(fun, scheme, with_error, x, rule, block: int | None = None):
         return _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block, out_example)
     e = evaluate(flat_fun, x, rule, scheme, with_error=with_error, scalar=False)
     if not with_error:
-        columns, h = settled(_combine_columns(scheme, e.values, e.h), e.values, e.h, scheme, e.fallback)  # (d, m)
+        columns, h = settled(e.values, e.h, scheme, e.fallback, functools.partial(_combine_columns, scheme))  # (d, m)
         return _blocks(columns.T, out_example, x), vanished(e.x, h, scheme)
     # the scheme's estimate reads one output at a time: (R,) values per output column -> (m, d) fields, (m,) codes
     each = jax.vmap(lambda column: scheme.estimate(column, e.x, e.h), in_axes=1)(e.values)
@@ -107,8 +107,8 @@ def _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block: int, out_exa
 
         def columns_of(coords):  # (block, m): ∂f/∂x_i in row i, and the settled steps
             values, h = values_at(coords, scheme.points(flat_x, flat_h, coords))
-            fallback = jax.tree_util.tree_map(lambda a: at_coords(a, coords), chosen.fallback)
-            return settled(_combine_columns(scheme, values, h), values, h, scheme, fallback), ()
+            combine = functools.partial(_combine_columns, scheme)
+            return settled(values, h, scheme, at_coords(chosen.fallback, coords), combine), ()
 
         columns, h = by_blocks(columns_of, flat_x.shape[0], block)[0]
         return _blocks(columns.T, out_example, x), vanished(flat_x, h, scheme)

@@ -306,8 +306,9 @@ def by_blocks(compute, dim: int, block: int | None):
 
 
 def at_coords(values, coords):
-    """`values` (one entry per coordinate) at the block `coords` that `by_blocks` passes (None: every coordinate)."""
-    return values if coords is None else values[coords]
+    """`values` (one entry per coordinate; or a pytree of such arrays, None included) at the block `coords` that
+    `by_blocks` passes (None: every coordinate)."""
+    return values if coords is None else jax.tree_util.tree_map(lambda leaf: leaf[coords], values)
 
 
 def blockable(scheme: Scheme) -> bool:
@@ -335,7 +336,7 @@ def scouted_steps(fun, unravel, flat_x, scout, cap, sides, exponent: float, bloc
     d = flat_x.shape[0]
 
     def chosen(coords, f0=None):  # f0 None: f(x) as the last row of the same vmap, so `fun` is traced once
-        picked = tuple(at_coords(a, coords) for a in (flat_x, scout, cap, sides))  # x, b, cap, sides of the block
+        picked = at_coords((flat_x, scout, cap, sides), coords)  # x, b, cap, sides of the block
         m = picked[0].shape[0]
         rows = [_auto.scout_rows(flat_x, scout, picked[3], coords), *([flat_x[None]] if f0 is None else [])]
         values = apply(fun, unravel, jnp.concatenate(rows), Central())
@@ -421,9 +422,10 @@ def blocked_steps(fun, x, rule: StepRule, scheme: Scheme, block: int | None, wit
     return flat_x, unravel, adapted_steps(fun, unravel, x, steps, rule, scheme, block=block, with_error=with_error)
 
 
-def settled(g, values, h, scheme: Scheme, fallback):
-    """(g, h): the scheme's derivative `g` from `values` at the steps `h`, with step="auto"'s coordinates on trial at
-    the long step settled (`_auto.settle`; a `fallback` of None: as they are)."""
+def settled(values, h, scheme: Scheme, fallback, combine=None):
+    """(g, h): the scheme's derivative from `values` at the steps `h` (`combine`, default `scheme.combine`), with
+    step="auto"'s coordinates on trial at the long step settled (`_auto.settle`; a `fallback` of None: as they are)."""
+    g = (combine or scheme.combine)(values, h)
     return (g, h) if fallback is None else _auto.settle(g, values, h, scheme.weights, fallback)
 
 
@@ -449,8 +451,7 @@ def stencil_gradient(fun, unravel, scheme: Scheme, x, h, block: int | None, poin
         values = apply(fun, unravel, scheme.points(x, h, coords), scheme)
         if point is not None:
             check_output(values, point, scalar=True)
-        h_c, fallback_c = at_coords(h, coords), jax.tree_util.tree_map(lambda a: at_coords(a, coords), fallback)
-        return settled(scheme.combine(values, h_c), values, h_c, scheme, fallback_c), ()
+        return settled(values, at_coords(h, coords), scheme, at_coords(fallback, coords)), ()
 
     return by_blocks(gradient_of, x.shape[0], block)[0]
 
@@ -466,7 +467,7 @@ def point_gradient(fun, scheme: Scheme, x, rule: StepRule, block: int | None = N
     if block is None or not blockable(scheme):
         e = evaluate(fun, x, rule, scheme)
         flat_x, unravel = e.x, e.unravel
-        g, flat_h = settled(scheme.combine(e.values, e.h), e.values, e.h, scheme, e.fallback)
+        g, flat_h = settled(e.values, e.h, scheme, e.fallback)
     else:
         flat_x, unravel, chosen = blocked_steps(fun, x, rule, scheme, block)
         g, flat_h = stencil_gradient(fun, unravel, scheme, flat_x, chosen.h, block, point=x, fallback=chosen.fallback)

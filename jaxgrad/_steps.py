@@ -68,7 +68,12 @@ def default_step(x, order: int = 2, *, exponent: float | None = None, representa
       [0.00390625 0.015625   0.5       ]
     """
     x = jnp.asarray(x)
-    factor = default_factor(x.dtype, 1.0 / (order + 1) if exponent is None else exponent)
+    return scaled_step(x, default_factor(x.dtype, 1.0 / (order + 1) if exponent is None else exponent), representable)
+
+
+def scaled_step(x, factor: float, representable: bool = True):
+    """factor·max(|x|, 1) per coordinate, rounded to the nearest power of two, and made representable (x + h exact):
+    `default_step`'s rule for any factor (step="auto"'s long step: 1/2)."""
     h = round_to_power_of_two((factor * jnp.maximum(jnp.abs(x), 1)).astype(x.dtype))
     return representable_step(x, h) if representable else h
 

@@ -96,7 +96,7 @@ def _auto_choices(points, *, fun, stencil):
 
     def one(x):
         e = evaluate(fun, x, AutoStep(), stencil)
-        g, h = settled(stencil.combine(e.values, e.h), e.values, e.h, stencil, e.fallback)
+        g, h = settled(e.values, e.h, stencil, e.fallback)
         return h / jnp.maximum(jnp.abs(e.x), 1), g
 
     return jax.vmap(one)(points)
