@@ -15,6 +15,7 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from . import _auto
 from . import _validate as validate
 from ._batching import Batching, fit_point
 from ._estimate import Estimate, SecondDifferences, line_second_differences, merge_status, status
@@ -106,9 +107,10 @@ def _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block: int, out_exa
     if not with_error:
 
         def columns_of(coords):  # (block, m): ∂f/∂x_i in row i, and the settled steps
-            values, h = values_at(coords, scheme.points(flat_x, flat_h, coords))
+            trial = at_coords(chosen.fallback, coords)
+            values, h = values_at(coords, _auto.trial_points(scheme, flat_x, flat_h, coords, trial))
             combine = functools.partial(_combine_columns, scheme)
-            return settled(values, h, scheme, at_coords(chosen.fallback, coords), combine), ()
+            return settled(values, h, scheme, trial, combine), ()
 
         columns, h = by_blocks(columns_of, flat_x.shape[0], block)[0]
         return _blocks(columns.T, out_example, x), vanished(flat_x, h, scheme)

@@ -407,7 +407,10 @@ def evaluate(fun, x, rule: StepRule, scheme: Scheme, *, with_error: bool = False
     (two with `step="auto"`: the scout lines first)."""
     x = as_working(x)
     flat_x, unravel, chosen = blocked_steps(fun, x, rule, scheme, None, with_error)
-    rows = scheme.estimate_points(flat_x, chosen.h) if with_error else scheme.points(flat_x, chosen.h)
+    if with_error:
+        rows = scheme.estimate_points(flat_x, chosen.h)
+    else:
+        rows = _auto.trial_points(scheme, flat_x, chosen.h, fallback=chosen.fallback)
     values = apply(fun, unravel, rows, scheme)
     check_output(values, x, scalar)
     return Evaluation(values, flat_x, chosen.h, unravel, chosen.fallback)
@@ -425,8 +428,9 @@ def blocked_steps(fun, x, rule: StepRule, scheme: Scheme, block: int | None, wit
 def settled(values, h, scheme: Scheme, fallback, combine=None):
     """(g, h): the scheme's derivative from `values` at the steps `h` (`combine`, default `scheme.combine`), with
     step="auto"'s coordinates on trial at the long step settled (`_auto.settle`; a `fallback` of None: as they are)."""
-    g = (combine or scheme.combine)(values, h)
-    return (g, h) if fallback is None else _auto.settle(g, values, h, scheme.weights, fallback)
+    if fallback is None:
+        return (combine or scheme.combine)(values, h), h
+    return _auto.settle(values, h, scheme, fallback, combine)
 
 
 def vanished(x, h, scheme: Scheme):
@@ -448,10 +452,11 @@ def stencil_gradient(fun, unravel, scheme: Scheme, x, h, block: int | None, poin
     the user passed), f's values are checked to be scalars (`check_output`)."""
 
     def gradient_of(coords):
-        values = apply(fun, unravel, scheme.points(x, h, coords), scheme)
+        trial = at_coords(fallback, coords)
+        values = apply(fun, unravel, _auto.trial_points(scheme, x, h, coords, trial), scheme)
         if point is not None:
             check_output(values, point, scalar=True)
-        return settled(values, at_coords(h, coords), scheme, at_coords(fallback, coords)), ()
+        return settled(values, at_coords(h, coords), scheme, trial), ()
 
     return by_blocks(gradient_of, x.shape[0], block)[0]
 

@@ -386,7 +386,7 @@ def num_evaluations(
       >>> num_evaluations(8, step="auto"), num_evaluations(8, step="auto", with_error=True)
       (49, 66)
       >>> num_evaluations(8, order=4, step="auto"), num_evaluations(8, method="forward", step="auto")
-      (97, 42)
+      (113, 42)
     """
     dim = validate.integer("dim", dim, minimum=0)
     scheme = as_scheme(method, order)
