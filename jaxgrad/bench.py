@@ -358,7 +358,7 @@ scipy s        scipy.differentiate.jacobian, float64 only, timed on up to 2,000 
 chunk          points per chunk of the compiled map (N: one pass)
 MiB            temporaries of one pass over all N points, as the plan estimates them (above the budget: chunks)
 auto ms        batch_grad with step="auto" (steps chosen per point and coordinate: 4·d + 1 more evaluations for
-               central 2, 8·d + 1 for central 4, 10·d + 1 for Richardson 6: jg.num_evaluations)
+               central 2, 10·d + 1 for central 4, 12·d + 1 for Richardson 6: jg.num_evaluations)
 auto/fixed     median over rounds of auto / batch_grad, the two timed alternately in one run; auto error as error"""
 
 
