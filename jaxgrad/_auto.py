@@ -28,10 +28,13 @@ guard for domains and kinks:
    method at its chosen step (K·d more evaluations for K offsets). Above order 2 the method's own evaluation takes
    its stencil at H and at H/2 together (`trial_points`; new points x ± H/2 alone for central 4 and Richardson 6), and
    H must also agree with H/2 within both roundings: their difference is (1 − 2^−p) of H's truncation, which the
-   reference's comparison lets through up to the reference's rounding bound. Of the two, the one that rounds less is
-   kept (a quartic's values at x ± 2H dwarf f near x). Where it disagrees or is not finite, the reference
-   and its step are returned; where the line was broken, nothing is tried. Agreement bounds the damage: the long
-   step's error is within the reference's own plus the tolerance. The error estimate (`with_error`) does not climb:
+   reference's comparison lets through up to the reference's rounding bound. H/2 (2^p times less truncation) needs
+   the reference's agreement alone; where both pass, the one that rounds less is kept (a quartic's values at x ± 2H
+   dwarf f near x). Each rounding bound takes at least NOISE standard deviations of f's noise measured on the scout
+   lines (`pooled_noise`): a sum of large terms that cancel rounds far above eps·|f|. Where it disagrees or is not
+   finite, the reference and its step are returned; where the line was broken, nothing is tried. Agreement bounds
+   the damage: the long step's error is within the reference's own plus the tolerance. The error estimate
+   (`with_error`) does not climb:
    its estimate from H and 2H is loose where f is polynomial only up to H (log-sum-exp in float32: 69 of 10,000
    points of `jaxgrad compare` became unresolved), and the stencil at H cost the main job 22% more time.
 5. **Evaluate** the method's own stencil (its error-estimate stencil with `with_error`) at the chosen steps.
@@ -232,7 +235,29 @@ with the inner two alone, 5% of the coordinates of sum x_i² in 64 dimensions st
 float32) and not in its spread."""
 
 
-def rounding(values, weights, h):
+NOISE = 3.0
+"""How many standard deviations of f's measured noise (`pooled_noise`) a value's rounding bound takes at least: where
+f is a sum of large terms that cancel (Styblinski-Tang: terms of 400 for f of 16), its rounding is far above eps·|f|.
+Measured on 200 points of it (float64, central 4): with eps·|f| alone the reference's actual error exceeded its bound
+and the long step was refused on about half the points, 256× the best single step's median error (seed 1; 2.7× with
+seed 41, `tests/auto_report.py`'s)."""
+
+
+def line_noise(values, f0, sides):
+    """The noise of f seen on each coordinate's scout line, (d, *out): |fourth difference| / √70, a sample of its
+    standard deviation where the fourth derivative's part, f''''·B⁴, is below it (B: central order 2's scout step)."""
+    line = _line(values, f0, sides)
+    return jnp.abs(jnp.tensordot(jnp.asarray(_W4, line.dtype), line, axes=1)) / math.sqrt(70.0)
+
+
+def pooled_noise(noise):
+    """The point's noise of f from its lines' (`line_noise`, d lines): their median / 0.6745 (the median of
+    |N(0, 1)|), the same for every coordinate; the few lines whose fourth difference is f''''·B⁴ rather than noise do
+    not move it."""
+    return jnp.broadcast_to(jnp.nanmedian(noise, axis=0) / 0.6745, noise.shape)
+
+
+def rounding(values, weights, h, noise=None):
     """Two measures of the rounding of a stencil's derivative from its values (K·m, *out, laid out as `axis_points`
     lays out rows), each (m, *out): (eps·max|f|·‖w‖₂ / h, eps·sqrt(sum_k (w_k·f_k)²) / h), independent errors of
     eps·|f| in the values, the first as if every value were the largest, the second each weighed by its own weight.
@@ -248,9 +273,11 @@ def rounding(values, weights, h):
     m = h.shape[0]
     blocks = values.reshape(len(weights), m, *values.shape[1:])
     w = jnp.asarray(weights, values.dtype).reshape(-1, *([1] * (blocks.ndim - 1)))
-    scale = float(jnp.finfo(values.dtype).eps) / h.reshape(-1, *([1] * (blocks.ndim - 2))).astype(values.dtype)
-    bound = jnp.max(jnp.abs(blocks), axis=0) * float(np.linalg.norm(weights))
-    return bound * scale, jnp.sqrt(jnp.sum((w * blocks) ** 2, axis=0)) * scale
+    eps = float(jnp.finfo(values.dtype).eps)
+    step = h.reshape(-1, *([1] * (blocks.ndim - 2))).astype(values.dtype)
+    size = jnp.max(jnp.abs(blocks), axis=0) * eps
+    size = size if noise is None else jnp.maximum(size, NOISE * noise)
+    return size * float(np.linalg.norm(weights)) / step, jnp.sqrt(jnp.sum((w * blocks) ** 2, axis=0)) * eps / step
 
 
 def agrees(g_long, long_rounding, g_ref, ref_rounding):
@@ -280,6 +307,7 @@ class Fallback(NamedTuple):
     h: Any
     rounding: Any
     candidate: Any
+    noise: Any = None  # (m, *out): f's rounding noise at the point, the same for every coordinate (`pooled_noise`)
 
 
 def halves(scheme) -> bool:
@@ -297,43 +325,51 @@ def trial_offsets(scheme) -> tuple[int, ...]:
 def trial_points(scheme, x, h, coords=None, fallback=None):
     """The rows of the gradient's own evaluation at the chosen steps `h` (laid out as `axis_points` lays them out):
     the scheme's stencil, or where the long step is on trial above order 2 (`halves`, a `fallback` given) its stencil
-    at h and at h/2 together (`trial_offsets` at h/2), which `settle` reads."""
+    at H and at H/2 together: `trial_offsets` at s = H/2 for the coordinates that try it, at s = h for the others
+    (whose stencil at h is among them). `h` and the fallback are the whole point's, `coords` the block's."""
     if fallback is None or not halves(scheme):
         return scheme.points(x, h) if coords is None else scheme.points(x, h, coords)
-    return axis_points(x, h / 2, trial_offsets(scheme), coords)
+    return axis_points(x, jnp.where(fallback.candidate, h / 2, h), trial_offsets(scheme), coords)
 
 
 def settle(values, h, scheme, fallback: Fallback, combine=None):
     """(g, h): the scheme's derivative from `values` (`trial_points`) at the steps `h`, kept where it agrees with
     the fallback's reference or the coordinate did not try the long step, else the reference and its step.
 
-    Above order 2 (`halves`) the derivative at the long step H must also agree with the scheme's own at H/2 within
+    Above order 2 (`halves`) the stencil at H/2 is there too. H is kept only where it also agrees with H/2 within
     both roundings (`rounding`'s first measure): they differ by (1 − 2^−p) of H's truncation, which the reference's
-    comparison lets through up to the reference's rounding bound, a worst case above its actual error. Of H and H/2
-    the one whose values round less (`rounding`'s second measure) is kept. Measured on the built-ins
-    (`tests/auto_report.py`, 200 points), against the best single step per point: log-sum-exp in float32 went from
-    3.2× to 1.9× (central 4) and from 2.5× to 1.9× (Richardson 6) with the check alone, the other rows within 0.01×;
-    keeping the rounder of the two then took Beale with Richardson 6 from 3.1× to 1.8× (float32) and 2.9× to 2.0×
-    (float64), Styblinski-Tang with central 4 in float64 from 3.05× to 2.7×. `combine` (default `scheme.combine`)
-    reads the scheme's own stencil at order 2."""
+    comparison lets through up to the reference's rounding bound, a worst case above its actual error. H/2, whose
+    truncation is 2^p times smaller, is kept where it agrees with the reference; where both are kept, the one whose
+    values round less (`rounding`'s second measure; a quartic's values at x ± 2H dwarf f near x). Measured on the
+    built-ins (`tests/auto_report.py`, 200 points), against the best single step per point: log-sum-exp in float32
+    went from 3.2× to 1.9× (central 4) and from 2.5× to 1.9× (Richardson 6), Beale with Richardson 6 from 3.1× to
+    1.8× (float32) and 2.9× to 2.0× (float64). H/2 on its own matters for a Jacobian, whose outputs share a step: a
+    quartic output next to sin(x) kept only the balanced step when H failed for sin (float32, central 8: 20× less
+    accurate). `combine` (default `scheme.combine`) reads the scheme's own stencil at order 2."""
     extra = (1,) * (values.ndim - 1)
-    if halves(scheme):
-        offsets, s = trial_offsets(scheme), h / 2
-        weights, half_weights = scheme.weights_at(offsets, 2), scheme.weights_at(offsets, 1)
-        g, g_half = (combine_blocks(values, s, w, 0.0, offsets) for w in (weights, half_weights))
-        (long_bound, long_spread), (half_bound, half_spread) = (rounding(values, w, s) for w in (weights, half_weights))
-        within = _each(jnp.abs(g - g_half) <= ACCEPT * (long_bound + half_bound))
-        shorter = fallback.candidate & _each(half_spread < long_spread)  # a quartic: the values at ±H dwarf f near x
-        g = jnp.where(shorter.reshape(-1, *extra), g_half, g)
-        trial_rounding = tuple(jnp.where(shorter.reshape(-1, *extra), a, b) for a, b in
-                               ((half_bound, long_bound), (half_spread, long_spread)))  # fmt: skip
-        took = within & agrees(g, trial_rounding, fallback.g, fallback.rounding)
-        h = jnp.where(shorter, s, h)
-    else:
+    noise = fallback.noise
+    if noise is not None:  # the reference's bound too takes f's measured noise
+        ref_weights = SCOUT_REFERENCE_WEIGHTS if scout_referenced(scheme) else scheme.weights
+        floor = NOISE * noise * float(np.linalg.norm(ref_weights)) / fallback.h.reshape(-1, *extra).astype(noise.dtype)
+        fallback = fallback._replace(rounding=(jnp.maximum(fallback.rounding[0], floor), fallback.rounding[1]))
+    if not halves(scheme):
         g = (combine or scheme.combine)(values, h)
-        took = agrees(g, rounding(values, scheme.weights, h), fallback.g, fallback.rounding)
-    back = fallback.candidate & ~took
-    return jnp.where(back.reshape(-1, *extra), fallback.g, g), jnp.where(back, fallback.h, h)
+        back = fallback.candidate & ~agrees(g, rounding(values, scheme.weights, h, noise), fallback.g,
+                                            fallback.rounding)  # fmt: skip
+        return jnp.where(back.reshape(-1, *extra), fallback.g, g), jnp.where(back, fallback.h, h)
+    offsets, candidate = trial_offsets(scheme), fallback.candidate
+    s = jnp.where(candidate, h / 2, h)
+    weights, half_weights = scheme.weights_at(offsets, 2), scheme.weights_at(offsets, 1)
+    g_long, g_half = (combine_blocks(values, s, w, 0.0, offsets) for w in (weights, half_weights))  # g_half: at h
+    long_rounding, half_rounding = (rounding(values, w, s, noise) for w in (weights, half_weights))
+    long = _each(jnp.abs(g_long - g_half) <= ACCEPT * (long_rounding[0] + half_rounding[0]))
+    long = candidate & long & agrees(g_long, long_rounding, fallback.g, fallback.rounding)
+    half = candidate & agrees(g_half, half_rounding, fallback.g, fallback.rounding)
+    half = half & ~(long & _each(long_rounding[1] <= half_rounding[1]))
+    long = long & ~half
+    back = candidate & ~long & ~half
+    g = jnp.where(long.reshape(-1, *extra), g_long, jnp.where(back.reshape(-1, *extra), fallback.g, g_half))
+    return g, jnp.where(long, 2 * s, jnp.where(back, fallback.h, s))
 
 
 def _each(condition):

@@ -107,10 +107,9 @@ def _blocked_jacobian(flat_fun, scheme, with_error, x, rule, block: int, out_exa
     if not with_error:
 
         def columns_of(coords):  # (block, m): ∂f/∂x_i in row i, and the settled steps
-            trial = at_coords(chosen.fallback, coords)
-            values, h = values_at(coords, _auto.trial_points(scheme, flat_x, flat_h, coords, trial))
+            values, h = values_at(coords, _auto.trial_points(scheme, flat_x, flat_h, coords, chosen.fallback))
             combine = functools.partial(_combine_columns, scheme)
-            return settled(values, h, scheme, trial, combine), ()
+            return settled(values, h, scheme, at_coords(chosen.fallback, coords), combine), ()
 
         columns, h = by_blocks(columns_of, flat_x.shape[0], block)[0]
         return _blocks(columns.T, out_example, x), vanished(flat_x, h, scheme)

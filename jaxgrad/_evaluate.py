@@ -348,9 +348,13 @@ def scouted_steps(fun, unravel, flat_x, scout, cap, sides, exponent: float, bloc
         return _climbed(fun, unravel, scheme, flat_x, coords, line, at_coords(long, coords), h, broken)
 
     if block is None or block >= d:
-        return chosen(None)
-    f0 = apply(fun, unravel, flat_x[None], Central())[0]
-    return by_blocks(lambda coords: (chosen(coords, f0), ()), d, block)[0]
+        result = chosen(None)
+    else:
+        f0 = apply(fun, unravel, flat_x[None], Central())[0]
+        result = by_blocks(lambda coords: (chosen(coords, f0), ()), d, block)[0]
+    if result.fallback is None:
+        return result
+    return result._replace(fallback=result.fallback._replace(noise=_auto.pooled_noise(result.fallback.noise)))
 
 
 def _climbed(fun, unravel, scheme: Scheme, flat_x, coords, line, long, h, broken) -> Chosen:
@@ -367,7 +371,8 @@ def _climbed(fun, unravel, scheme: Scheme, flat_x, coords, line, long, h, broken
         full = h if coords is None else jnp.zeros_like(flat_x).at[coords].set(h)
         ref_values = apply(fun, unravel, scheme.points(flat_x, full, coords), Central())
         g_ref, h_ref, ref_weights = scheme.combine(ref_values, h), h, scheme.weights
-    fallback = _auto.Fallback(g_ref, h_ref, _auto.rounding(ref_values, ref_weights, h_ref), candidate)
+    noise = _auto.line_noise(scouted, f0, sides)  # pooled over the point's lines once they are all in
+    fallback = _auto.Fallback(g_ref, h_ref, _auto.rounding(ref_values, ref_weights, h_ref), candidate, noise)
     return Chosen(jnp.where(candidate, long, h), fallback)
 
 
@@ -452,11 +457,10 @@ def stencil_gradient(fun, unravel, scheme: Scheme, x, h, block: int | None, poin
     the user passed), f's values are checked to be scalars (`check_output`)."""
 
     def gradient_of(coords):
-        trial = at_coords(fallback, coords)
-        values = apply(fun, unravel, _auto.trial_points(scheme, x, h, coords, trial), scheme)
+        values = apply(fun, unravel, _auto.trial_points(scheme, x, h, coords, fallback), scheme)
         if point is not None:
             check_output(values, point, scalar=True)
-        return settled(values, at_coords(h, coords), scheme, trial), ()
+        return settled(values, at_coords(h, coords), scheme, at_coords(fallback, coords)), ()
 
     return by_blocks(gradient_of, x.shape[0], block)[0]
 

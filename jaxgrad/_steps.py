@@ -267,10 +267,11 @@ class AutoStep(StepRule):
     A scout line of 4 evaluations per coordinate at central order 2's fixed step B measures f''' and f'''' (hence
     f's own length scale L along the coordinate), and the step becomes eps^e·L, never above the method's fixed step;
     where the line leaves f's domain or crosses a kink the step shrinks (relative to |x| near 0). The gradient of a
-    central stencil then takes the long step max(|x|, 1)/2 where its derivative there agrees with the balanced step's
-    within rounding (a polynomial: no truncation left; not with the error estimate). It costs 4·d + 1 evaluations
-    more than the method's own, and for central orders above 2 the stencil once more (`jg.num_evaluations`). The
-    whole procedure, its reasons and its limits: `jaxgrad._auto`.
+    central stencil then takes the long step max(|x|, 1)/2 (or half of it, above order 2) where its derivative there
+    agrees with the balanced step's within rounding (a polynomial: no truncation left; not with the error estimate).
+    It costs 4·d + 1 evaluations more than the method's own, and above order 2 the stencil once more and its points
+    at half the long step (central 4: 10·d + 1 more in all; `jg.num_evaluations`). The whole procedure, its reasons
+    and its limits: `jaxgrad._auto`.
 
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg
