@@ -20,49 +20,45 @@ guard for domains and kinks:
    Where the line leaves f's domain (a NaN or Inf while f(x) is finite) or is not resolved, the fixed step shrinks
    by min(2^-8, |x_i|, 1/|x_i|): to the other natural scale of x (relative to |x| near 0, as for log x, √x and 1/x,
    and to 1 for large |x|).
-4. **Climb** (the gradient of central stencils: central of any order, Richardson). A balanced step assumes truncation
-   is left to balance; a polynomial of degree ≤ p has none, and its best step is as long as possible. So each
-   coordinate also tries the long step H = LONG·max(|x_i|, 1): the method's own evaluation (5) takes it on trial, and
-   it stays where the derivative there agrees with a reference at the balanced step within their rounding (`settle`,
-   `agrees`): the scout line's own central difference at B for central order 2 (where B is its chosen step), else the
-   method at its chosen step (K·d more evaluations for K offsets). Above order 2 the method's own evaluation takes
-   its stencil at H and at H/2 together (`trial_points`; new points x ± H/2 alone for central 4 and Richardson 6), and
-   H must also agree with H/2 within both roundings: their difference is (1 − 2^−p) of H's truncation, which the
-   reference's comparison lets through up to the reference's rounding bound. H/2 needs the reference's agreement
-   and its own truncation, the gap over 2^p − 1, within the same roundings; where both pass, the one that rounds
-   less is kept (a quartic's values at x ± 2H
-   dwarf f near x). Each rounding bound takes at least NOISE standard deviations of f's noise measured on the scout
-   lines (`pooled_noise`): a sum of large terms that cancel rounds far above eps·|f|. Where it disagrees or is not
-   finite, the reference and its step are returned; where the line was broken, nothing is tried. Agreement bounds
-   the damage: the long step's error is within the reference's own plus the tolerance. The error estimate
-   (`with_error`) does not climb:
-   its estimate from H and 2H is loose where f is polynomial only up to H (log-sum-exp in float32: 69 of 10,000
-   points of `jaxgrad compare` became unresolved), and the stencil at H cost the main job 22% more time.
+4. **Climb** (the gradient of central stencils: central of any order, Richardson). A balanced step assumes truncation is
+   left to balance; a polynomial of degree ≤ p has none, and its best step is as long as possible. So each coordinate
+   also tries the long step H = LONG·max(|x_i|, 1): the method's own evaluation (5) takes it on trial, and it stays
+   where the derivative there agrees with a reference at the balanced step within their rounding (`settle`, `agrees`):
+   the scout line's own central difference at B for central order 2 (where B is its chosen step), else the method at its
+   chosen step (K·d more evaluations for K offsets). Above order 2 the method's own evaluation takes its stencil at H
+   and at H/2 together (`trial_points`; new points x ± H/2 alone for central 4 and Richardson 6), and H must also agree
+   with H/2 within both roundings: their difference is (1 − 2^−p) of H's truncation, which the reference's comparison
+   lets through up to the reference's rounding bound. H/2 needs the reference's agreement and its own truncation, the
+   gap over 2^p − 1, within the same roundings; where both pass, the one that rounds less is kept (a quartic's values at
+   x ± 2H dwarf f near x). Each rounding bound takes at least NOISE standard deviations of f's noise measured on the
+   scout lines (`pooled_noise`): a sum of large terms that cancel rounds far above eps·|f|. Where it disagrees or is not
+   finite, the reference and its step are returned; where the line was broken, nothing is tried. Agreement bounds the
+   damage: the long step's error is within the reference's own plus the tolerance. The error estimate (`with_error`)
+   does not climb: its estimate from H and 2H is loose where f is polynomial only up to H (log-sum-exp in float32: 69 of
+   10,000 points of `jaxgrad compare` became unresolved), and the stencil at H cost the main job 22% more time.
 5. **Evaluate** the method's own stencil (its error-estimate stencil with `with_error`) at the chosen steps.
 
 Cost per point of d coordinates (`jg.num_evaluations(d, step="auto")`, `scout_evaluations`): the scout's 4·d + 1
 evaluations, the method's own, and for central orders above 2 the reference, K·d, and the half step's new points:
 central order 2 takes 6·d + 1 (the fixed step 2·d), central order 4 14·d + 1 (4·d), Richardson 6 18·d + 1 (6·d),
-central 6 20·d + 1 (6·d); with the error estimate 8·d + 2
-(fixed: 4·d + 1). The complex step has no step to choose (its truncation, h²·f'''/6 with h = eps²·max(|x|, 1), is far
-below rounding): it takes its default at no extra cost.
+central 6 20·d + 1 (6·d); with the error estimate 8·d + 2 (fixed: 4·d + 1). The complex step has no step to choose (its
+truncation, h²·f'''/6 with h = eps²·max(|x|, 1), is far below rounding): it takes its default at no extra cost.
 
 On the built-ins (`tests/auto_report.py --points 200`, and the same 200-point samples drawn with seeds 1 and 7) the
-median relative error is within 2.7× of the best a single step per point can do, for central 2, central 4 and
-Richardson 6, in float32 and float64 (polynomials were 11-2,900× above it before the climb, sphere with central 2
-284× in float32 and 195,000× in float64; 3.2× before the half step's check, and Styblinski-Tang 256× on seed 1's
-sample before the rounding bounds took f's measured noise). When it still fails: a wave
-the scout line aliases as smooth, values whose noise is far above rounding, a wave of small amplitude on a large value,
-which B cannot see in float32 (Ackley: its error with Richardson depended on it until HIGH_ORDER_SHADE), and functions
-almost polynomial at the long step with central order 2, which has no half step's check: agreement within the
-reference's rounding bound, which is above its actual error, lets a long step through whose truncation is below that
-bound (log-sum-exp in float32: 1.4× the best single step's error). That yardstick is a per-point oracle, the least
-of one noisy error per step tried: the best factor common to all points is 1.1-2.1× above it (central 4: sphere in
-float64 1.3×, Styblinski-Tang in float64 1.45×; Beale in float32 with Richardson 6 2.1×). The climb stays away
-from references that are not resolved (a saturated sigmoid) and from long steps that would not round clearly less (next
-to a minimum): `agrees`. The chosen steps' error estimate (`with_error=True`) and its status remain the check. (A domain
-edge closer than the shrunken step, log1p at −1 + 1e-8, leaves non-finite stencil values, which the domain repair then
-replaces: `_evaluate.repaired_gradient`.)
+median relative error is within 2.7× of the best a single step per point can do, for central 2, central 4 and Richardson
+6, in float32 and float64 (polynomials were 11-2,900× above it before the climb, sphere with central 2 284× in float32
+and 195,000× in float64; 3.2× before the half step's check, and Styblinski-Tang 256× on seed 1's sample before the
+rounding bounds took f's measured noise). When it still fails: a wave the scout line aliases as smooth, values whose
+noise is far above rounding, a wave of small amplitude on a large value, which B cannot see in float32 (Ackley: its
+error with Richardson depended on it until HIGH_ORDER_SHADE), and functions almost polynomial at the long step with
+central order 2, which has no half step's check: agreement within the reference's rounding bound, which is above its
+actual error, lets a long step through whose truncation is below that bound (log-sum-exp in float32: 1.4× the best
+single step's error). That yardstick is a per-point oracle, the least of one noisy error per step tried: the best factor
+common to all points is 1.1-2.1× above it (central 4: sphere in float64 1.3×, Styblinski-Tang in float64 1.45×; Beale in
+float32 with Richardson 6 2.1×). The climb stays away from references that are not resolved (a saturated sigmoid) and
+from long steps that would not round clearly less (next to a minimum): `agrees`. The chosen steps' error estimate
+(`with_error=True`) and its status remain the check. (A domain edge closer than the shrunken step, log1p at −1 + 1e-8,
+leaves non-finite stencil values, which the domain repair then replaces: `_evaluate.repaired_gradient`.)
 """
 
 from __future__ import annotations
@@ -271,10 +267,10 @@ def rounding(values, weights, h, noise=None):
     16× less accurate than the reference (central 2: 1.4× -> 9.8× the best single step's error); 0.75 times the
     first rejected Styblinski-Tang's quartic coordinates (float64, central 4: 3× -> 338×), and so did the second
     (Richardson 6: 2.7× -> 68×); the noise measured on the scout line in place of eps·|f| (3 standard deviations, before
-    the half step's check) moved the misses to Beale (Richardson 6: 3.4-3.9×); the larger of the
-    two, the noise pooled over the point's lines, with the half step's check, keeps every row within 2.7× (seeds 1, 7
-    and 41). As the comparison: the first made Beale's long steps, whose
-    far points are large with small weights, look rounder than its balanced ones (Richardson 6: 2.8× -> 7.2×)."""
+    the half step's check) moved the misses to Beale (Richardson 6: 3.4-3.9×); the larger of the two, the noise pooled
+    over the point's lines, with the half step's check, keeps every row within 2.7× (seeds 1, 7 and 41). As the
+    comparison: the first made Beale's long steps, whose far points are large with small weights, look rounder than
+    its balanced ones (Richardson 6: 2.8× -> 7.2×)."""
     m = h.shape[0]
     blocks = values.reshape(len(weights), m, *values.shape[1:])
     w = jnp.asarray(weights, values.dtype).reshape(-1, *([1] * (blocks.ndim - 1)))
@@ -300,8 +296,7 @@ def agrees(g_long, long_rounding, g_ref, ref_rounding):
     the best single step's error); 3 keeps them (3.1×)."""
     (long_bound, long_spread), (ref_bound, ref_spread) = long_rounding, ref_rounding
     close = jnp.isfinite(g_long) & (jnp.abs(g_long - g_ref) <= ACCEPT * (ref_bound + long_bound))
-    close = close & (CLEARER * long_spread <= ref_spread) & (jnp.abs(g_ref) > ref_bound)
-    return jnp.all(close, axis=tuple(range(1, close.ndim))) if close.ndim > 1 else close
+    return _each(close & (CLEARER * long_spread <= ref_spread) & (jnp.abs(g_ref) > ref_bound))
 
 
 class Fallback(NamedTuple):
@@ -341,19 +336,18 @@ def settle(values, h, scheme, fallback: Fallback, combine=None):
     """(g, h): the scheme's derivative from `values` (`trial_points`) at the steps `h`, kept where it agrees with
     the fallback's reference or the coordinate did not try the long step, else the reference and its step.
 
-    Above order 2 (`halves`) the stencil at H/2 is there too. H is kept only where it also agrees with H/2 within
-    both roundings (`rounding`'s first measure): they differ by (1 − 2^−p) of H's truncation, which the reference's
+    Above order 2 (`halves`) the stencil at H/2 is there too. H is kept only where it also agrees with H/2 within both
+    roundings (`rounding`'s first measure): they differ by (1 − 2^−p) of H's truncation, which the reference's
     comparison lets through up to the reference's rounding bound, a worst case above its actual error. H/2, whose
     truncation is that gap over 2^p − 1, is kept where this is within the same roundings and it agrees with the
-    reference (on the reference's agreement alone, cos at 1e-8 with Richardson 6 took it with an error 3× the
-    peers' tolerance, against 1.8× at the balanced step); where both are kept, the one whose
-    values round less (`rounding`'s second measure; a quartic's values at x ± 2H dwarf f near x). Measured on the
-    built-ins (`tests/auto_report.py`, 200 points), against the best single step per point: log-sum-exp in float32
-    went from 3.2× to 1.9× (central 4) and from 2.5× to 1.9× (Richardson 6), Beale with Richardson 6 from 3.1× to
-    1.8× (float32) and 2.9× to 2.0× (float64). H/2 on its own matters for a Jacobian, whose outputs share a step: a
-    quartic output next to sin(x) kept only the balanced step when H failed for sin (float32, central 8: at one
-    point 20× less accurate; the quartic row's median error 9× its own gradient's, 3× now). `combine` (default
-    `scheme.combine`) reads the scheme's own stencil at order 2."""
+    reference (on the reference's agreement alone, cos at 1e-8 with Richardson 6 took it with an error 3× the peers'
+    tolerance, against 1.8× at the balanced step); where both are kept, the one whose values round less (`rounding`'s
+    second measure; a quartic's values at x ± 2H dwarf f near x). Measured on the built-ins (`tests/auto_report.py`, 200
+    points), against the best single step per point: log-sum-exp in float32 went from 3.2× to 1.9× (central 4) and from
+    2.5× to 1.9× (Richardson 6), Beale with Richardson 6 from 3.1× to 1.8× (float32) and 2.9× to 2.0× (float64). H/2 on
+    its own matters for a Jacobian, whose outputs share a step: a quartic output next to sin(x) kept only the balanced
+    step when H failed for sin (float32, central 8: at one point 20× less accurate; the quartic row's median error 9×
+    its own gradient's, 3× now). `combine` (default `scheme.combine`) reads the scheme's own stencil at order 2."""
     extra = (1,) * (values.ndim - 1)
     noise = fallback.noise
     if noise is not None:  # the reference's bound too takes f's measured noise

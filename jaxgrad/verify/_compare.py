@@ -372,9 +372,9 @@ def compare(
       method, order: the numeric stencil, as in `grad` (a scheme object too; directional mode needs one that
         supports `Mode.DIRECTIONAL`).
       step: "auto" (the default: each point's and coordinate's step chosen from f, see `jg.AutoStep`; it costs 4·d + 1
-        evaluations more per point, and resolves the points where the fixed step is too long for
-        f's own length scale), None for the fixed eps^(1/(p+1))·max(|x|, 1),
-        or any `step=` of `grad`. Directional mode always steps t = eps^(1/(p+1))·max(|x|, 1) along each direction.
+        evaluations more per point, and resolves the points where the fixed step is too long for f's own length scale),
+        None for the fixed eps^(1/(p+1))·max(|x|, 1), or any `step=` of `grad`. Directional mode always steps t =
+        eps^(1/(p+1))·max(|x|, 1) along each direction.
       directions: None (automatic), or the number of random directions per point (directional mode).
       rtol, atol: added to the tolerance.
       seed: picks the reference sample and the random directions.
