@@ -782,20 +782,31 @@ def point_result(with_error: bool, repair: bool = True):
 
 
 def lazily_repaired(run, scheme: Scheme, points, values_of, *, batched: bool = True, inputs=()):
-    """`run(repair)` (a program with or without the domain repair) at concrete `points`: without it first, and again
-    with it only when some point whose coordinates are all finite got a non-finite value (`values_of(result)`: a
-    pytree whose leaves have the points' leading axis, or none when not `batched`). The repair's branch triples the
+    """`run(repair)` (a program with or without the domain repair) at concrete `points`. On a CPU: without it first,
+    and again with it only when some point whose coordinates are all finite got a non-finite value (`values_of(result)`:
+    a pytree whose leaves have the points' leading axis, or none when not `batched`). The repair's branch triples the
     program's size (first call 0.13 -> 0.41 s for sphere d = 10), so it is compiled only when a stencil leaves f's
-    domain; where none does, both programs give the same values bit for bit. At traced points or `inputs` (inside
-    the user's jit, vmap or grad) no value can be read, nor in a run over several processes (`jax.distributed`: each
-    holds a part of the results), so the program with the repair runs."""
+    domain; where none does, both programs give the same values bit for bit. Off the CPU (a GPU, a TPU) the program
+    with the repair runs at once: reading values back to the host to decide costs more there than the branch's own
+    check inside the program (on an H200, 0.35-0.4 ms a call, the hand-written central difference's whole time
+    several times over at 10 to 100,000 points of d = 2; the branch 0.02-0.2 ms: ci/gpu_breakdown.py). At traced
+    points or `inputs` (inside the user's jit, vmap or grad) no value can be read, nor in a run over several
+    processes (`jax.distributed`: each holds a part of the results), so the program with the repair runs there too."""
     if not repairable(scheme):
         return run(False)
-    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves((points, inputs)))
-    if traced or jax.process_count() > 1:
+    leaves = jax.tree_util.tree_leaves((points, inputs))
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+    if traced or jax.process_count() > 1 or not _computed_on_cpu(jax.tree_util.tree_leaves(points)):
         return run(True)
     result = run(False)
     return run(True) if repair_needed(values_of(result), points, batched) else result
+
+
+def _computed_on_cpu(leaves) -> bool:
+    """Whether a program on these leaves runs on CPUs: where the JAX arrays among them are, else JAX's default
+    backend (NumPy leaves go there)."""
+    arrays = [leaf.sharding for leaf in leaves if isinstance(leaf, jax.Array)]
+    return all(map(_on_cpu, arrays)) if arrays else jax.default_backend() == "cpu"
 
 
 def gradient_values(result):

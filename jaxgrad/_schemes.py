@@ -584,5 +584,12 @@ def as_scheme(method="central", order=None) -> Scheme:
         raise ValueError(
             f"`method` must be one of {tuple(METHODS)} or a scheme object (jg.Central(4), ...), got {method!r}."
         )
+    if order is None or type(order) is int:  # the usual call: one scheme per name and order, its cached
+        return _named_scheme(method, order)  # properties (`reach`, read on every call) computed once (~10 µs)
+    return _named_scheme.__wrapped__(method, order)
+
+
+@functools.lru_cache(maxsize=64)
+def _named_scheme(method: str, order: int | None) -> Scheme:
     cls = METHODS[method]
     return cls() if order is None else cls(order)

@@ -199,21 +199,29 @@ def test_jvp_through_the_repair(dtype, with_error):
 
 
 @pytest.mark.parametrize("with_error", [False, True])
-def test_repair_is_compiled_only_when_a_stencil_leaves_the_domain(monkeypatch, with_error):
-    """Eager calls run the program without the repair first (it triples the program's compile time) and the one with
-    it only when a point with finite coordinates got a non-finite value (`_evaluate.lazily_repaired`)."""
+@pytest.mark.parametrize("on_cpu", [True, False])
+def test_repair_is_compiled_on_a_cpu_only_when_a_stencil_leaves_the_domain(monkeypatch, with_error, on_cpu):
+    """Eager calls on a CPU run the program without the repair first (it triples the program's compile time) and the
+    one with it only when a point with finite coordinates got a non-finite value; off the CPU (patched here: the
+    same code runs on any device) the one with the repair at once, whose results are the same bit for bit
+    (`_evaluate.lazily_repaired`)."""
     from jaxgrad import _evaluate
 
+    expected = [jg.batch_grad(sum_log, jnp.asarray(p), with_error=with_error) for p in ([[1.0, 2.0]], [[1e-6, 2.0]])]
     traced = []
     for name in ("repaired_gradient", "repaired_parts"):
         original = getattr(_evaluate, name)
         monkeypatch.setattr(_evaluate, name, lambda *a, original=original, **k: traced.append(1) or original(*a, **k))
+    monkeypatch.setattr(_evaluate, "_computed_on_cpu", lambda leaves: on_cpu)
     f = lambda x: jnp.sum(jnp.log(x)) + 0.0  # noqa: E731  a function of this test alone: no program compiled before
-    jg.batch_grad(f, jnp.asarray([[1.0, 2.0], [3.0, 4.0]]), with_error=with_error)
+    finite = jg.batch_grad(f, jnp.asarray([[1.0, 2.0]]), with_error=with_error)
     jg.grad(f, with_error=with_error)(jnp.asarray([1.0, 2.0]))
-    assert not traced
-    jg.batch_grad(f, jnp.asarray([[1e-6, 2.0], [3.0, 4.0]]), with_error=with_error)
+    assert bool(traced) is not on_cpu
+    repaired = jg.batch_grad(f, jnp.asarray([[1e-6, 2.0]]), with_error=with_error)
     assert traced
+    leaves = jax.tree_util.tree_leaves
+    for got, want in zip(leaves((finite, repaired)), leaves(expected), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
