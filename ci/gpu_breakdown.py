@@ -49,13 +49,10 @@ def row(name, dim, n, dtype="float32", rounds=15):
     rule, scheme = as_step_rule(None), Central(2)
     budget = Batching().budget(jax.devices()[0].platform)
     chosen = plan(x, rule, budget, fun=fun, scheme=scheme)
-    static = dict(fun=fun, scheme=scheme, chunk=Batching(), repair=False)
+    static = dict(fun=fun, scheme=scheme, chunk=Batching())
 
-    def program():
-        return gradient_program(x, rule, **static)
-
-    def repaired():
-        return gradient_program(x, rule, **{**static, "repair": True})
+    def program(repair=False):
+        return gradient_program(x, rule, **static, repair=repair)
 
     def read():
         return bool(np.isfinite(np.asarray(program()[0])).all())
@@ -63,14 +60,14 @@ def row(name, dim, n, dtype="float32", rounds=15):
     hand, floor = bench.hand_written(fun), jax.jit(jax.vmap(fun))
     rows = jax.block_until_ready(bench.stencil_rows(x))
     calls = {"A": lambda: jg.batch_grad(fun, x), "P": program, "P+read": read,
-             "Pr": repaired, "B": lambda: hand(x), "D": lambda: floor(rows)}  # fmt: skip
+             "Pr": lambda: program(repair=True), "B": lambda: hand(x), "D": lambda: floor(rows)}  # fmt: skip
     for call in calls.values():
         jax.block_until_ready(call())
     fastest = min(bench._first_call(call) for call in calls.values())
     inner = min(100, max(1, round(bench.TIMING_S / max(fastest, 1e-6))))
     times = bench._interleaved(calls, rounds, budget_s=3.0, inner=inner)
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    k_p, k_b = kernels(jax.jit(lambda x: gradient_program(x, rule, **static)), x), kernels(hand, x)
+    k_p, k_b = kernels(jax.jit(lambda x: gradient_program(x, rule, **static, repair=False)), x), kernels(hand, x)
     cells = [name, dim, f"{n:,}", dtype, chosen.chunk, chosen.block or "-"] + [f"{ms[k]:.3f}" for k in calls]
     return [*cells, f"{ms['A'] / ms['B']:.2f}", f"{ms['P'] / ms['B']:.2f}", k_p, k_b, len(times["A"])]
 
