@@ -55,6 +55,8 @@ class Batching:
     memory_budget: int | None = None
 
     def __post_init__(self):
+        if self.chunk_size is None and self.memory_budget is None:  # the defaults: nothing to check
+            return
         hint = " None plans it from the memory budget."
         object.__setattr__(self, "chunk_size", validate.integer("chunk_size", self.chunk_size, minimum=1, none=True,
                                                                 hint=hint))  # fmt: skip
@@ -90,7 +92,7 @@ def as_points(points):
 
 def leading_size(points) -> int:
     """N, the leading (batch) size shared by every leaf of `points`, with a clear error when there is none."""
-    leaves = jax.tree_util.tree_leaves(points)
+    leaves = [points] if isinstance(points, jax.Array) else jax.tree_util.tree_leaves(points)  # no walk for one
     if not leaves:
         raise ValueError("`points` has no arrays; pass an array of shape (N, ...) with one point per row.")
     if any(leaf.ndim == 0 for leaf in leaves):
@@ -421,13 +423,19 @@ def plan(points, step, budget: int, *, fun, scheme: Scheme, with_error: bool = F
     return plan_for(per_point, points, step, Batching(memory_budget=budget), blockable=True)
 
 
+def run_batching(batching: Batching, points) -> Batching:
+    """The `Batching` a program runs `points` with: a `chunk_size` of N or more is one pass of N (one program for
+    every such size)."""
+    if batching.chunk_size is not None and batching.chunk_size >= (n := jax.tree_util.tree_leaves(points)[0].shape[0]):
+        return Batching(n, batching.memory_budget)
+    return batching
+
+
 def run_program(program, points, step, batching: Batching, progress=None, **static):
     """Run a jitted `map_points` program within `batching`: its own chunk size, or one planned inside the program
     from the memory budget (one compile per shapes and options, called through jit's fast path). With `progress` (a
     bar id from `progress_bar`; the program must take it) it waits for the results, so every tick has arrived."""
-    n = jax.tree_util.tree_leaves(points)[0].shape[0]
-    if batching.chunk_size is not None and batching.chunk_size >= n:
-        batching = Batching(n, batching.memory_budget)
+    batching = run_batching(batching, points)
     if progress is None:
         return program(points, step, chunk=batching, **static)
     return jax.block_until_ready(program(points, step, chunk=batching, progress=progress, **static))

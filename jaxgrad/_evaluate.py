@@ -83,7 +83,8 @@ def warn_if_low_precision(x, stacklevel: int = 3) -> None:
     """A UserWarning when x has float16/bfloat16 leaves (computed, and returned, in float32), or float64 leaves while
     `jax_enable_x64` is off (computed, and returned, in float32: JAX has no float64 then)."""
     usual = (np.dtype(np.float32), np.dtype(np.float64) if jax.config.jax_enable_x64 else np.dtype(np.float32))
-    if all(getattr(leaf, "dtype", None) in usual for leaf in jax.tree_util.tree_leaves(x)):
+    leaves = [x] if isinstance(x, jax.Array) else jax.tree_util.tree_leaves(x)  # a plain array: no pytree walk
+    if all(getattr(leaf, "dtype", None) in usual for leaf in leaves):
         return
     wide = any(getattr(leaf, "dtype", None) == np.float64 for leaf in jax.tree_util.tree_leaves(x))
     if wide and not jax.config.jax_enable_x64:
@@ -792,12 +793,26 @@ def lazily_repaired(run, scheme: Scheme, points, values_of, *, batched: bool = T
     several times over at 10 to 100,000 points of d = 2; the branch 0.02-0.2 ms: ci/gpu_breakdown.py). At traced
     points or `inputs` (inside the user's jit, vmap or grad) no value can be read, nor in a run over several
     processes (`jax.distributed`: each holds a part of the results), so the program with the repair runs there too."""
+    return repaired_as(repair_mode(scheme, points, inputs), run, points, values_of, batched)
+
+
+def repair_mode(scheme: Scheme, points, inputs=()) -> str:
+    """How `lazily_repaired` runs a program at these points: "never" (a scheme without the repair), "always" (the
+    program with the repair: traced points or `inputs`, several processes, off the CPU) or "lazy" (without it, and
+    again with it where a value says so)."""
     if not repairable(scheme):
-        return run(False)
-    point_leaves = jax.tree_util.tree_leaves(points)
+        return "never"
+    point_leaves = [points] if isinstance(points, jax.Array) else jax.tree_util.tree_leaves(points)  # no walk for one
     traced = any(isinstance(leaf, jax.core.Tracer) for leaf in point_leaves + jax.tree_util.tree_leaves(inputs))
     if traced or jax.process_count() > 1 or not _computed_on_cpu(point_leaves):
-        return run(True)
+        return "always"
+    return "lazy"
+
+
+def repaired_as(mode: str, run, points, values_of, batched: bool = True):
+    """`run(repair)` as `repair_mode` decided (`lazily_repaired`)."""
+    if mode != "lazy":
+        return run(mode == "always")
     result = run(False)
     return run(True) if repair_needed(values_of(result), points, batched) else result
 
@@ -805,6 +820,8 @@ def lazily_repaired(run, scheme: Scheme, points, values_of, *, batched: bool = T
 def _computed_on_cpu(leaves) -> bool:
     """Whether a program on these leaves runs on CPUs: where the JAX arrays among them are, else JAX's default
     backend (NumPy leaves go there)."""
+    if len(leaves) == 1 and isinstance(leaves[0], jax.Array):  # one array, the usual batch
+        return _on_cpu(leaves[0].sharding)
     arrays = [leaf.sharding for leaf in leaves if isinstance(leaf, jax.Array)]
     return all(map(_on_cpu, arrays)) if arrays else jax.default_backend() == "cpu"
 
@@ -821,8 +838,8 @@ def repair_needed(values, points, batched: bool = True) -> bool:
     leading axis of points when `batched`, else one point), read on the host with NumPy (`lazily_repaired` asks only
     where they are computed on a CPU: ~3 µs for a gradient). Where every value is finite (the usual case) each leaf
     is read once."""
-    if all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(values)):
-        return False
+    if all(math.isfinite(np.add.reduce(np.asarray(leaf), axis=None)) for leaf in jax.tree_util.tree_leaves(values)):
+        return False  # a finite sum has finite terms (a NaN or Inf term makes it NaN or Inf): one pass, no mask
     n = jax.tree_util.tree_leaves(points)[0].shape[0] if batched else 1
 
     def finite_rows(tree):  # (n,): every value of the point is finite

@@ -21,6 +21,7 @@ from ._batching import (
     leading_size,
     progress_bar,
     raise_if_missing_batch_axis,
+    run_batching,
     run_program,
 )
 from ._estimate import Estimate
@@ -30,6 +31,8 @@ from ._evaluate import (
     hashable,
     lazily_repaired,
     point_result,
+    repair_mode,
+    repaired_as,
     warn_if_low_precision,
     working_dtype,
     working_dtypes,
@@ -262,6 +265,26 @@ def grad(
     return gradient
 
 
+def _parsed_batch_options(method, order, step, chunk_size, memory_budget, with_error, traceable, progress):
+    """`batch_grad`'s options checked and parsed: (scheme, rule, batching, with_error, traceable, progress)."""
+    booleans = (validate.boolean(name, value) for name, value in
+                (("with_error", with_error), ("traceable", traceable), ("progress", progress)))  # fmt: skip
+    return as_scheme(method, order), as_step_rule(step), Batching(chunk_size, memory_budget), *booleans
+
+
+_cached_batch_options = functools.lru_cache(maxsize=256, typed=True)(_parsed_batch_options)
+
+
+def _batch_options(*options):
+    """`_parsed_batch_options`, parsed once per distinct options (by value and type, so 1, 1.0 and True differ): a
+    call in a loop pays ~1 µs for them instead of ~15. Unhashable ones (a step array) are parsed on every call."""
+    try:
+        hash(options)
+    except TypeError:
+        return _parsed_batch_options(*options)
+    return _cached_batch_options(*options)
+
+
 def batch_grad(
     fun,
     points,
@@ -331,11 +354,20 @@ def batch_grad(
       >>> print(jg.batch_grad(lambda x: x @ x, points, chunk_size=2, progress=True)[0])  # a bar on stderr: 2 ticks
       [6. 8.]
     """
-    scheme = as_scheme(method, order)
-    rule = as_step_rule(step)
-    batching = Batching(chunk_size, memory_budget)
-    with_error, traceable = validate.boolean("with_error", with_error), validate.boolean("traceable", traceable)
-    progress = validate.boolean("progress", progress)
+    options = _batch_options(method, order, step, chunk_size, memory_budget, with_error, traceable, progress)
+    scheme, rule, batching, with_error, traceable, progress = options
+    key = _plain_call(fun, points, options, sharding)
+    checked = _checked_before(key)
+    if checked is not None:  # this call's checks passed before: straight to its compiled program
+        mode, chunk = checked
+        result, vanished = repaired_as(
+            mode,
+            lambda repair: gradient_program(points, rule, fun=fun, scheme=scheme, chunk=chunk, with_error=with_error,
+                                            repair=repair),
+            points, gradient_values,
+        )  # fmt: skip
+        raise_if_step_vanished(vanished, rule)
+        return result
     fun = hashable(fun)
     if is_filtered(points):  # the inexact-array leaves carry the batch axis; every other leaf is shared
         fun, points, _ = filtered_batch(fun, points)
@@ -360,16 +392,63 @@ def batch_grad(
                     scheme, points, gradient_values,
                 )  # fmt: skip
             else:
-                result, vanished = lazily_repaired(
+                mode = repair_mode(scheme, points)
+                result, vanished = repaired_as(
+                    mode,
                     lambda repair: run_program(gradient_program, points, rule, batching, bar, fun=fun, scheme=scheme,
                                                with_error=with_error, repair=repair),
-                    scheme, points, gradient_values,
+                    points, gradient_values,
                 )  # fmt: skip
+                _remember(key, (mode, run_batching(batching, points)))
     except Exception as error:
         raise_if_missing_batch_axis(fun, points, error)
         raise
     raise_if_step_vanished(vanished, rule)
     return result
+
+
+_CHECKED_CALLS: dict = {}
+"""`batch_grad` calls whose arguments passed every check, by `_plain_call`'s key: each one's `repair_mode` and
+chunking (`run_batching`)."""
+CHECKED_CALLS = 256
+"""How many `_CHECKED_CALLS` are kept; beyond, the oldest is forgotten (and checked again when it comes back)."""
+
+
+def _plain_call(fun, points, options, sharding):
+    """The key under which `batch_grad` remembers a call whose checks passed (`fun`, the parsed options, the shape,
+    dtype and sharding of `points`, the x64 mode), so that the same call again (a loop over batches) goes straight to
+    its compiled program. At 10 points (Rosenbrock, d = 2, float32, 2-core CPU) this took batch_grad's time over the
+    hand-written central difference's from 3.0 to 1.5 times the latter's own (~20 µs). Only for the plain call: one
+    concrete JAX array in a dtype computed as it is (float32; float64 with x64), traceable, without `sharding` or
+    `progress`; None for anything else (pytrees, NumPy input, traced points, other dtypes, an unhashable `fun`), checked
+    at every call. Everything the checks read is in the key; a step that vanishes is still reported at every call."""
+    if sharding is not None or not options[4] or options[5] or not isinstance(points, jax.Array):
+        return None
+    x64 = jax.config.jax_enable_x64
+    if isinstance(points, jax.core.Tracer) or points.dtype not in (np.float32, np.float64 if x64 else np.float32):
+        return None
+    return fun, options, points.shape, points.dtype, points.sharding, x64
+
+
+def _checked_before(key):
+    """The (repair mode, chunking) remembered under a `_plain_call` key, or None: none, or a key that cannot be
+    hashed (an unhashable `fun` or step)."""
+    try:
+        return None if key is None else _CHECKED_CALLS.get(key)
+    except TypeError:
+        return None
+
+
+def _remember(key, checked) -> None:
+    """Keep a checked call's (repair mode, chunking) under its `_plain_call` key (None: a call not remembered)."""
+    try:
+        if key is None or key in _CHECKED_CALLS:
+            return
+    except TypeError:  # cannot be hashed: not remembered
+        return
+    if len(_CHECKED_CALLS) >= CHECKED_CALLS:
+        _CHECKED_CALLS.pop(next(iter(_CHECKED_CALLS)), None)
+    _CHECKED_CALLS[key] = checked
 
 
 def num_evaluations(

@@ -289,6 +289,29 @@ def test_second_call_does_not_retrace_when_chunked():
     assert len(calls) == traces
 
 
+def test_a_call_made_again_still_reads_what_its_values_decide(dtype):
+    """batch_grad remembers a plain call whose checks passed and takes it straight to its program the next time
+    (`_grad._plain_call`); what the values decide is still read at every call: a stencil that leaves f's domain is
+    repaired, a step that vanishes is reported, and an unhashable step or another dtype is not confused with it."""
+    points = jnp.asarray([[1.0, 2.0], [3.0, 4.0]], dtype)
+    edge = jnp.asarray([[1e-6, 2.0], [3.0, 4.0]], dtype)  # the default step leaves log's domain at 1e-6
+    log_sum = lambda x: jnp.sum(jnp.log(x))  # noqa: E731  this test's own function: nothing remembered before
+    for x in (points, points, edge, edge, points):
+        g = jg.batch_grad(log_sum, x)
+        assert g.dtype == dtype
+        np.testing.assert_allclose(np.asarray(g, np.float64), 1 / np.asarray(x, np.float64), rtol=0.05)
+    linear = lambda x: jnp.sum(3.0 * x)  # noqa: E731
+    far = jnp.asarray([[1e20, 1.0]], dtype)  # x + 1e-3 == x: the step vanishes at the first coordinate
+    for _ in range(2):
+        np.testing.assert_allclose(jg.batch_grad(linear, points[:1], step=1e-3), [[3.0, 3.0]], rtol=1e-3)
+        with pytest.raises(ValueError, match="below the resolution"):
+            jg.batch_grad(linear, far, step=1e-3)
+        steps = np.full(2, 1e-3)  # an array: not hashable, checked at every call
+        np.testing.assert_allclose(jg.batch_grad(linear, points, step=steps), np.full((2, 2), 3.0), rtol=1e-3)
+    for other in DTYPES:
+        assert jg.batch_grad(linear, points.astype(other)).dtype == other
+
+
 # ------------------------------------------------------------------------------------------------------- pytrees
 def test_pytree_in_pytree_out(dtype):
     rng = np.random.default_rng(0)
