@@ -838,8 +838,8 @@ def repair_needed(values, points, batched: bool = True) -> bool:
     leading axis of points when `batched`, else one point), read on the host with NumPy (`lazily_repaired` asks only
     where they are computed on a CPU: ~3 µs for a gradient). Where every value is finite (the usual case) each leaf
     is read once."""
-    if all(math.isfinite(np.add.reduce(np.asarray(leaf), axis=None)) for leaf in jax.tree_util.tree_leaves(values)):
-        return False  # a finite sum has finite terms (a NaN or Inf term makes it NaN or Inf): one pass, no mask
+    if all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(values)):
+        return False
     n = jax.tree_util.tree_leaves(points)[0].shape[0] if batched else 1
 
     def finite_rows(tree):  # (n,): every value of the point is finite
