@@ -594,8 +594,8 @@ def compare_summary(rows) -> str:
 def format_compare(rows) -> str:
     """The A/B/D matrix as a table, with its summary line and legend."""
     body = [
-        [r.function, r.dim, f"{r.num_points:,}", r.dtype, f"{r.a_s * 1e3:.2f}", f"{r.b_s * 1e3:.2f}",
-         f"{r.d_s * 1e3:.2f}", f"{r.a_over_b:.2f}", f"{r.a_over_d:.2f}", f"{r.compile_a_s:.3f}",
+        [r.function, r.dim, f"{r.num_points:,}", r.dtype, f"{r.a_s * 1e3:.3f}", f"{r.b_s * 1e3:.3f}",
+         f"{r.d_s * 1e3:.3f}", f"{r.a_over_b:.2f}", f"{r.a_over_d:.2f}", f"{r.compile_a_s:.3f}",
          f"{r.compile_b_s:.3f}", r.rounds, f"{r.a_gbs:.3g}", _percent(r.a_peak), _percent(r.d_peak)]
         for r in rows
     ]  # fmt: skip
