@@ -18,7 +18,7 @@ from jax import lax
 from jax.extend.core import jaxprs_in_params
 
 from . import _validate as validate
-from ._evaluate import REPAIR_SCOPE, point_result, trace_and_replay, warn_if_low_precision, working_dtype
+from ._evaluate import REPAIR_SCOPE, leaves_of, point_result, trace_and_replay, warn_if_low_precision, working_dtype
 from ._schemes import Scheme
 
 CPU_MEMORY_BUDGET = 32 * 2**20
@@ -92,7 +92,7 @@ def as_points(points):
 
 def leading_size(points) -> int:
     """N, the leading (batch) size shared by every leaf of `points`, with a clear error when there is none."""
-    leaves = [points] if isinstance(points, jax.Array) else jax.tree_util.tree_leaves(points)  # no walk for one
+    leaves = leaves_of(points)
     if not leaves:
         raise ValueError("`points` has no arrays; pass an array of shape (N, ...) with one point per row.")
     if any(leaf.ndim == 0 for leaf in leaves):

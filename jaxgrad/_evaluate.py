@@ -67,10 +67,20 @@ def as_working_leaf(leaf):
     return leaf.astype(working_dtype(leaf.dtype))
 
 
+def leaves_of(x) -> list:
+    """The leaves of the pytree `x`; a JAX array is its own one leaf, with no pytree walk (the usual batch: a few µs
+    a call)."""
+    return [x] if isinstance(x, jax.Array) else jax.tree_util.tree_leaves(x)
+
+
+def as_is_dtypes() -> tuple[np.dtype, np.dtype]:
+    """The float dtypes computed, and returned, as they are in this x64 mode: float32, and float64 with x64."""
+    return np.dtype(np.float32), np.dtype(np.float64) if jax.config.jax_enable_x64 else np.dtype(np.float32)
+
+
 def working_dtypes(x) -> set:
     """The working dtypes of the leaves of the pytree `x`."""
-    leaves = [x] if isinstance(x, jax.Array) else jax.tree_util.tree_leaves(x)  # a plain array: no pytree walk
-    dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves}
+    dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves_of(x)}
     return {_canonical_working(np.dtype(dtype), jax.config.jax_enable_x64) for dtype in dtypes}
 
 
@@ -82,11 +92,10 @@ def as_working(x):
 def warn_if_low_precision(x, stacklevel: int = 3) -> None:
     """A UserWarning when x has float16/bfloat16 leaves (computed, and returned, in float32), or float64 leaves while
     `jax_enable_x64` is off (computed, and returned, in float32: JAX has no float64 then)."""
-    usual = (np.dtype(np.float32), np.dtype(np.float64) if jax.config.jax_enable_x64 else np.dtype(np.float32))
-    leaves = [x] if isinstance(x, jax.Array) else jax.tree_util.tree_leaves(x)  # a plain array: no pytree walk
+    leaves, usual = leaves_of(x), as_is_dtypes()
     if all(getattr(leaf, "dtype", None) in usual for leaf in leaves):
         return
-    wide = any(getattr(leaf, "dtype", None) == np.float64 for leaf in jax.tree_util.tree_leaves(x))
+    wide = any(getattr(leaf, "dtype", None) == np.float64 for leaf in leaves)
     if wide and not jax.config.jax_enable_x64:
         warnings.warn(
             "float64 input is computed in float32 because jax_enable_x64 is off (the gradient comes back in "
@@ -95,7 +104,7 @@ def warn_if_low_precision(x, stacklevel: int = 3) -> None:
         )
     low = {
         str(np.dtype(leaf.dtype))
-        for leaf in jax.tree_util.tree_leaves(x)
+        for leaf in leaves
         if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating) and jnp.finfo(leaf.dtype).bits < 32
     }
     if low:
@@ -802,7 +811,7 @@ def repair_mode(scheme: Scheme, points, inputs=()) -> str:
     again with it where a value says so)."""
     if not repairable(scheme):
         return "never"
-    point_leaves = [points] if isinstance(points, jax.Array) else jax.tree_util.tree_leaves(points)  # no walk for one
+    point_leaves = leaves_of(points)
     traced = any(isinstance(leaf, jax.core.Tracer) for leaf in point_leaves + jax.tree_util.tree_leaves(inputs))
     if traced or jax.process_count() > 1 or not _computed_on_cpu(point_leaves):
         return "always"

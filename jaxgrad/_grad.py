@@ -26,6 +26,7 @@ from ._batching import (
 )
 from ._estimate import Estimate
 from ._evaluate import (
+    as_is_dtypes,
     as_working,
     gradient_values,
     hashable,
@@ -410,7 +411,7 @@ def batch_grad(
 _CHECKED_CALLS: dict = {}
 """`batch_grad` calls whose arguments passed every check, by `_plain_call`'s key: each one's `repair_mode` and
 chunking (`run_batching`)."""
-CHECKED_CALLS = 256
+CHECKED_CALLS_KEPT = 256
 """How many `_CHECKED_CALLS` are kept; beyond, the oldest is forgotten (and checked again when it comes back)."""
 
 
@@ -424,10 +425,9 @@ def _plain_call(fun, points, options, sharding):
     at every call. Everything the checks read is in the key; a step that vanishes is still reported at every call."""
     if sharding is not None or not options[4] or options[5] or not isinstance(points, jax.Array):
         return None
-    x64 = jax.config.jax_enable_x64
-    if isinstance(points, jax.core.Tracer) or points.dtype not in (np.float32, np.float64 if x64 else np.float32):
+    if isinstance(points, jax.core.Tracer) or points.dtype not in as_is_dtypes():
         return None
-    return fun, options, points.shape, points.dtype, points.sharding, x64
+    return fun, options, points.shape, points.dtype, points.sharding, jax.config.jax_enable_x64
 
 
 def _checked_before(key):
@@ -446,7 +446,7 @@ def _remember(key, checked) -> None:
             return
     except TypeError:  # cannot be hashed: not remembered
         return
-    if len(_CHECKED_CALLS) >= CHECKED_CALLS:
+    if len(_CHECKED_CALLS) >= CHECKED_CALLS_KEPT:
         _CHECKED_CALLS.pop(next(iter(_CHECKED_CALLS)), None)
     _CHECKED_CALLS[key] = checked
 
