@@ -18,6 +18,7 @@ from jax import lax
 from jax.extend.core import jaxprs_in_params
 
 from . import _validate as validate
+from ._compile import program
 from ._evaluate import REPAIR_SCOPE, leaves_of, point_result, trace_and_replay, warn_if_low_precision, working_dtype
 from ._schemes import Scheme
 
@@ -403,7 +404,7 @@ def map_points(per_point, points, step, chunk, blockable: bool = False, progress
     return lax.fori_loop(0, -(-chunks // group), ticking, out)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "with_error", "repair"))
+@functools.partial(program, static_argnames=("fun", "scheme", "chunk", "with_error", "repair"))
 def gradient_program(points, rule, *, fun, scheme: Scheme, chunk, with_error: bool = False, repair: bool = True,
                      progress=None):  # fmt: skip
     """Gradients (or `Estimate`s) and per-point "step vanished" flags at all points, in one program; `chunk` and

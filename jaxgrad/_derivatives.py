@@ -18,6 +18,7 @@ from jax.flatten_util import ravel_pytree
 from . import _auto
 from . import _validate as validate
 from ._batching import Batching, fit_point
+from ._compile import program
 from ._estimate import Estimate, SecondDifferences, line_second_differences, merge_status, status
 from ._evaluate import (
     adapted_steps,
@@ -131,7 +132,7 @@ def _jacobian_of(fun, scheme, with_error: bool, batching: Batching, x, rule):
     return fitted(x, rule)
 
 
-_jacobian_program = jax.jit(_jacobian_of, static_argnums=(0, 1, 2, 3))
+_jacobian_program = program(_jacobian_of, static_argnums=(0, 1, 2, 3))
 
 
 def jacobian(
@@ -523,7 +524,7 @@ def _hessian_of(fun, stencil: SecondDifference, with_error: bool, batching: Batc
     return fitted(x, rule)
 
 
-_hessian_program = jax.jit(_hessian_of, static_argnums=(0, 1, 2, 3))
+_hessian_program = program(_hessian_of, static_argnums=(0, 1, 2, 3))
 
 
 def hessian(
@@ -619,7 +620,7 @@ def _uses_center(scheme: Scheme, with_error: bool) -> bool:
     return not scheme.imaginary and (with_error or scheme.uses_center)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error"))
+@functools.partial(program, static_argnames=("fun", "scheme", "with_error"))
 def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
     """The derivative along v (its `Estimate` with `with_error`) and whether the step vanished. `center` is f(x),
     flat, where the stencil reads it (evaluated by the caller, who returns it too), else None."""

@@ -24,6 +24,7 @@ from ._batching import (
     run_batching,
     run_program,
 )
+from ._compile import program
 from ._estimate import Estimate
 from ._evaluate import (
     as_is_dtypes,
@@ -131,7 +132,7 @@ def _check_arguments(x, rest, keywords) -> None:
             )
 
 
-_gradient_program = jax.jit(_gradient_of_bound, static_argnums=(0, 1, 2, 3))
+_gradient_program = program(_gradient_of_bound, static_argnums=(0, 1, 2, 3))
 
 
 def compiled_with(program, function, *static):
@@ -141,7 +142,7 @@ def compiled_with(program, function, *static):
     try:
         hash(static)
     except TypeError:
-        return jax.jit(functools.partial(function, *static))
+        return program(functools.partial(function, *static))
     return functools.partial(program, *static)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ._batching import tick
+from ._compile import program
 from ._estimate import Estimate
 from ._evaluate import as_working, check_output_dtype, flat_steps, parts_of, vanished
 from ._schemes import Mode, Scheme
@@ -53,7 +54,7 @@ def host_values(fun, unravel, rows, single_array: bool, scheme: Scheme, progress
     return np.asarray(values, dtype).reshape(len(rows))
 
 
-@functools.partial(jax.jit, static_argnames=("scheme", "with_error"))
+@functools.partial(program, static_argnames=("scheme", "with_error"))
 def _rows(points, rule, *, scheme: Scheme, with_error: bool):
     """The stencil rows of every point (N, R, d) with the flat points and steps: the traceable half of the host path
     (fun itself is then called on the host)."""
@@ -68,7 +69,7 @@ def _rows(points, rule, *, scheme: Scheme, with_error: bool):
     return jax.vmap(one)(points)
 
 
-@functools.partial(jax.jit, static_argnames=("scheme", "with_error"))
+@functools.partial(program, static_argnames=("scheme", "with_error"))
 def _combine(values, xs, hs, *, scheme: Scheme, with_error: bool):
     """The flat gradients (or estimate parts) of every point from the values `fun` took on the host."""
 

@@ -21,6 +21,7 @@ from jax.sharding import PartitionSpec as P
 from . import _batching
 from . import _validate as validate
 from ._batching import Batching, gradient_program
+from ._compile import program
 from ._evaluate import gradient_values, hashable, lazily_repaired, working_dtype, working_dtypes
 from ._schemes import Scheme, as_scheme
 from ._steps import as_step_rule, raise_if_step_vanished
@@ -75,7 +76,7 @@ def pad_points(points, multiple: int):
     return jax.tree_util.tree_map(lambda leaf: jnp.concatenate([leaf, jnp.repeat(leaf[-1:], pad, axis=0)]), points), n
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "with_error", "batching", "mesh", "axis", "repair"))
+@functools.partial(program, static_argnames=("fun", "scheme", "with_error", "batching", "mesh", "axis", "repair"))
 def _sharded_gradient(points, rule, progress=None, *, fun, scheme, with_error, batching, mesh, axis, repair=True):
     def local(shard, st, bar):  # traced with one device's shard, so the chunks are planned for one device
         return gradient_program(shard, st, fun=fun, scheme=scheme, chunk=batching, with_error=with_error,

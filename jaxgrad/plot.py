@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._compile import program
 from ._grad import batch_grad, grad
 
 INSTALL_HINT = "pip install 'jaxgrad[plot]', or '.[plot]' from a checkout"
@@ -115,7 +116,7 @@ def descent_path(fun, start, *, learning_rate: float = 0.1, steps: int = 100):
       >>> bool(abs(path[-1]).max() < 1e-8)
       True
     """
-    gradient = jax.jit(grad(fun))
+    gradient = program(grad(fun))
     x = jnp.asarray(start, dtype=jnp.result_type(float))
     path = [np.asarray(x)]
     for _ in range(steps):

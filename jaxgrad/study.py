@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._batching import as_points, leading_size
+from ._compile import program
 from ._evaluate import evaluate, hashable, point_gradient, settled
 from ._files import write_csv, write_json
 from ._grad import batch_grad
@@ -73,7 +74,7 @@ def _parse_methods(methods) -> list[FiniteDifference]:
     return stencils
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "stencil"))
+@functools.partial(program, static_argnames=("fun", "stencil"))
 def _errors_over_steps(points, factors, exact, *, fun, stencil):
     """Relative error (norm per point) of the numeric gradient at every point and step factor: shape (S, N).
 
@@ -90,7 +91,7 @@ def _errors_over_steps(points, factors, exact, *, fun, stencil):
     return jax.lax.map(at_factor, factors)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "stencil"))
+@functools.partial(program, static_argnames=("fun", "stencil"))
 def _auto_choices(points, *, fun, stencil):
     """step="auto" at every point: the chosen step factors h / max(|x|, 1), (N, d), and the gradients, (N, d)."""
 
@@ -131,7 +132,7 @@ def _axis_derivatives(fun, x, order: int):
     return jax.vmap(along)(jnp.arange(x.shape[0]))
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "order"))
+@functools.partial(program, static_argnames=("fun", "order"))
 def _theory_inputs(points, *, fun, order):
     """|f(x)| and |f^(p+1)| along each axis, per point: what the error model needs."""
     values = jax.vmap(fun)(points)

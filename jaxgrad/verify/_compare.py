@@ -22,6 +22,7 @@ from .._batching import (
     raise_if_missing_batch_axis,
     run_program,
 )
+from .._compile import program
 from .._estimate import Status
 from .._evaluate import (
     NOT_TRACEABLE,
@@ -68,7 +69,7 @@ def _point_check(fun, scheme: Scheme, grad_fn, exact: bool, repair: bool, x, rul
                     flat_exact)  # fmt: skip
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "chunk", "grad_fn", "exact", "repair"))
+@functools.partial(program, static_argnames=("fun", "scheme", "chunk", "grad_fn", "exact", "repair"))
 def _batch_check(points, rule, *, fun, scheme: Scheme, chunk: int, grad_fn=None, exact: bool = False,
                  repair: bool = True):  # fmt: skip
     """The check at every point, and with `exact` the exact gradient too, in one program: the static arguments are
@@ -112,7 +113,7 @@ def _flat_exact(grad_fn, x):
     return ravel_pytree(g)[0].astype(flat_x.dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "grad_fn", "chunk"))
+@functools.partial(program, static_argnames=("fun", "grad_fn", "chunk"))
 def _batch_exact(points, step, *, fun, grad_fn, chunk: int):
     """`grad_fn` (None: jax.grad(fun), made inside so that it is no fresh static argument) at every point, flat."""
     del step
@@ -154,7 +155,7 @@ def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
     }
 
 
-@functools.partial(jax.jit, static_argnames=("fun", "scheme", "count", "chunk"))
+@functools.partial(program, static_argnames=("fun", "scheme", "count", "chunk"))
 def _batch_directional(inputs, key, *, fun, scheme: Scheme, count: int, chunk: int):
     return map_points(functools.partial(_point_directional, fun, scheme, count), inputs, key, chunk)
 

@@ -12,6 +12,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from .. import _validate as validate
+from .._compile import program
 from .._evaluate import as_working
 from .._table import format_table
 from ._compare import coordinate_names
@@ -55,7 +56,7 @@ class TaylorResult:
         return f"{table}\nslope {self.slope:.3f}: {self.verdict} ({self.reason})"
 
 
-@functools.partial(jax.jit, static_argnames=("fun",))
+@functools.partial(program, static_argnames=("fun",))
 def _taylor_values(x, direction, steps, *, fun):
     flat_x, unravel = ravel_pytree(x)
     moved = flat_x[None] + steps[:, None] * direction[None]
