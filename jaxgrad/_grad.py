@@ -135,15 +135,15 @@ def _check_arguments(x, rest, keywords) -> None:
 _gradient_program = program(_gradient_of_bound, static_argnums=(0, 1, 2, 3))
 
 
-def compiled_with(program, function, *static):
-    """`program` (a function jitted with its leading arguments static) with `static` bound: one compiled program per
+def compiled_with(jitted, function, *static):
+    """`jitted` (a function jitted with its leading arguments static) with `static` bound: one compiled program per
     function and options, however often the transformation is created. An unhashable `fun` gets a private jit of
     `function` instead."""
     try:
         hash(static)
     except TypeError:
         return program(functools.partial(function, *static))
-    return functools.partial(program, *static)
+    return functools.partial(jitted, *static)
 
 
 def grad(
