@@ -474,3 +474,25 @@ def test_evaluation_count_matches_the_docstring():
         jax.block_until_ready(jg.grad(f, method=method)(jnp.ones(5)))
         jax.effects_barrier()
         assert len(counted) == expected == jg.num_evaluations(5, method=method)
+
+
+def test_programs_compile_with_their_options_on_their_own_and_without_them_elsewhere(monkeypatch):
+    """jaxgrad's programs (`_compile.program`) carry XLA options that JAX takes only at the top level: inside the
+    user's jit they are staged without them, and an XLA that does not know an option compiles without it. The
+    options change how XLA compiles, not what: all three give the same bits, within the central-difference bound of
+    the analytic gradient."""
+    from jaxgrad import _compile
+
+    def f(x):
+        return jnp.sum(jnp.sin(x) * x)
+
+    x = jnp.linspace(0.1, 1.0, 3, dtype=DTYPES[-1])
+    own = jg.grad(f)(x)  # compiled on its own, with the options
+    exact = np.sin(np.float64(x)) + np.float64(x) * np.cos(np.float64(x))
+    bound = central_bound(x.dtype, np.sum(np.abs(np.float64(x))), steps_of(x[None])[0], third=3.0)
+    assert np.all(np.abs(np.asarray(own, np.float64) - exact) <= bound)
+    np.testing.assert_array_equal(jax.jit(jg.grad(f))(x), own)  # staged in the user's jit: no options
+    monkeypatch.setattr(_compile, "COMPILER_OPTIONS", {"xla_cpu_no_such_option": True})
+    unknown = _compile.program(jg.grad(f))
+    np.testing.assert_array_equal(unknown(x), own)
+    assert unknown._jitted is unknown._plain  # told once, then compiled without
