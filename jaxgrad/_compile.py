@@ -11,8 +11,9 @@ COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 """The XLA options of jaxgrad's own programs: on a CPU, XLA's classic fusion emitters rather than its MLIR ones, which
 compile jaxgrad's programs about a third slower for the same bits (jaxlib 0.10.2 on 2 cores: the checking program of
 `compare` with the domain repair 1.60 -> 0.99 s; a mix of `batch_grad`, traced `grad`, `with_error`, `hessian` and
-order 4: backend compile 10.4-10.8 -> 7.0-7.3 s, float32 and float64 results equal bit for bit). Other backends ignore
-it. A program that runs inside the user's own `jax.jit` is compiled with the user's options, not these."""
+order 4, backend compile 10.4-10.8 -> 7.0-7.3 s with the option on every program (XLA_FLAGS), 9.0-9.3 -> 7.5-7.8 s on
+jaxgrad's own programs alone, as here; float32 and float64 results equal bit for bit). Other backends ignore it.
+A program that runs inside the user's own `jax.jit` is compiled with the user's options, not these."""
 
 
 class program:
@@ -28,7 +29,6 @@ class program:
 
     def __init__(self, fun, **jit_options):
         functools.update_wrapper(self, fun)
-        self._fun, self._options = fun, jit_options
         self._plain = jax.jit(fun, **jit_options)
         try:
             self._jitted = jax.jit(fun, compiler_options=COMPILER_OPTIONS, **jit_options)
