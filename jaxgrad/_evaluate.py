@@ -847,7 +847,8 @@ def repair_needed(values, points, batched: bool = True) -> bool:
     leading axis of points when `batched`, else one point), read on the host with NumPy (`lazily_repaired` asks only
     where they are computed on a CPU: ~3 µs for a gradient). Where every value is finite (the usual case) each leaf
     is read once."""
-    if all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(values)):
+    leaves = (values,) if isinstance(values, jax.Array) else jax.tree_util.tree_leaves(values)
+    if all(np.isfinite(np.asarray(leaf)).all() for leaf in leaves):
         return False
     n = jax.tree_util.tree_leaves(points)[0].shape[0] if batched else 1
 

@@ -312,6 +312,34 @@ def test_a_call_made_again_still_reads_what_its_values_decide(dtype):
         assert jg.batch_grad(linear, points.astype(other)).dtype == other
 
 
+def test_a_call_made_again_runs_its_compiled_program_without_jit(dtype, monkeypatch):
+    """The second plain call of a function, shape and options goes to the program the first one compiled (a
+    `jax.stages.Compiled`, not `jax.jit`'s dispatch): the same bits with gradient_program out of reach, and back to
+    gradient_program where that program refuses its arguments."""
+    from jaxgrad import _grad
+
+    cube = lambda x: jnp.sum(x**3)  # noqa: E731  this test's own function: nothing remembered before
+    points = jnp.asarray([[1.0, 2.0], [3.0, -4.0]], dtype)
+    first = np.asarray(jg.batch_grad(cube, points))
+    np.testing.assert_allclose(first, 3 * np.asarray(points) ** 2, rtol=10 * eps(dtype) ** (2 / 3))
+    real = _grad.gradient_program
+
+    def unreachable(*args, **kwargs):
+        raise AssertionError("a call made again went through jax.jit")
+
+    monkeypatch.setattr(_grad, "gradient_program", unreachable)
+    np.testing.assert_array_equal(np.asarray(jg.batch_grad(cube, points)), first)
+    monkeypatch.setattr(_grad, "gradient_program", real)
+
+    def refuses(*args):
+        raise TypeError("Argument types differ from the types for which this computation was compiled")
+
+    ready = next(r for k, r in _grad._CHECKED_CALLS.items() if k[0] is cube)
+    monkeypatch.setattr(ready, "compiled", refuses)
+    np.testing.assert_array_equal(np.asarray(jg.batch_grad(cube, points)), first)
+    assert ready.compiled is None
+
+
 # ------------------------------------------------------------------------------------------------------- pytrees
 def test_pytree_in_pytree_out(dtype):
     rng = np.random.default_rng(0)
