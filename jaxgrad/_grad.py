@@ -413,8 +413,9 @@ CHECKED_CALLS_KEPT = 256
 class _Ready:
     """How a checked plain `batch_grad` call runs again: its repair mode (`repair_mode`), chunking (`run_batching`)
     and step rule, and its program compiled for them, called as a `jax.stages.Compiled`, whose dispatch hashes no
-    static arguments (at 10 points, ~20 µs less a call than through `jax.jit`'s). The program with the other repair
-    (a "lazy" call at a point where f is undefined) goes through `gradient_program` as before."""
+    static arguments (Rosenbrock, d = 2, 10 points, float32, 2 CPU cores: 9.2-9.4 µs a call against 14.2-15.1
+    through `jax.jit`'s). The program with the other repair (a "lazy" call at a point where f is undefined) goes
+    through `gradient_program` as before."""
 
     __slots__ = ("chunk", "compiled", "mode", "rule", "static")
 
@@ -431,7 +432,7 @@ class _Ready:
         if self.compiled is not None and repair == (self.mode == "always"):
             try:
                 return self.compiled(points, self.rule)
-            except (TypeError, ValueError):  # arguments it was not compiled for (e.g. a weakly typed array)
+            except (TypeError, ValueError):  # arguments it was not compiled for (none known: a safety net)
                 self.compiled = None
         return gradient_program(points, self.rule, chunk=self.chunk, repair=repair, **self.static)
 
