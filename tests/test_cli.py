@@ -164,7 +164,11 @@ def wrong(x):
 
 
 def test_compare_builtin_suite_exits_0(capsys):
-    assert main(["compare", "--points", "300", "--quiet"]) == 0
+    from compile_count import counting_compiles
+
+    with counting_compiles() as (compiles, _):  # a checking program per d and dtype, shared by the functions
+        assert main(["compare", "--points", "300", "--quiet"]) == 0
+    assert compiles["jit(_batch_check)"] <= 4, compiles  # d = 8 and 2, float32 and float64 (16 runs)
     out = capsys.readouterr().out
     from jaxgrad import functions
 

@@ -274,6 +274,33 @@ def test_serialize_writes_what_json_and_csv_write_from_the_dicts(dtype):
     assert ",".join(text.csv_header) + "\r\n" + text.csv_body == _dict_writer_csv(rep)
 
 
+def test_members_of_a_family_share_one_checking_program_and_check_as_themselves():
+    """`Member(family, i)` is checked by one program per shapes and options for the whole family (the index is data,
+    `lax.switch` picks the function): two members, one compile; each report is its function's own (the numeric
+    gradient bit for bit, jax.grad's to rounding: XLA fuses it differently inside the switch)."""
+    from compile_count import counting_compiles
+
+    from jaxgrad.verify._compare import Member
+
+    def wave(x):  # functions of this test alone: no other test has compiled a program for them
+        return jnp.sum(jnp.sin(2 * x) * x)
+
+    def bowl(x):
+        return jnp.sum(jnp.cosh(x)) + x[0] * x[1]
+
+    family = (wave, bowl)
+    points = jax.device_put(np.random.default_rng(4).uniform(-1, 1, (64, 3)).astype(DTYPES[-1]))
+    with counting_compiles() as (compiles, _):
+        shared = [jg.compare(Member(family, i), points, reference=False) for i in range(2)]
+    assert sum(compiles.values()) == 1, compiles
+    eps = float(np.finfo(DTYPES[-1]).eps)
+    for fun, rep in zip(family, shared, strict=True):
+        alone = jg.compare(fun, points, reference=False)
+        assert rep.function == fun.__name__ and rep.ok and alone.ok
+        np.testing.assert_array_equal(rep.numeric, alone.numeric)
+        np.testing.assert_allclose(rep.exact, np.asarray(jax.vmap(jax.grad(fun))(points)), rtol=8 * eps, atol=8 * eps)
+
+
 def test_compare_compiles_one_program_and_a_second_call_none():
     """The check and jax.grad run in one program, whose static arguments are the caller's function itself (no fresh
     jax.grad or closure): a second compare at the same shapes, dtype and options compiles nothing."""
