@@ -818,6 +818,33 @@ def test_interrupts_a_real_ctrl_c_at_a_random_moment_keeps_consistent_files(tmp_
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
+@pytest.mark.x64_independent
+def test_a_ctrl_c_after_the_work_is_done_does_not_interrupt_the_exit(monkeypatch):
+    """Once main() has returned (files written), the command ignores Ctrl-C: it would only interrupt the exit, in
+    JAX's atexit callback (a KeyboardInterrupt traceback, exit code 0) or as death by SIGINT; a Ctrl-C as main()
+    returns is exit code 130. (The random-moment test above met both once the command took 4 s.)"""
+    import jaxgrad.cli as cli
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        monkeypatch.setattr(cli, "main", lambda: 0)
+        with pytest.raises(SystemExit) as done:
+            cli.run()
+        assert done.value.code == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+        def interrupted_as_it_returns():
+            raise KeyboardInterrupt
+
+        exits = []
+        monkeypatch.setattr(cli, "main", interrupted_as_it_returns)
+        monkeypatch.setattr(cli.os, "_exit", exits.append)
+        with pytest.raises(SystemExit):  # os._exit, replaced here, returns
+            cli.run()
+        assert exits == [cli.INTERRUPTED]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # =============================================================================================== more probes
 @pytest.mark.parametrize("name", ["sphere", "rosenbrock", "beale", "logsumexp"])
 def test_reference_equals_a_synchronous_float_version(name):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 import jax
@@ -82,8 +83,14 @@ def main(argv=None) -> int:
 def run() -> None:
     """The `jaxgrad` console script and `python -m jaxgrad`: `main()`, then exit. After Ctrl-C (exit 130, every
     finished result already written and closed) the process ends at once (os._exit, after flushing): a compiled
-    call abandoned in flight would abort the interpreter's finalization ("terminate called ...", SIGABRT)."""
-    code = main()
+    call abandoned in flight would abort the interpreter's finalization ("terminate called ...", SIGABRT). A Ctrl-C
+    once main() has returned is ignored: the work is done and written, and it would only interrupt the exit (a
+    KeyboardInterrupt traceback from an atexit callback, exit code 0, or death by SIGINT)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # as main() returned
+        code = INTERRUPTED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code == INTERRUPTED:
         sys.stdout.flush()
         sys.stderr.flush()
