@@ -732,7 +732,8 @@ def complex_checked(fun, unravel, scheme: Scheme, x, parts: Parts, block: int | 
     along_t, along_2t = (f[2] - f[1]) / (2 * t), (f[3] - f[0]) / (4 * t)
     predicted = v @ parts.g
     eps = float(jnp.finfo(x.dtype).eps)
-    allowed = SAFETY * (ROUNDING * eps * jnp.max(jnp.abs(f)) / t + jnp.abs(along_2t - along_t) / 3
+    size = jnp.maximum(jnp.max(jnp.abs(f)), jnp.abs(parts.g) @ jnp.abs(x))  # f rounds like its terms, Σ |g_j x_j|
+    allowed = SAFETY * (ROUNDING * eps * size / t + jnp.abs(along_2t - along_t) / 3
                         + jnp.abs(v) @ parts.error + ROUNDING * eps * jnp.abs(v) @ jnp.abs(parts.g))  # fmt: skip
     wrong = jnp.abs(along_t - predicted) > allowed
     trusted = (parts.status == Status.OK) | (parts.status == Status.IMPRECISE)
