@@ -359,6 +359,12 @@ def test_compare_table_says_what_unresolved_means(capsys):
     assert "unresolved: points where the tolerance is as large as the gradient itself" in out  # and its legend
 
 
+def test_an_inconclusive_run_names_the_step_it_used(capsys):
+    argv = ["compare", "--function", "sphere", "--points", "50", "--dtype", "float32", "--quiet"]
+    assert main([*argv, "--step", "1e-6"]) == 0  # float32 cannot resolve a gradient at h = 1e-6: 24% off
+    assert "50 of 50 points cannot be resolved at --step 1e-06 (" in capsys.readouterr().out
+
+
 def test_the_command_keeps_its_compiled_programs_between_runs(tmp_path):
     """With JAXGRAD_CACHE_DIR set, a second identical command reads its programs from JAX's persistent compilation
     cache (cache hits counted by jax.monitoring) instead of compiling them again."""

@@ -220,7 +220,8 @@ def run(args) -> int:
         if rep.verdict is Verdict.INCONCLUSIVE:
             print(
                 f"{rep.function} {rep.dtype}: inconclusive, {rep.unresolved:,} of {rep.num_points:,} points cannot be "
-                "resolved at the default step (the tolerance is as large as the gradient there)",
+                f"resolved at {'the default step' if args.step is None else f'--step {args.step}'} (the tolerance is "
+                "as large as the gradient there)",
                 file=out,
             )
     if interrupted:
