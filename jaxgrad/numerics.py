@@ -147,8 +147,9 @@ def error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order):
     return f_noise * weight_sum / step + xp.abs(g_step - g_double_step) / (2**order - 1)
 
 
-def tolerance(dtype, step, weight_sum, f_noise, g_step, g_double_step, order, exact, *, rtol=0.0, atol=0.0,
-              exact_scale=0.0, estimate=None):  # fmt: skip
+def tolerance(
+    dtype, step, weight_sum, f_noise, g_step, g_double_step, order, exact, *, rtol=0.0, atol=0.0, exact_scale=0.0
+):
     """The largest |numeric − exact| a correct gradient can show, per point and coordinate.
 
     It is SAFETY times [the numeric gradient's own error estimate, `error_estimate` (round-off from the measured
@@ -176,8 +177,6 @@ def tolerance(dtype, step, weight_sum, f_noise, g_step, g_double_step, order, ex
       exact: the gradient being checked.
       rtol, atol: added by the user.
       exact_scale: the size of the terms the exact gradient is computed from (0: |exact| itself).
-      estimate: the numeric gradient's own error estimate, in place of `error_estimate` (None): the complex step's,
-        whose value subtracts no values of f, so f's noise over its tiny step says nothing of its error.
 
     Returns:
       An array of tolerances (float64), broadcast from the arguments.
@@ -191,9 +190,7 @@ def tolerance(dtype, step, weight_sum, f_noise, g_step, g_double_step, order, ex
         np.asarray(a, np.float64) for a in (step, f_noise, exact, g_step, g_double_step, exact_scale)
     )
     with np.errstate(invalid="ignore", divide="ignore"):  # NaN points and vanished steps are reported, not warned
-        if estimate is None:
-            estimate = error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order)
-        estimate = np.asarray(estimate, np.float64)
+        estimate = error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order)
         rounding = ROUNDING * eps * np.maximum(np.abs(exact), np.nan_to_num(exact_scale))
         return SAFETY * (estimate + rounding) + atol + rtol * np.abs(exact)
 

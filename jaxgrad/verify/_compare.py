@@ -59,7 +59,6 @@ class _Checked(NamedTuple):
     vanished: Any
     curvature: Any
     exact: Any = None  # the exact gradient, flat, when the program computes it too
-    error: Any = None  # the scheme's own error estimate, for the complex step alone (`_check_coordinates`)
 
 
 def _point_check(fun, scheme: Scheme, grad_fn, exact: bool, repair: bool, x, rule) -> _Checked:
@@ -68,7 +67,7 @@ def _point_check(fun, scheme: Scheme, grad_fn, exact: bool, repair: bool, x, rul
     parts = point_parts(fun, scheme, x, rule, repair=repair)[0]
     flat_exact = _flat_exact(jax.grad(fun) if grad_fn is None else grad_fn, x) if exact else None
     return _Checked(parts.h, parts.g, parts.g_double, parts.f_noise, parts.status, parts.vanished, parts.curvature,
-                    flat_exact, parts.error if scheme.imaginary else None)  # fmt: skip
+                    flat_exact)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,18 +344,10 @@ def _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_poin
     # exact gradient cannot widen its own tolerance), and the rounding is correlated along a line, where the noise
     # estimate cannot see it
     terms = np.linalg.norm(np.nan_to_num(v["g"] * flat), axis=1, keepdims=True)
-    terms_noise = np.broadcast_to(ROUNDING * float(jnp.finfo(dtype).eps) * terms, v["g"].shape)
-    f_noise = np.maximum(v["f_noise"], terms_noise)
-    if scheme.imaginary:  # Im f(x + ih)/h subtracts no values of f: its own estimate (the rounding of f's arguments
-        # included) is its error, where f's noise over h ≈ eps² would be a tolerance of 1e9; its "noise" is that of
-        # Im f, not f's own, which the NumPy reference's real differences need: there, the terms' rounding
-        extra = dict(extra, estimate=v["error"])
-        reference_noise = terms_noise
-    else:
-        reference_noise = v["f_noise"]
+    f_noise = np.maximum(v["f_noise"], ROUNDING * float(jnp.finfo(dtype).eps) * terms)
     tol = tolerance(dtype, v["h"], scheme.weight_sums(exact.shape[1]), f_noise, v["g"], v["g_double"],
                     scheme.order, exact, exact_scale=v["curvature"] * flat, **extra)  # fmt: skip
-    return _Columns(v["g"], exact, tol, reference_noise, np.asarray(values.status) == Status.NOT_SMOOTH)
+    return _Columns(v["g"], exact, tol, v["f_noise"], np.asarray(values.status) == Status.NOT_SMOOTH)
 
 
 def _check_directions(fun, scheme, points, batching, exact, directions, seed, dtype, extra, times) -> _Columns:
