@@ -819,28 +819,31 @@ def test_interrupts_a_real_ctrl_c_at_a_random_moment_keeps_consistent_files(tmp_
 
 
 @pytest.mark.x64_independent
-def test_a_ctrl_c_after_the_work_is_done_does_not_interrupt_the_exit(monkeypatch):
-    """Once main() has returned (files written), the command ignores Ctrl-C: it would only interrupt the exit, in
-    JAX's atexit callback (a KeyboardInterrupt traceback, exit code 0) or as death by SIGINT; a Ctrl-C as main()
-    returns is exit code 130. (The random-moment test above met both once the command took 4 s.)"""
+def test_a_ctrl_c_after_the_work_is_done_ends_the_process_at_once(monkeypatch):
+    """Once main() has returned (files written), a Ctrl-C ends the process at once with main's exit code: it would
+    otherwise interrupt the exit, in JAX's atexit callback (a KeyboardInterrupt traceback, exit code 0) or as death
+    by SIGINT, and could not stop a process a module's leftover thread keeps alive. A Ctrl-C as main() returns is
+    exit code 130. (The random-moment test above met the first two once the command took 4 s.)"""
     import jaxgrad.cli as cli
 
     previous = signal.getsignal(signal.SIGINT)
+    exits = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)  # os._exit, replaced here, returns
     try:
-        monkeypatch.setattr(cli, "main", lambda: 0)
+        monkeypatch.setattr(cli, "main", lambda: 1)
         with pytest.raises(SystemExit) as done:
             cli.run()
-        assert done.value.code == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert done.value.code == 1 and exits == []
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the Ctrl-C during the exit
+        assert exits == [1]
 
         def interrupted_as_it_returns():
             raise KeyboardInterrupt
 
-        exits = []
         monkeypatch.setattr(cli, "main", interrupted_as_it_returns)
-        monkeypatch.setattr(cli.os, "_exit", exits.append)
-        with pytest.raises(SystemExit):  # os._exit, replaced here, returns
+        with pytest.raises(SystemExit):
             cli.run()
-        assert exits == [cli.INTERRUPTED]
+        assert exits == [1, cli.INTERRUPTED]
     finally:
         signal.signal(signal.SIGINT, previous)
 

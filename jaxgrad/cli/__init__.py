@@ -7,6 +7,8 @@ declared once in `_args`, progress, interruption and files in `_output`.
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import os
 import signal
 import sys
@@ -83,19 +85,28 @@ def main(argv=None) -> int:
 def run() -> None:
     """The `jaxgrad` console script and `python -m jaxgrad`: `main()`, then exit. After Ctrl-C (exit 130, every
     finished result already written and closed) the process ends at once (os._exit, after flushing): a compiled
-    call abandoned in flight would abort the interpreter's finalization ("terminate called ...", SIGABRT). A Ctrl-C
-    once main() has returned is ignored: the work is done and written, and it would only interrupt the exit (a
-    KeyboardInterrupt traceback from an atexit callback, exit code 0, or death by SIGINT)."""
+    call abandoned in flight would abort the interpreter's finalization ("terminate called ...", SIGABRT). Once
+    main() has returned, its work is done and written: a Ctrl-C then ends the process at once with main's exit code,
+    where it would interrupt the interpreter's exit (a KeyboardInterrupt traceback from JAX's atexit callback, or
+    death by SIGINT) or, for a module that left a thread running, could not stop it."""
     try:
         code = main()
     except KeyboardInterrupt:  # as main() returned
         code = INTERRUPTED
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, functools.partial(_exit_at_once, code))
     if code == INTERRUPTED:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        _exit_at_once(code)
+    # from the atexit callbacks on (after the interpreter has joined every thread), Ctrl-C is ignored: Python resets
+    # a handler to the default late in its finalization, where a Ctrl-C would kill the process by SIGINT
+    atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # registered last, so run first
     sys.exit(code)
+
+
+def _exit_at_once(code: int, *_signal) -> None:
+    """Flush standard output and error, and end the process with `code` (os._exit: no finalization)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _one_line(error: BaseException) -> str:
