@@ -103,13 +103,17 @@ def _jobs(args):
 def _shared(jobs):
     """The jobs with each built-in function made a `Member` of the built-ins of its d (two or more), so the runs of
     one d and dtype share one checking program (`jaxgrad compare` on its defaults: 4 compiles, not 16)."""
-    family = {}
+    families = {}  # d -> its built-ins, in order, once each
     for _, fun, dim, _, _ in jobs:
-        if isinstance(fun, functions.BuiltinFunction) and fun not in family.setdefault(dim, []):
-            family[dim].append(fun)
-    family = {dim: tuple(funs) for dim, funs in family.items() if len(funs) > 1}
-    return [(label, Member(family[dim], family[dim].index(fun)) if fun in family.get(dim, ()) else fun, dim, domain,
-             dtype) for label, fun, dim, domain, dtype in jobs]  # fmt: skip
+        if isinstance(fun, functions.BuiltinFunction):
+            families.setdefault(dim, {})[fun] = None
+    families = {dim: tuple(funs) for dim, funs in families.items() if len(funs) > 1}
+
+    def shared(fun, dim):
+        family = families.get(dim, ())
+        return Member(family, family.index(fun)) if fun in family else fun
+
+    return [(label, shared(fun, dim), dim, domain, dtype) for label, fun, dim, domain, dtype in jobs]
 
 
 def _write_files(record, csv_bodies, json_path, csv_path) -> None:
