@@ -20,9 +20,9 @@ from jax.flatten_util import ravel_pytree
 
 from . import _auto
 from ._estimate import Estimate, Parts, Status, merge_status, status
-from ._schemes import Central, FiniteDifference, Forward, Scheme, axis_points
+from ._schemes import Central, ComplexStep, FiniteDifference, Forward, Scheme, axis_points
 from ._steps import StepRule, default_factor, representable_step, round_to_power_of_two
-from .numerics import ROUNDING, SAFETY, error_estimate
+from .numerics import ROUNDING, SAFETY, error_estimate, finite_difference_weights
 
 
 def working_dtype(dtype) -> np.dtype:
@@ -721,21 +721,33 @@ def complex_checked(fun, unravel, scheme: Scheme, x, parts: Parts, block: int | 
     A function that is not complex-safe (softplus, abs, max, `where` on the real part) gives a complex step that is
     wrong with no sign of trouble in its own estimate. One real central difference along a fixed pseudo-random
     direction v (4 evaluations: at ±t and ±2t, t central order 2's step) gives v·∇f to within its own error
-    estimate; the complex-step gradient must agree with it within SAFETY times the two estimates. Where it does not,
-    the error is inf: the value is not f's derivative, by an amount the complex step cannot know."""
+    estimate; the complex-step gradient must agree with it within SAFETY times the two estimates, along each of
+    `ComplexStep.check_directions` directions (errors in several coordinates can cancel along one: softplus in
+    float32 passed one direction at 27 of 10,000 points, 0.4 to 1.2 off). Where it does not, the error is inf: the
+    value is not f's derivative, by an amount the complex step cannot know."""
     d = x.shape[0]
-    v = jax.random.normal(jax.random.key(0), (d,), x.dtype)
-    v = v / jnp.max(jnp.abs(v))
-    t = round_to_power_of_two(default_factor(x.dtype, 1 / 3) * jnp.max(jnp.maximum(jnp.abs(x), 1) * jnp.abs(v)))
-    rows = x[None] + jnp.asarray([-2.0, -1.0, 1.0, 2.0], x.dtype)[:, None] * t * v[None]
-    f = apply(fun, unravel, rows, Central())
-    along_t, along_2t = (f[2] - f[1]) / (2 * t), (f[3] - f[0]) / (4 * t)
+    first = jax.random.key(0)
+    keys = [first, *(jax.random.fold_in(first, k) for k in range(1, ComplexStep.check_directions))]
+    v = jnp.stack([jax.random.normal(key, (d,), x.dtype) for key in keys])  # (directions, d)
+    v = v / jnp.max(jnp.abs(v), axis=1, keepdims=True)
+    longest = jnp.max(jnp.maximum(jnp.abs(x), 1)[None] * jnp.abs(v), axis=1)
+    t = round_to_power_of_two(default_factor(x.dtype, 1 / 3) * longest)[:, None]  # (directions, 1)
+    positions = (-2, -1, 1, 2)
+    offsets = jnp.asarray(positions, x.dtype)
+    rows = x[None, None] + offsets[None, :, None] * t[:, :, None] * v[:, None, :]  # (directions, 4, d)
+    f = apply(fun, unravel, rows.reshape(-1, d), Central()).reshape(len(keys), 4)
+    t = t[:, 0]
+    along_t, along_2t = (f[:, 2] - f[:, 1]) / (2 * t), (f[:, 3] - f[:, 0]) / (4 * t)
     predicted = v @ parts.g
     eps = float(jnp.finfo(x.dtype).eps)
-    size = jnp.maximum(jnp.max(jnp.abs(f)), jnp.abs(parts.g) @ jnp.abs(x))  # f rounds like its terms, Σ |g_j x_j|
-    allowed = SAFETY * (ROUNDING * eps * size / t + jnp.abs(along_2t - along_t) / 3
+    # f rounds like its terms, Σ |g_j x_j|, or more where they cancel (tanh(4) + tanh(-10) in f64): the noise the
+    # odd third difference of the four values reads, pooled over the directions, is allowed for too
+    size = jnp.maximum(jnp.max(jnp.abs(f), axis=1), jnp.abs(parts.g) @ jnp.abs(x))
+    third = jnp.asarray(finite_difference_weights(positions, 3), f.dtype)
+    noise = jnp.sqrt(jnp.mean((f @ third) ** 2)) / jnp.linalg.norm(third)
+    allowed = SAFETY * (jnp.maximum(ROUNDING * eps * size, noise) / t + jnp.abs(along_2t - along_t) / 3
                         + jnp.abs(v) @ parts.error + ROUNDING * eps * jnp.abs(v) @ jnp.abs(parts.g))  # fmt: skip
-    wrong = jnp.abs(along_t - predicted) > allowed
+    wrong = jnp.any(jnp.abs(along_t - predicted) > allowed)
     trusted = (parts.status == Status.OK) | (parts.status == Status.IMPRECISE)
     refused = wrong & trusted
     error = jnp.where(refused, jnp.inf, parts.error + argument_rounding(fun, unravel, scheme, x, parts, block))

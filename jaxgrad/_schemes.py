@@ -423,9 +423,10 @@ class ComplexStep(FiniteDifference):
     def stencil_offsets(self):
         return (1,)
 
-    check_evaluations: ClassVar[int] = 4
-    """Real evaluations along one direction, f(x ± t v) and f(x ± 2t v), with which the error estimate checks that f
-    is complex-safe (`Status.NOT_ANALYTIC`)."""
+    check_directions: ClassVar[int] = 2
+    """Directions along which the error estimate checks that f is complex-safe (`Status.NOT_ANALYTIC`)."""
+    check_evaluations: ClassVar[int] = 4 * check_directions
+    """Real evaluations with which it checks, f(x ± t v) and f(x ± 2t v) along each direction."""
 
     def evaluations(self, dim: int, with_error: bool = False) -> int:
         """d; with the error estimate 3·d + 1: the step at h and 2h, f(x), the gradient at a shifted point (for the

@@ -12,6 +12,7 @@ from .._files import CsvText, JsonList
 from .._table import format_table
 from ..verify import INCONCLUSIVE_SHARE, Comparison, Verdict, compare
 from ..verify._compare import Member
+from ..verify._render import unchecked
 from ._args import (
     NUMPY_HELP,
     HelpFormatter,
@@ -222,12 +223,8 @@ def run(args) -> int:
         )
     for rep in reports:
         if rep.verdict is Verdict.INCONCLUSIVE:
-            print(
-                f"{rep.function} {rep.dtype}: inconclusive, {rep.unresolved:,} of {rep.num_points:,} points cannot be "
-                f"resolved at {'the default step' if args.step is None else f'--step {args.step}'} (the tolerance is "
-                "as large as the gradient there)",
-                file=out,
-            )
+            at = " at the default step" if args.step is None else f" at --step {args.step}"
+            print(f"{rep.function} {rep.dtype}: inconclusive, {unchecked(rep, at)}", file=out)
     if interrupted:
         print(interrupted_line(len(reports), len(jobs), "runs", (args.json, args.csv)), file=out)
         return 130
