@@ -98,27 +98,24 @@ def noise_estimate(values, positions, dtype):
     |f| alone misses: f summing terms that cancel, or an f computed through large intermediate values.
 
     Args:
-      values: (len(positions), ..., lines) array of f values, row k at offset positions[k]; the lines of each
-        point (the last axis) are pooled, points (the axes between) are not.
+      values: (len(positions), lines) array of f values, row k at offset positions[k].
       positions: the offsets, in units of the step.
       dtype: the dtype f was evaluated in.
 
     Returns:
-      (..., lines) the noise per line: max(ROUNDING·eps·max_k |f_k|, pooled estimate); NumPy for NumPy values.
+      (lines,) the noise per line: max(ROUNDING·eps·max_k |f_k|, pooled estimate).
 
     Example:
       >>> import numpy as np
       >>> float(noise_estimate(np.full((5, 1), 100.0, np.float32), (-2, -1, 0, 1, 2), "float32")[0])  # 2·eps·100
       2.384185791015625e-05
     """
-    xp = _xp(values)
-    values = xp.asarray(values)
     weights = finite_difference_weights(positions, derivative=noise_positions_derivative(positions))
-    weights = xp.asarray(weights, values.dtype)
-    per_line = xp.abs(xp.tensordot(weights, values, axes=1)) / xp.linalg.norm(weights)
-    pooled = xp.sqrt(xp.mean(per_line**2, axis=-1, keepdims=True))
-    floor = ROUNDING * float(jnp.finfo(dtype).eps) * xp.max(xp.abs(values), axis=0)
-    return xp.maximum(floor, pooled)
+    weights = jnp.asarray(weights, values.dtype)
+    per_line = jnp.abs(weights @ values) / jnp.linalg.norm(weights)
+    pooled = jnp.sqrt(jnp.mean(per_line**2))
+    floor = ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(values), axis=0)
+    return jnp.maximum(floor, pooled)
 
 
 def _xp(*arrays):
@@ -151,20 +148,7 @@ def error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order):
 
 
 def tolerance(
-    dtype,
-    step,
-    weight_sum,
-    f_noise,
-    g_step,
-    g_double_step,
-    order,
-    exact,
-    *,
-    rtol=0.0,
-    atol=0.0,
-    exact_scale=0.0,
-    estimate=None,
-    exact_noise=0.0,
+    dtype, step, weight_sum, f_noise, g_step, g_double_step, order, exact, *, rtol=0.0, atol=0.0, exact_scale=0.0
 ):
     """The largest |numeric − exact| a correct gradient can show, per point and coordinate.
 
@@ -179,17 +163,9 @@ def tolerance(
     largest ratio of error to (unscaled) estimate seen on 16 functions × 10,000 points × 2 dtypes
     (tests/test_verify.py).
 
-    The complex step has no round-off to balance and is exact to rounding, so what bounds its comparison is the
-    exact gradient's own rounding, which its formula decides (jax.grad of a sigmoid near 1 computes σ(1 − σ), off by
-    thousands of eps relative): `compare` then measures it (`exact_noise`) and passes the complex step's own
-    estimate (`estimate`, which includes the rounding of f's arguments).
-
-    Its limits: a wave much shorter than the step (sin x at |x| ≈ 1400 in float32, order 4: h = 32) is aliased alike
+    Its limit: a wave much shorter than the step (sin x at |x| ≈ 1400 in float32, order 4: h = 32) is aliased alike
     at h and 2h, so the estimate cannot see the error; `check_grad`'s Taylor hint then calls the mismatch
-    inconclusive. Use float64 or a step shorter than the wave. With the complex step, where f saturates and its
-    terms cancel (tanh(9) + tanh(−8.5) in float32: jax.grad's 1 − tanh² is 0, the complex step's 1e-7) no rounding
-    varies nearby to be measured; `compare` then takes the float32 gradient's error from the same gradient in
-    float64, and without float64 (JAX_ENABLE_X64=0) reports such points as mismatches.
+    inconclusive. Use float64 or a step shorter than the wave.
 
     Args:
       dtype: the dtype the numeric gradient was computed in.
@@ -201,9 +177,6 @@ def tolerance(
       exact: the gradient being checked.
       rtol, atol: added by the user.
       exact_scale: the size of the terms the exact gradient is computed from (0: |exact| itself).
-      estimate: the numeric gradient's error estimate, where the scheme gives one beyond `error_estimate` of the
-        arguments above (the complex step's); None: `error_estimate`.
-      exact_noise: the measured rounding noise of the exact gradient (0: none measured).
 
     Returns:
       An array of tolerances (float64), broadcast from the arguments.
@@ -213,15 +186,13 @@ def tolerance(
       True
     """
     eps = float(jnp.finfo(dtype).eps)
-    step, f_noise, exact, g_step, g_double_step, exact_scale, exact_noise = (
-        np.asarray(a, np.float64) for a in (step, f_noise, exact, g_step, g_double_step, exact_scale, exact_noise)
+    step, f_noise, exact, g_step, g_double_step, exact_scale = (
+        np.asarray(a, np.float64) for a in (step, f_noise, exact, g_step, g_double_step, exact_scale)
     )
     with np.errstate(invalid="ignore", divide="ignore"):  # NaN points and vanished steps are reported, not warned
-        if estimate is None:
-            estimate = error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order)
+        estimate = error_estimate(step, weight_sum, f_noise, g_step, g_double_step, order)
         rounding = ROUNDING * eps * np.maximum(np.abs(exact), np.nan_to_num(exact_scale))
-        rounding = np.maximum(rounding, np.nan_to_num(exact_noise))
-        return SAFETY * (np.asarray(estimate, np.float64) + rounding) + atol + rtol * np.abs(exact)
+        return SAFETY * (estimate + rounding) + atol + rtol * np.abs(exact)
 
 
 def relative_error(numeric, exact, axis=-1):

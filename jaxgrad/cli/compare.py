@@ -12,7 +12,7 @@ from .._files import CsvText, JsonList
 from .._table import format_table
 from ..verify import INCONCLUSIVE_SHARE, Comparison, Verdict, compare
 from ..verify._compare import Member
-from ..verify._render import unchecked
+from ..verify._render import inconclusive_reason
 from ._args import (
     NUMPY_HELP,
     HelpFormatter,
@@ -224,7 +224,7 @@ def run(args) -> int:
     for rep in reports:
         if rep.verdict is Verdict.INCONCLUSIVE:
             at = " at the default step" if args.step is None else f" at --step {args.step}"
-            print(f"{rep.function} {rep.dtype}: inconclusive, {unchecked(rep, at)}", file=out)
+            print(f"{rep.function} {rep.dtype}: inconclusive, {inconclusive_reason(rep, at)}", file=out)
     if interrupted:
         print(interrupted_line(len(reports), len(jobs), "runs", (args.json, args.csv)), file=out)
         return 130

@@ -14,7 +14,7 @@ from .._filter import filtered_batch, is_filtered
 from .._schemes import Mode
 from ._compare import compare
 from ._comparison import Comparison
-from ._render import remedy, unchecked
+from ._render import inconclusive_reason
 from ._taylor import taylor_hint
 from ._verdict import Verdict
 
@@ -89,7 +89,7 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
     rep = compare(fun, batch, grad_fn=grad_fn, **options)
     if rep.ok:
         if rep.verdict is Verdict.INCONCLUSIVE:
-            warnings.warn(f"check_grad is inconclusive: {unchecked(rep)}; {remedy(rep)}.", stacklevel=2)
+            warnings.warn(f"check_grad is inconclusive: {inconclusive_reason(rep)}.", stacklevel=2)
         return rep
     worst = rep.worst
     failed = int(rep.mismatched.sum())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import time
 from typing import Any, NamedTuple
 
@@ -40,7 +39,7 @@ from .._filter import filtered_batch, is_filtered
 from .._host import host_parts
 from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
 from .._steps import DefaultStep, as_step_rule, raise_if_step_vanished
-from ..numerics import ROUNDING, error_estimate, noise_estimate, tolerance
+from ..numerics import ROUNDING, noise_estimate, tolerance
 from ._comparison import Comparison
 
 DIRECTIONS_ABOVE = 4096
@@ -60,20 +59,18 @@ class _Checked(NamedTuple):
     vanished: Any
     curvature: Any
     exact: Any = None  # the exact gradient, flat, when the program computes it too
-    error: Any = None  # the complex step's: its error estimate (with the rounding of f's arguments) and f(x)
-    value: Any = None
+    value: Any = None  # f(x), for the complex step (its own values are Im f)
 
 
 def _point_check(fun, scheme: Scheme, grad_fn, exact: bool, repair: bool, x, rule) -> _Checked:
     """At one point: g(h), g(2h), the step and the noise of f per coordinate, whether a step vanished, and with
     `exact` the exact gradient (`grad_fn`; None: jax.grad(fun)), flat; `repair`: with the domain repair. For the
-    complex step, also its error estimate and f(x) itself (the noise of f that the NumPy reference's real
-    differences meet: the complex step's own values are Im f)."""
+    complex step, also f(x) itself: the NumPy reference's real differences meet its noise."""
     parts = point_parts(fun, scheme, x, rule, repair=repair)[0]
     flat_exact = _flat_exact(jax.grad(fun) if grad_fn is None else grad_fn, x) if exact else None
-    error, value = (parts.error, fun(as_working(x))) if scheme.imaginary else (None, None)
+    value = fun(as_working(x)) if scheme.imaginary else None
     return _Checked(parts.h, parts.g, parts.g_double, parts.f_noise, parts.status, parts.vanished, parts.curvature,
-                    flat_exact, error, value)  # fmt: skip
+                    flat_exact, value)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,72 +355,12 @@ def _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_poin
         tol = tolerance(dtype, v["h"], weights, f_noise, v["g"], v["g_double"], scheme.order, exact,
                         exact_scale=v["curvature"] * flat, **extra)  # fmt: skip
         return _Columns(v["g"], exact, tol, v["f_noise"], status == Status.NOT_SMOOTH)
-    # the complex step: its own estimate (inf where it was refused, NOT_ANALYTIC: there the real-difference pieces)
-    # against the exact gradient's rounding, measured (`_exact_noise`) and at least that of terms of f's size over
-    # x's (where f saturates no rounding varies: tanh(x) = 1 in float32 beyond 9, and 1 − tanh² is 0, not 8e-9);
-    # f's noise for the reference is that of the real f(x)
-    refused = status == Status.NOT_ANALYTIC
-    own = np.where(refused[:, None], error_estimate(v["h"], weights, v["f_noise"], v["g"], v["g_double"],
-                                                    scheme.order), v["error"])  # fmt: skip
-    size = np.maximum(np.abs(v["value"])[:, None], terms)  # f rounds like its terms
-    noise, times[f"{exact_name} rounding ({NOISE_LINES * len(NOISE_SHIFTS)} calls per point)"] = _timed(
-        lambda: _exact_noise(fun, grad_fn, points, exact, batching, dtype)
-    )
-    tol = tolerance(dtype, v["h"], weights, v["f_noise"], v["g"], v["g_double"], scheme.order, exact,
-                    estimate=own, exact_scale=size / np.maximum(flat, 1), exact_noise=noise, **extra)  # fmt: skip
-    return _Columns(v["g"], exact, tol, np.broadcast_to(rounding * size, exact.shape), refused)
-
-
-NOISE_SHIFTS = (-2, -1, 1, 2)
-"""The multiples of the shift at which `_exact_noise` evaluates the exact gradient along each line, besides x."""
-NOISE_LINES = 4
-"""The lines along which `_exact_noise` samples the exact gradient's rounding: one line's third difference is a
-single sample, which can read the noise 20× too low; four of different lengths are pooled (sum(sigmoid(x)) in
-float64 on [-10, 10]², measured alone: one line failed 31 of 2,000 points, these 1, at 3.6× the tolerance; the
-floor of terms of f's size over x's covers that one; tests/complex_report.py)."""
-
-
-def _exact_noise(fun, grad_fn, points, exact, batching: Batching, dtype):
-    """The rounding noise of the exact gradient, per point and coordinate (N, d), measured as `noise_estimate`
-    measures f's: the exact gradient at x + k·s·σ⊙max(|x|, 1) for k in `NOISE_SHIFTS` and at x (`exact`) along
-    `NOISE_LINES` lines (σ_j = ±1 pseudo-random per line, s from √eps up to 1.75·√eps, one length per line):
-    each line's third difference cancels the gradient's smooth change and leaves its rounding; the lines are pooled
-    (root mean square). A wrong gradient is as smooth as a right one, so it cannot widen its own tolerance this way.
-    The complex step needs it: exact to rounding itself, it meets the exact gradient's own rounding first, which the
-    gradient's formula decides (jax.grad of a sigmoid near 1 computes σ(1 − σ), off by thousands of eps relative).
-    For float32 points with float64 at hand, the same gradient in float64 gives float32's error itself, also where
-    nothing varies nearby (f saturated). The exact gradient runs 16·N (and N) times more, 4·N points at a time (a
-    `grad_fn` that does not trace: one call per point)."""
-    eps = float(jnp.finfo(dtype).eps)
-    s = 2.0 ** round(math.log2(math.sqrt(eps)))
-    positions = sorted((*NOISE_SHIFTS, 0))
-    leaves, tree = jax.tree_util.tree_flatten(points)
-    leaves = [np.asarray(leaf, working_dtype(leaf.dtype)) for leaf in leaves]
-
-    def shifted(leaf, key, length):  # the line through every point: (4·N, ...) points, k by k
-        sigma = np.asarray(jax.random.rademacher(key, leaf.shape[1:], leaf.dtype))
-        step = length * sigma * np.maximum(np.abs(leaf), 1)
-        return np.concatenate([(leaf + k * step).astype(leaf.dtype) for k in NOISE_SHIFTS])
-
-    squares = 0.0
-    for line in range(NOISE_LINES):
-        keys = jax.random.split(jax.random.fold_in(jax.random.key(2), line), len(leaves))
-        length = s * (1 + line / NOISE_LINES)  # lines of one length would meet the same points along one coordinate
-        moved = [shifted(leaf, key, length) for leaf, key in zip(leaves, keys, strict=True)]
-        moved = jax.tree_util.tree_unflatten(tree, moved)
-        around = _exact_gradients(fun, grad_fn, moved, batching)[0].reshape(len(NOISE_SHIFTS), *exact.shape)
-        middle = NOISE_SHIFTS.index(1)
-        values = np.concatenate([around[:middle], exact[None], around[middle:]])
-        squares = squares + noise_estimate(values, positions, dtype) ** 2
-    noise = np.sqrt(squares / NOISE_LINES)
-    if np.dtype(dtype).itemsize < 8 and jax.config.jax_enable_x64:
-        wide = jax.tree_util.tree_unflatten(tree, [leaf.astype(np.float64) for leaf in leaves])
-        try:
-            wide_exact = _exact_gradients(fun, grad_fn, wide, batching)[0]
-        except Exception:  # a gradient that refuses float64: the measured noise alone
-            return noise
-        noise = np.maximum(noise, np.nan_to_num(np.abs(wide_exact - exact)))
-    return noise
+    # the complex step: no tolerance bounds the exact gradient's own rounding at its precision (`inconclusive_reason`),
+    # so the tolerance stays f's rounding over its h, which resolves no gradient: the run is INCONCLUSIVE. The NumPy
+    # reference's real differences meet the noise of the real f(x) (the complex step's own values are Im f).
+    tol = tolerance(dtype, v["h"], weights, f_noise, v["g"], v["g_double"], scheme.order, exact, **extra)
+    noise = rounding * np.maximum(np.abs(v["value"])[:, None], terms)  # f rounds like its terms
+    return _Columns(v["g"], exact, tol, np.broadcast_to(noise, exact.shape))
 
 
 def _check_directions(fun, scheme, points, batching, exact, directions, seed, dtype, extra, times) -> _Columns:
@@ -486,7 +423,8 @@ def compare(
       reference: also run the NumPy reference (coordinate mode only).
       reference_points: points the reference runs on; None: `default_reference_points(N, d)`.
       method, order: the numeric stencil, as in `grad` (a scheme object too; directional mode needs one that
-        supports `Mode.DIRECTIONAL`).
+        supports `Mode.DIRECTIONAL`, and a real one). With the complex step every run is INCONCLUSIVE: exact to
+        rounding itself, it meets the exact gradient's own rounding, which no tolerance can bound from outside.
       step: "auto" (the default: each point's and coordinate's step chosen from f, see `jg.AutoStep`; it costs 4·d + 1
         evaluations more per point, and resolves the points where the fixed step is too long for f's own length scale),
         None for the fixed eps^(1/(p+1))·max(|x|, 1), or any `step=` of `grad`. Directional mode always steps t =
@@ -547,7 +485,7 @@ def compare(
         )
     if grad_fn is None:  # stays None: the programs take jax.grad(fun) inside, so they are shared by every call
         _check_scalar_output(fun, point0)
-    if directions is None and dim > DIRECTIONS_ABOVE and Mode.DIRECTIONAL in scheme.modes:
+    if directions is None and dim > DIRECTIONS_ABOVE and Mode.DIRECTIONAL in scheme.modes and not scheme.imaginary:
         directions = 16
     if directions is not None and not (step is None or (isinstance(step, str) and step == "auto")):
         raise ValueError(
@@ -557,6 +495,11 @@ def compare(
     scheme.require(Mode.WITH_ERROR, "compare")
     if directions is not None:
         scheme.require(Mode.DIRECTIONAL, "compare(..., directions=K)")
+        if scheme.imaginary:  # its directional derivatives have no check that f is complex-safe (softplus: all wrong)
+            raise ValueError(
+                "compare(..., directions=K) needs a real difference: use method='central' or "
+                "'richardson' (with the complex step compare checks every coordinate, directions=None)."
+            )
     notes, times = [], {}
     extra = {"rtol": rtol, "atol": atol}
     flat_points = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0].astype(dtype))(points), np.float64)
