@@ -761,16 +761,18 @@ def argument_rounding(fun, unravel, scheme: Scheme, x, parts: Parts, block: int 
     """Per coordinate, the error of the complex step that comes from rounding inside f, not from the step.
 
     The complex step differentiates f exactly at the arguments f really computes with: each of f's inner arguments
-    (x itself, 2πx in a sin, ...) carries a rounding of about eps times its size, so the gradient is off by
-    H·δ with |δ_j| ≈ eps·|x_j| (H the Hessian), an error no complex step removes. The complex-step gradient at
-    x' = x + s·σ⊙x (σ_j = ±1 pseudo-random, s = √eps rounded to a power of two: d evaluations more) changes by
-    Δ ≈ s·H(σ⊙x), cross terms included, so ROUNDING·eps·|Δ|/s has the size of that error, coordinate by coordinate
-    (0 where x' leaves f's domain and Δ is not finite). Before it, 1,000 points of Rastrigin and Ackley in float32
-    had 10% of their coordinates' errors above the estimate (`tests/auto_report.py --part coverage`)."""
+    (x itself, 2πx in a sin, ...) carries a rounding of about eps times its size, and of eps at least where f
+    computes through values of size 1 (e^x ≈ 1 + x, so sinh x = (e^x − e^−x)/2 near 0), so the gradient is off by
+    H·δ with |δ_j| ≈ eps·max(|x_j|, 1) (H the Hessian), an error no complex step removes. The complex-step gradient
+    at x' = x + s·σ⊙max(|x|, 1) (σ_j = ±1 pseudo-random, s = √eps rounded to a power of two: d evaluations more)
+    changes by Δ ≈ s·H(σ⊙max(|x|, 1)), cross terms included, so ROUNDING·eps·|Δ|/s has the size of that error,
+    coordinate by coordinate (0 where x' leaves f's domain and Δ is not finite). Before it, 1,000 points of Rastrigin
+    and Ackley in float32 had 10% of their coordinates' errors above the estimate; with δ ≈ eps·|x_j|, log(cosh(x))
+    at |x| ≤ 1e-3 (XLA's complex cosh) 95% in both dtypes, up to 0.7% off in float32 with status OK."""
     eps = float(jnp.finfo(x.dtype).eps)
     s = 2.0 ** round(math.log2(math.sqrt(eps)))
     sigma = jax.random.rademacher(jax.random.key(1), x.shape, x.dtype)
-    shifted = x + s * sigma * x
+    shifted = x + s * sigma * jnp.maximum(jnp.abs(x), 1)
 
     def gradient_of(coords):
         values = apply(fun, unravel, scheme.points(shifted, parts.h, coords), scheme)

@@ -160,6 +160,19 @@ def test_complex_step_check_allows_for_terms_of_f_that_cancel(dtype):
     assert np.all(error[ok] <= np.asarray(est.error, np.float64)[ok])
 
 
+def test_complex_step_error_covers_rounding_through_values_of_size_one(dtype):
+    """log(cosh(x)) near 0: XLA's complex cosh computes Im = sinh(x)·sin(h) through e^x ≈ 1, off by eps/|x| relative
+    (0.7% in float32 at |x| ≈ 1e-5). The error estimate takes the rounding of f's arguments to be eps·max(|x|, 1); with
+    eps·|x| 95% of these coordinates were above it, status OK."""
+    f = lambda v: jnp.sum(jnp.log(jnp.cosh(v)))  # noqa: E731
+    x = np.random.default_rng(7).uniform(-1e-3, 1e-3, (1000, 3)).astype(dtype)
+    est = jax.jit(jax.vmap(jg.grad(f, method="complex", with_error=True)))(jnp.asarray(x))
+    ok = np.asarray(est.status) == jg.Status.OK
+    assert ok.mean() > 0.9
+    error = np.abs(np.asarray(est.value, np.float64) - np.tanh(x.astype(np.float64)))
+    assert np.all(error[ok] <= np.asarray(est.error, np.float64)[ok])
+
+
 # ------------------------------------------------------------------------------------------ Jacobian, Hessian, JVP
 def test_hessian_matches_jax_hessian_and_is_symmetric(dtype):
     f = functions.rosenbrock
