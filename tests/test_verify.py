@@ -197,6 +197,13 @@ def test_compare_along_directions_needs_a_real_difference():
         jg.compare(zoo.softplus_ridge, zoo.sample(20, 6, "float32"), method="complex", directions=2)
 
 
+def test_the_worst_point_shows_its_values_with_the_digits_that_tell_them_apart():
+    """A float64 mismatch can lie in the tenth digit: with 8 digits both values read 0.30000000."""
+    worst = jg.verify.Worst(3, 1, "x[1]", 0.3, 0.3 + 3e-11, None, 3e-11, 1e-12)
+    assert "jaxgrad 0.3, exact 0.30000000003;" in worst.describe()
+    assert "jaxgrad 1.5, exact 2.25;" in jg.verify.Worst(0, 0, "x[0]", 1.5, 2.25, None, 0.75, 0.1).describe()
+
+
 def test_an_inconclusive_run_counts_every_point_it_could_not_vouch_for():
     """Points unresolved and points not smooth here both make a run INCONCLUSIVE; its verdict counts both (it named
     the unresolved alone: "0 of 10 points cannot be resolved" for a run made inconclusive by kinks)."""

@@ -50,14 +50,18 @@ class Worst:
         return self.error / self.tolerance if self.tolerance > 0 else math.inf
 
     def describe(self, exact_name: str = "exact") -> str:
-        ref = "" if self.reference is None else f", numpy ref {self.reference:.8g}"
+        """One line: where, the values (with as many digits as tell them apart: a float64 mismatch can lie in the
+        tenth digit), the error against the tolerance."""
+        digits = next((n for n in range(8, 17) if f"{self.numeric:.{n}g}" != f"{self.exact:.{n}g}"), 17)
+        numeric, exact = f"{self.numeric:.{digits}g}", f"{self.exact:.{digits}g}"
+        ref = "" if self.reference is None else f", numpy ref {self.reference:.{digits}g}"
         if not (math.isfinite(self.error) and math.isfinite(self.tolerance)):
             return (
-                f"point {self.point}, {self.name}: non-finite values, jaxgrad {self.numeric:.8g}, "
-                f"{exact_name} {self.exact:.8g}{ref} (f or a gradient is NaN or infinite there)"
+                f"point {self.point}, {self.name}: non-finite values, jaxgrad {numeric}, "
+                f"{exact_name} {exact}{ref} (f or a gradient is NaN or infinite there)"
             )
         return (
-            f"point {self.point}, {self.name}: jaxgrad {self.numeric:.8g}, {exact_name} {self.exact:.8g}{ref}; "
+            f"point {self.point}, {self.name}: jaxgrad {numeric}, {exact_name} {exact}{ref}; "
             f"|error| {self.error:.3g} vs tolerance {self.tolerance:.3g} ({self.ratio:.3g}× the tolerance)"
         )
 
