@@ -274,6 +274,7 @@ def test_compare_with_the_complex_step_says_why_it_is_inconclusive(capsys):
     rows = [row for row in rows if row[-1] == "INCONCLUSIVE"]  # the table's, not the lines under it
     assert len(rows) == 16 and all(row[10] == "100%" for row in rows), out  # the "ref pass" column
     assert "rosenbrock float64: inconclusive, the complex step cannot check a gradient to its own precision" in out
+    assert "compare with --method central or --method richardson" in out
 
 
 def test_compare_step_below_resolution_is_a_usage_error(capsys):
@@ -376,7 +377,9 @@ def test_compare_table_says_what_unresolved_means(capsys):
 def test_an_inconclusive_run_names_the_step_it_used(capsys):
     argv = ["compare", "--function", "sphere", "--points", "50", "--dtype", "float32", "--quiet"]
     assert main([*argv, "--step", "1e-6"]) == 0  # float32 cannot resolve a gradient at h = 1e-6: 24% off
-    assert "50 of 50 points cannot be resolved at --step 1e-06 (" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "50 of 50 points cannot be resolved at --step 1e-06 (" in out
+    assert "try --dtype float64, another --step or --method richardson" in out  # spelled for the command line
 
 
 def test_the_command_keeps_its_compiled_programs_between_runs(tmp_path):

@@ -224,7 +224,7 @@ def run(args) -> int:
     for rep in reports:
         if rep.verdict is Verdict.INCONCLUSIVE:
             at = " at the default step" if args.step is None else f" at --step {args.step}"
-            print(f"{rep.function} {rep.dtype}: inconclusive, {inconclusive_reason(rep, at)}", file=out)
+            print(f"{rep.function} {rep.dtype}: inconclusive, {inconclusive_reason(rep, at, cli=True)}", file=out)
     if interrupted:
         print(interrupted_line(len(reports), len(jobs), "runs", (args.json, args.csv)), file=out)
         return 130

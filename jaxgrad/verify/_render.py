@@ -63,20 +63,24 @@ def summary(rep) -> str:
     return "\n".join(lines)
 
 
-def inconclusive_reason(rep, at: str = "") -> str:
+def inconclusive_reason(rep, at: str = "", cli: bool = False) -> str:
     """Why a run is INCONCLUSIVE and what to try: "12 of 300 points cannot be resolved{at} (the tolerance is as large
-    as the gradient there); 4 of 300 points are not smooth here: try float64, ...". With the complex step, always:
-    exact to rounding itself, it meets the exact gradient's own rounding, which the gradient's formula decides
-    (σ(1 − σ) near 1, 1 − tanh², p − 1 of a confident softmax: up to thousands of eps) and no tolerance can bound
-    from outside, nor XLA's complex arithmetic (cosh near 0)."""
+    as the gradient there); 4 of 300 points are not smooth here: try float64, ..." (float64 only where the run was
+    not; the options spelled for the command line with `cli`). With the complex step, always: exact to rounding
+    itself, it meets the exact gradient's own rounding, which the gradient's formula decides (σ(1 − σ) near 1,
+    1 − tanh², p − 1 of a confident softmax: up to thousands of eps) and no tolerance can bound from outside, nor
+    XLA's complex arithmetic (cosh near 0)."""
+    method = "--method {}".format if cli else "method='{}'".format
     if rep.method == "complex":
         return ("the complex step cannot check a gradient to its own precision, where the exact gradient's rounding "
-                "is unknown: compare with method='central' or 'richardson'")  # fmt: skip
+                f"is unknown: compare with {method('central')} or {method('richardson')}")  # fmt: skip
     parts = [f"{rep.unresolved:,} of {rep.num_points:,} points cannot be resolved{at} (the tolerance is as large as "
              "the gradient there)"] if rep.unresolved else []  # fmt: skip
     kinked = int(rep.kinked.sum())
     parts += [f"{kinked:,} of {rep.num_points:,} points are not smooth here"] if kinked else []
-    return "; ".join(parts) + ": try float64, another step (step=...) or method='richardson'"
+    tries = [] if rep.dtype == "float64" else ["--dtype float64" if cli else "float64"]
+    tries += ["another --step" if cli else "another step (step=...)"]
+    return "; ".join(parts) + f": try {', '.join(tries)} or {method('richardson')}"
 
 
 ROW_KEYS = ("point", "passed", "worst_column", "numeric", "exact", "abs_error", "tolerance", "max_ratio", "rel_error")
