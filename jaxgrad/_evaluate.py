@@ -731,12 +731,11 @@ def complex_checked(fun, unravel, scheme: Scheme, x, parts: Parts, block: int | 
     v = jnp.stack([jax.random.normal(key, (d,), x.dtype) for key in keys])  # (directions, d)
     v = v / jnp.max(jnp.abs(v), axis=1, keepdims=True)
     longest = jnp.max(jnp.maximum(jnp.abs(x), 1)[None] * jnp.abs(v), axis=1)
-    t = round_to_power_of_two(default_factor(x.dtype, 1 / 3) * longest)[:, None]  # (directions, 1)
+    t = round_to_power_of_two(default_factor(x.dtype, 1 / 3) * longest)  # (directions,)
     positions = (-2, -1, 1, 2)
     offsets = jnp.asarray(positions, x.dtype)
-    rows = x[None, None] + offsets[None, :, None] * t[:, :, None] * v[:, None, :]  # (directions, 4, d)
+    rows = x[None, None] + offsets[None, :, None] * t[:, None, None] * v[:, None, :]  # (directions, 4, d)
     f = apply(fun, unravel, rows.reshape(-1, d), Central()).reshape(len(keys), 4)
-    t = t[:, 0]
     along_t, along_2t = (f[:, 2] - f[:, 1]) / (2 * t), (f[:, 3] - f[:, 0]) / (4 * t)
     predicted = v @ parts.g
     eps = float(jnp.finfo(x.dtype).eps)

@@ -343,22 +343,19 @@ def _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_poin
     raise_if_step_vanished(values.vanished, rule)
     v = _to_float64({k: value for k, value in values._asdict().items() if value is not None})
     flat = np.abs(flat_points)
-    status = np.asarray(values.status)
     # f that sums terms which cancel rounds like its terms, Σ_i |g_i|·|x_i| (from the numeric gradient, so a wrong
     # exact gradient cannot widen its own tolerance), and the rounding is correlated along a line, where the noise
     # estimate cannot see it
     terms = np.linalg.norm(np.nan_to_num(v["g"] * flat), axis=1, keepdims=True)
     rounding = ROUNDING * float(jnp.finfo(dtype).eps)
     f_noise = np.maximum(v["f_noise"], rounding * terms)
-    weights = scheme.weight_sums(exact.shape[1])
+    tol = tolerance(dtype, v["h"], scheme.weight_sums(exact.shape[1]), f_noise, v["g"], v["g_double"],
+                    scheme.order, exact, exact_scale=v["curvature"] * flat, **extra)  # fmt: skip
     if not scheme.imaginary:
-        tol = tolerance(dtype, v["h"], weights, f_noise, v["g"], v["g_double"], scheme.order, exact,
-                        exact_scale=v["curvature"] * flat, **extra)  # fmt: skip
-        return _Columns(v["g"], exact, tol, v["f_noise"], status == Status.NOT_SMOOTH)
+        return _Columns(v["g"], exact, tol, v["f_noise"], np.asarray(values.status) == Status.NOT_SMOOTH)
     # the complex step: no tolerance bounds the exact gradient's own rounding at its precision (`inconclusive_reason`),
     # so the tolerance stays f's rounding over its h, which resolves no gradient: the run is INCONCLUSIVE. The NumPy
     # reference's real differences meet the noise of the real f(x) (the complex step's own values are Im f).
-    tol = tolerance(dtype, v["h"], weights, f_noise, v["g"], v["g_double"], scheme.order, exact, **extra)
     noise = rounding * np.maximum(np.abs(v["value"])[:, None], terms)  # f rounds like its terms
     return _Columns(v["g"], exact, tol, np.broadcast_to(noise, exact.shape))
 
