@@ -225,6 +225,20 @@ def test_an_inconclusive_run_counts_every_point_it_could_not_vouch_for():
     assert float32.summary().endswith(": try float64, another step (step=...) or method='richardson'")
 
 
+def test_a_comparison_keeps_its_statistics_so_its_arrays_are_read_only_views():
+    """The verdict and the statistics are computed once and kept: an array changed afterwards would leave them
+    stale, so a Comparison's arrays refuse writes (read-only views); the caller's own arrays stay writable."""
+    exact = np.ones((4, 1))
+    numeric = exact.copy()
+    rep = jg.Comparison("f", "jax.grad", "float64", jg.Mode.COORDINATES, "central", 2, 1, numeric, exact,
+                        np.full((4, 1), 0.1), np.zeros(0, int), None, None, ("x[0]",), {})  # fmt: skip
+    assert rep.verdict == "OK"
+    with pytest.raises(ValueError, match="read-only"):
+        rep.numeric[0, 0] = 5.0
+    numeric[0, 0] = 5.0  # the caller's own array stays writable
+    assert numeric.flags.writeable and dataclasses.replace(rep, numeric=numeric).verdict == "MISMATCH"
+
+
 # ------------------------------------------------------------------------------------------------ directional mode
 def test_directional_mode_passes_correct_and_catches_a_bug(dtype):
     f = functions.rosenbrock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import ClassVar
 
@@ -103,6 +104,10 @@ class Comparison:
     `jaxgrad.numerics.tolerance`; the NumPy reference (on a sample of points) is a second opinion, reported beside it.
     `verdict` adds INCONCLUSIVE: no mismatch, but at more than INCONCLUSIVE_SHARE of the points the tolerance is as
     large as the gradient, so the check could not have seen an error there.
+
+    The statistics (`ratio`, `passed`, `verdict`, `worst`, `pairs`, ...) are computed once, when first asked for,
+    and kept, so its arrays are read-only views (not copies: one built from arrays of your own sees later changes to
+    them). For other values, build a new one (`dataclasses.replace`).
     """
 
     function: str
@@ -128,6 +133,14 @@ class Comparison:
     CSV_HEADER: ClassVar[tuple[str, ...]] = _render.CSV_HEADER
     """The columns of `to_csv`: function, dtype, then the keys of `rows()`."""
 
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.ndarray):  # a view: the caller's own array stays writable
+                value = value.view()
+                value.flags.writeable = False
+                object.__setattr__(self, field.name, value)
+
     @property
     def mode_label(self) -> str:
         """ "coordinates" or "K random directions", for reports."""
@@ -137,7 +150,7 @@ class Comparison:
     def num_points(self) -> int:
         return int(self.numeric.shape[0])
 
-    @property
+    @functools.cached_property
     def error(self) -> np.ndarray:
         return np.abs(self.numeric - self.exact)
 
@@ -149,23 +162,23 @@ class Comparison:
             f"{self.verdict}{where})"
         )
 
-    @property
+    @functools.cached_property
     def nonfinite(self) -> np.ndarray:
         """Per point: a numeric, exact or tolerance value is NaN or infinite (f or a gradient is not finite there)."""
         finite = np.isfinite(self.numeric) & np.isfinite(self.exact) & np.isfinite(self.tolerance)
         return ~np.all(finite, axis=1)
 
-    @property
+    @functools.cached_property
     def ratio(self) -> np.ndarray:
         """error / tolerance per point and column (inf where a value is not finite)."""
         return ratio(self.error, self.tolerance)
 
-    @property
+    @functools.cached_property
     def passed(self) -> np.ndarray:
         """Per point: every column within its tolerance (a non-finite value fails)."""
         return np.all(self.ratio <= 1, axis=1)
 
-    @property
+    @functools.cached_property
     def kinked(self) -> np.ndarray:
         """Per point: out of tolerance, but f is not smooth at the step there (its second differences do not grow
         like h²: a kink or a jump inside the stencil), so the difference is no derivative and no evidence against
@@ -174,29 +187,29 @@ class Comparison:
             return np.zeros(self.num_points, bool)
         return ~self.passed & self.not_smooth
 
-    @property
+    @functools.cached_property
     def mismatched(self) -> np.ndarray:
         """Per point: out of tolerance where f is smooth at the step: evidence that the gradient is wrong."""
         return ~self.passed & ~self.kinked
 
-    @property
+    @functools.cached_property
     def ok(self) -> bool:
         """No point mismatched (points out of tolerance only where f is not smooth at the step do not count)."""
         return not bool(self.mismatched.any())
 
-    @property
+    @functools.cached_property
     def resolution(self) -> np.ndarray:
         """Per point, ‖tolerance‖ / ‖exact‖: the relative size a gradient error must exceed to be caught there."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.linalg.norm(self.tolerance, axis=1) / np.linalg.norm(self.exact, axis=1)
 
-    @property
+    @functools.cached_property
     def unresolved(self) -> int:
         """Points where the tolerance is as large as the gradient itself: the check cannot vouch for them (f is
         too noisy or too wiggly at this step to pin the gradient down); they still count as passed when in tolerance."""
         return int(np.sum(~(self.resolution < 1) & ~self.nonfinite))
 
-    @property
+    @functools.cached_property
     def verdict(self) -> Verdict:
         """MISMATCH (some point fails), INCONCLUSIVE (none fails, but too many points are unresolved) or OK."""
         if not self.ok:
@@ -204,7 +217,7 @@ class Comparison:
         unchecked = self.unresolved + int(self.kinked.sum())
         return Verdict.INCONCLUSIVE if unchecked > INCONCLUSIVE_SHARE * self.num_points else Verdict.OK
 
-    @property
+    @functools.cached_property
     def worst(self) -> Worst | None:
         """The point and column with the largest error relative to its tolerance (None for an empty batch)."""
         if self.numeric.size == 0:
@@ -229,7 +242,7 @@ class Comparison:
             float(self.tolerance[point, column]),
         )
 
-    @property
+    @functools.cached_property
     def pairs(self) -> list[PairStats]:
         """Agreement of each pair of methods."""
         out = [pair_stats(f"jaxgrad vs {self.exact_name}", self.numeric, self.exact, self.tolerance)]

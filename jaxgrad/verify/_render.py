@@ -133,21 +133,22 @@ def serialize(rep) -> Serialized:
     """`Comparison.serialize`: the rows' columns encoded once, each number by one call of json's C encoder (its text
     is Python's repr, shared by the CSV), zipped into the JSON and the CSV text without building a dict per row."""
     columns = _columns(rep)
-    numbers = {key: json.dumps(columns[key])[1:-1].split(", ") if columns[key] else [] for key in ROW_KEYS[3:]}
+    texts = {key: json.dumps(columns[key])[1:-1] for key in ROW_KEYS[3:]}
+    numbers = {key: text.split(", ") if text else [] for key, text in texts.items()}
     points = list(map(str, columns["point"]))
     names = {name: json.dumps(name) for name in set(columns["worst_column"])}
     json_columns = [points, ["true" if p else "false" for p in columns["passed"]],
                     [names[name] for name in columns["worst_column"]], *numbers.values()]  # fmt: skip
     template = "{{" + ", ".join(f"{json.dumps(key)}: {{}}" for key in ROW_KEYS) + "}}"
-    rows_text = "[" + ", ".join(template.format(*values) for values in zip(*json_columns, strict=True)) + "]"
+    rows_text = "[" + ", ".join(map(template.format, *json_columns)) + "]"  # the columns are n long each
     head = json.dumps(to_dict(rep, with_rows=False), default=float)
-    csv_numbers = [[_CSV_SPECIAL.get(v, v) for v in values] for values in numbers.values()]
+    csv_numbers = [[_CSV_SPECIAL.get(v, v) for v in numbers[key]] if "N" in text or "I" in text else numbers[key]
+                   for key, text in texts.items()]  # NaN, Infinity: spelled otherwise in a CSV  # fmt: skip
     csv_names = {name: _csv_field(name) for name in names}
     fixed = f"{_csv_field(rep.function)},{_csv_field(rep.dtype)},".replace("{", "{{").replace("}", "}}")
     line = fixed + ",".join(["{}"] * (len(ROW_KEYS))) + "\r\n"  # csv.writer's line ending
-    body = "".join(line.format(*values) for values in zip(
-        points, ["True" if p else "False" for p in columns["passed"]],
-        [csv_names[name] for name in columns["worst_column"]], *csv_numbers, strict=True))  # fmt: skip
+    body = "".join(map(line.format, points, ["True" if p else "False" for p in columns["passed"]],
+                       [csv_names[name] for name in columns["worst_column"]], *csv_numbers))  # fmt: skip
     return Serialized(head[:-1] + ', "rows": ' + rows_text + "}", CSV_HEADER, body)
 
 
