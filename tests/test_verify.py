@@ -1,10 +1,12 @@
 """The verification layer: no false alarms on correct gradients, every planted bug caught and located."""
 
+import copy
 import csv
 import dataclasses
 import io
 import json
 import math
+import pickle
 import re
 
 import jax
@@ -101,6 +103,17 @@ def test_planted_bugs_are_caught_and_located(bug_name, dtype):
     # no false alarm at the coordinates the bug leaves alone
     clean = [i for i in range(6) if i not in bug.coordinates]
     assert (rep.ratio[:, clean] <= 1).all()
+
+
+def test_a_mismatch_error_pickles_with_its_comparison():
+    """A check_grad failure inside a process pool reaches the parent as itself (it could not be unpickled: the pool
+    reported "a process terminated abruptly" instead; from the review)."""
+    points = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (20, 3)))
+    with pytest.raises(jg.GradientMismatchError) as caught:
+        jg.check_grad(lambda x: jnp.sum(x**2), points, grad_fn=lambda x: 2.5 * x)
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is jg.GradientMismatchError and str(again) == str(caught.value)
+    assert again.comparison.verdict == "MISMATCH" and again.comparison.mismatched.sum() == 20
 
 
 @pytest.mark.parametrize("bug_name", BUG_NAMES)
@@ -225,18 +238,29 @@ def test_an_inconclusive_run_counts_every_point_it_could_not_vouch_for():
     assert float32.summary().endswith(": try float64, another step (step=...) or method='richardson'")
 
 
-def test_a_comparison_keeps_its_statistics_so_its_arrays_are_read_only_views():
-    """The verdict and the statistics are computed once and kept: an array changed afterwards would leave them
-    stale, so a Comparison's arrays refuse writes (read-only views); the caller's own arrays stay writable."""
+def test_a_comparison_keeps_its_statistics_so_nothing_it_holds_or_returns_can_be_changed():
+    """The verdict and the statistics are computed once and kept, so no write may change what they were computed
+    from: the arrays it holds and the arrays it returns refuse writes, the caller's own arrays are copied (the caller
+    may still write them), and a pickled or deep-copied one is as read-only and recomputes from its fields (from the
+    review: a user who scaled rep.error in place for a plot turned a MISMATCH into OK)."""
     exact = np.ones((4, 1))
     numeric = exact.copy()
+    numeric[0, 0] = 2.0  # a wrong gradient at point 0
     rep = jg.Comparison("f", "jax.grad", "float64", jg.Mode.COORDINATES, "central", 2, 1, numeric, exact,
                         np.full((4, 1), 0.1), np.zeros(0, int), None, None, ("x[0]",), {})  # fmt: skip
-    assert rep.verdict == "OK"
-    with pytest.raises(ValueError, match="read-only"):
-        rep.numeric[0, 0] = 5.0
-    numeric[0, 0] = 5.0  # the caller's own array stays writable
-    assert numeric.flags.writeable and dataclasses.replace(rep, numeric=numeric).verdict == "MISMATCH"
+    assert rep.verdict == "MISMATCH"
+    for array in (rep.numeric, rep.error, rep.ratio, rep.passed, rep.mismatched, rep.resolution):
+        with pytest.raises(ValueError, match="read-only"):
+            array *= 0
+    numeric[0, 0] = 1.0  # the caller's own array: still writable, and not the comparison's
+    fresh = jg.Comparison("f", "jax.grad", "float64", jg.Mode.COORDINATES, "central", 2, 1, numeric, exact,
+                          np.full((4, 1), 0.1), np.zeros(0, int), None, None, ("x[0]",), {})  # fmt: skip
+    assert rep.numeric[0, 0] == 2.0 and rep.rows()[0]["passed"] is False and fresh.verdict == "OK"
+    for copied in (pickle.loads(pickle.dumps(rep)), copy.deepcopy(rep)):
+        with pytest.raises(ValueError, match="read-only"):
+            copied.numeric[0, 0] = 1.0
+        assert copied.verdict == "MISMATCH" and copied.mismatched.tolist() == [True, False, False, False]
+    assert dataclasses.replace(rep, numeric=exact).verdict == "OK"
 
 
 # ------------------------------------------------------------------------------------------------ directional mode

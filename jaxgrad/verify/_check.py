@@ -28,6 +28,9 @@ class GradientMismatchError(AssertionError):
         super().__init__(message)
         self.comparison = comparison
 
+    def __reduce__(self):  # pickled with its comparison: a failure in a process pool reaches the parent as itself
+        return type(self), (self.args[0], self.comparison)
+
 
 def _is_single_point(fun, points) -> bool:
     """One point, unless `points` has a leading axis whose rows `fun` takes: a 1-D array is one point; an array of

@@ -472,9 +472,11 @@ def compare(
     dtype = np.result_type(*[working_dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(points)])
     if n == 0:
         empty = np.zeros((0, dim))
-        return Comparison(name, exact_name, np.dtype(dtype).name, Mode.COORDINATES, scheme.method,
-                          scheme.order, dim, empty, empty, empty, np.zeros(0, int), None, None,
-                          coordinate_names(point0), {})  # fmt: skip
+        return Comparison._of_own(function=name, exact_name=exact_name, dtype=np.dtype(dtype).name,
+                                  mode=Mode.COORDINATES, method=scheme.method, order=scheme.order, dim=dim,
+                                  numeric=empty, exact=empty, tolerance=empty, reference_index=np.zeros(0, int),
+                                  reference=None, reference_tolerance=None, coordinate_names=coordinate_names(point0),
+                                  times={})  # fmt: skip
     if not traceable and (grad_fn is None or directions is not None):
         raise ValueError(
             "traceable=False needs `grad_fn` (jax.grad cannot differentiate a function JAX cannot trace) and "
@@ -525,7 +527,7 @@ def compare(
         ref_tol = tolerance(dtype, numpy_reference.DEFAULT_H, 1.0, noise, ref, ref_double, 2, columns.exact[index])
         if m < n:
             notes.append(f"the NumPy reference ran on {m:,} of {n:,} points, drawn at random (seed {seed})")
-    return Comparison(
+    return Comparison._of_own(
         function=name,
         exact_name=exact_name,
         dtype=np.dtype(dtype).name,

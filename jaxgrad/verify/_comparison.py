@@ -94,6 +94,28 @@ def pair_stats(name, a, b, tol) -> PairStats:
     )
 
 
+def read_only(array: np.ndarray, copy: bool = False) -> np.ndarray:
+    """`array` made read-only: in place where it is already read-only or where `copy` is False (an array of one's
+    own), else a read-only copy (an array someone else may still write)."""
+    if copy and array.flags.writeable:
+        array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
+class _kept(functools.cached_property):
+    """A statistic of a `Comparison`, computed once and kept; an array comes back read-only, so no caller can change
+    what later statistics (the verdict, the files) are computed from."""
+
+    def __init__(self, func):
+        @functools.wraps(func)
+        def computed(instance):
+            value = func(instance)
+            return read_only(value) if isinstance(value, np.ndarray) else value
+
+        super().__init__(computed)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Comparison:
     """Numeric vs exact (vs NumPy reference) gradients at N points; arrays are float64, one row per point.
@@ -106,8 +128,8 @@ class Comparison:
     large as the gradient, so the check could not have seen an error there.
 
     The statistics (`ratio`, `passed`, `verdict`, `worst`, `pairs`, ...) are computed once, when first asked for,
-    and kept, so its arrays are read-only views (not copies: one built from arrays of your own sees later changes to
-    them). For other values, build a new one (`dataclasses.replace`).
+    and kept, so every array it holds or returns is read-only (writable arrays given to it are copied, read-only ones
+    taken as they are). For other values, build a new one (`dataclasses.replace`) or take a copy (`rep.numeric.copy()`).
     """
 
     function: str
@@ -134,12 +156,29 @@ class Comparison:
     """The columns of `to_csv`: function, dtype, then the keys of `rows()`."""
 
     def __post_init__(self):
+        self._hold(copy=True)
+
+    @classmethod
+    def _of_own(cls, **fields) -> Comparison:
+        """A Comparison of arrays nobody else holds (what `compare` builds): made read-only in place, not copied."""
+        return cls(**{name: read_only(value) if isinstance(value, np.ndarray) else value
+                      for name, value in fields.items()})  # fmt: skip
+
+    def _hold(self, copy: bool) -> None:
+        """Make every array field read-only: a writable one given by the caller is copied first (with `copy`), so
+        neither the caller's writes nor ours can change what the statistics were computed from."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, np.ndarray):  # a view: the caller's own array stays writable
-                value = value.view()
-                value.flags.writeable = False
-                object.__setattr__(self, field.name, value)
+            if isinstance(value, np.ndarray):
+                object.__setattr__(self, field.name, read_only(value, copy=copy))
+
+    def __getstate__(self) -> dict:  # pickle and deepcopy: the fields alone, not the statistics kept from them
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self._hold(copy=False)  # the unpickled arrays are this object's own
 
     @property
     def mode_label(self) -> str:
@@ -150,7 +189,7 @@ class Comparison:
     def num_points(self) -> int:
         return int(self.numeric.shape[0])
 
-    @functools.cached_property
+    @_kept
     def error(self) -> np.ndarray:
         return np.abs(self.numeric - self.exact)
 
@@ -162,23 +201,23 @@ class Comparison:
             f"{self.verdict}{where})"
         )
 
-    @functools.cached_property
+    @_kept
     def nonfinite(self) -> np.ndarray:
         """Per point: a numeric, exact or tolerance value is NaN or infinite (f or a gradient is not finite there)."""
         finite = np.isfinite(self.numeric) & np.isfinite(self.exact) & np.isfinite(self.tolerance)
         return ~np.all(finite, axis=1)
 
-    @functools.cached_property
+    @_kept
     def ratio(self) -> np.ndarray:
         """error / tolerance per point and column (inf where a value is not finite)."""
         return ratio(self.error, self.tolerance)
 
-    @functools.cached_property
+    @_kept
     def passed(self) -> np.ndarray:
         """Per point: every column within its tolerance (a non-finite value fails)."""
         return np.all(self.ratio <= 1, axis=1)
 
-    @functools.cached_property
+    @_kept
     def kinked(self) -> np.ndarray:
         """Per point: out of tolerance, but f is not smooth at the step there (its second differences do not grow
         like h²: a kink or a jump inside the stencil), so the difference is no derivative and no evidence against
@@ -187,29 +226,29 @@ class Comparison:
             return np.zeros(self.num_points, bool)
         return ~self.passed & self.not_smooth
 
-    @functools.cached_property
+    @_kept
     def mismatched(self) -> np.ndarray:
         """Per point: out of tolerance where f is smooth at the step: evidence that the gradient is wrong."""
         return ~self.passed & ~self.kinked
 
-    @functools.cached_property
+    @_kept
     def ok(self) -> bool:
         """No point mismatched (points out of tolerance only where f is not smooth at the step do not count)."""
         return not bool(self.mismatched.any())
 
-    @functools.cached_property
+    @_kept
     def resolution(self) -> np.ndarray:
         """Per point, ‖tolerance‖ / ‖exact‖: the relative size a gradient error must exceed to be caught there."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.linalg.norm(self.tolerance, axis=1) / np.linalg.norm(self.exact, axis=1)
 
-    @functools.cached_property
+    @_kept
     def unresolved(self) -> int:
         """Points where the tolerance is as large as the gradient itself: the check cannot vouch for them (f is
         too noisy or too wiggly at this step to pin the gradient down); they still count as passed when in tolerance."""
         return int(np.sum(~(self.resolution < 1) & ~self.nonfinite))
 
-    @functools.cached_property
+    @_kept
     def verdict(self) -> Verdict:
         """MISMATCH (some point fails), INCONCLUSIVE (none fails, but too many points are unresolved) or OK."""
         if not self.ok:
@@ -217,7 +256,7 @@ class Comparison:
         unchecked = self.unresolved + int(self.kinked.sum())
         return Verdict.INCONCLUSIVE if unchecked > INCONCLUSIVE_SHARE * self.num_points else Verdict.OK
 
-    @functools.cached_property
+    @_kept
     def worst(self) -> Worst | None:
         """The point and column with the largest error relative to its tolerance (None for an empty batch)."""
         if self.numeric.size == 0:
@@ -242,7 +281,7 @@ class Comparison:
             float(self.tolerance[point, column]),
         )
 
-    @functools.cached_property
+    @_kept
     def pairs(self) -> list[PairStats]:
         """Agreement of each pair of methods."""
         out = [pair_stats(f"jaxgrad vs {self.exact_name}", self.numeric, self.exact, self.tolerance)]
