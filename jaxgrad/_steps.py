@@ -270,8 +270,9 @@ class AutoStep(StepRule):
     central stencil then takes the long step max(|x|, 1)/2 (or half of it, above order 2) where its derivative there
     agrees with the balanced step's within rounding (a polynomial: no truncation left; not with the error estimate).
     It costs 4·d + 1 evaluations more than the method's own, and above order 2 the stencil once more and its points
-    at half the long step (central 4: 10·d + 1 more in all; `jg.num_evaluations`). The whole procedure, its reasons
-    and its limits: `jaxgrad._auto`.
+    at half the long step (central 4: 10·d + 1 more in all; `jg.num_evaluations`). A pytree mixing float32 and float64
+    leaves takes the fixed steps, each leaf's own (the procedure reads f's rounding at one precision per point). The
+    whole procedure, its reasons and its limits: `jaxgrad._auto`.
 
     Example:
       >>> import jax.numpy as jnp, jaxgrad as jg
