@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -281,6 +282,27 @@ def test_compare_step_below_resolution_is_a_usage_error(capsys):
     argv = ["compare", "--function", "sphere", "--points", "10", "--dtype", "float32", "--quiet", "--step", "1e-30"]
     assert main(argv) == 2
     assert "below the resolution" in capsys.readouterr().err
+
+
+def test_an_inconclusive_run_names_the_tolerance_the_user_widened(capsys):
+    """A large --atol leaves every point unresolved: the advice names it (it blamed the step alone), names the step
+    the run took (it said "the default step" for --step auto), and no overflow warning reaches the shell (from the
+    review)."""
+    argv = ["compare", "--function", "sphere", "--points", "50", "--dtype", "float64", "--quiet", "--atol", "1e308"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered" in the norm of the tolerances
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert ("sphere float64: inconclusive, 50 of 50 points cannot be resolved at --step auto (the default)" in out
+            and "the tolerance includes --atol 1e+308: smaller values resolve more" in out), out  # fmt: skip
+
+
+def test_directions_with_a_step_of_ones_own_is_a_usage_error_in_flags(capsys):
+    """The error names --step and --directions (it said "Pass step=None, or directions=None")."""
+    argv = ["compare", "--function", "sphere", "--points", "10", "--directions", "3", "--step", "1e-3", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "drop --step, or --directions" in err and "=None" not in err, err
 
 
 def test_study_takes_methods_an_order_and_a_step_grid(tmp_path, capsys):

@@ -148,6 +148,11 @@ def _row(rep) -> list:
 def run(args) -> int:
     if args.numpy and not args.grad:
         raise ValueError("--numpy needs --grad module:attr: jax.grad cannot differentiate NumPy code.")
+    if args.directions is not None and library_step(args.step, "auto") not in (None, "auto"):
+        raise ValueError(
+            f"--step {args.step} applies to every coordinate, not to --directions (a direction's step is "
+            "t = eps^(1/(p+1))·max(|x|, 1)): drop --step, or --directions to check every coordinate."
+        )
     if args.json == args.csv == STDOUT:
         raise ValueError("--json - and --csv - would both write to standard output; send one of them to a file.")
     out = report_stream(args.json, args.csv)
@@ -223,8 +228,11 @@ def run(args) -> int:
         )
     for rep in reports:
         if rep.verdict is Verdict.INCONCLUSIVE:
-            at = " at the default step" if args.step is None else f" at --step {args.step}"
-            print(f"{rep.function} {rep.dtype}: inconclusive, {inconclusive_reason(rep, at, cli=True)}", file=out)
+            at = " at --step auto (the default)" if args.step is None else f" at --step {args.step}"
+            widened = [f"{flag} {value:g}" for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)) if value]
+            given = f"; the tolerance includes {' and '.join(widened)}: smaller values resolve more" if widened else ""
+            print(f"{rep.function} {rep.dtype}: inconclusive, {inconclusive_reason(rep, at, cli=True)}{given}",
+                  file=out)  # fmt: skip
     if interrupted:
         print(interrupted_line(len(reports), len(jobs), "runs", (args.json, args.csv)), file=out)
         return 130

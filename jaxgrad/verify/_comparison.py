@@ -239,7 +239,7 @@ class Comparison:
     @_kept
     def resolution(self) -> np.ndarray:
         """Per point, ‖tolerance‖ / ‖exact‖: the relative size a gradient error must exceed to be caught there."""
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # a norm above the largest float: inf
             return np.linalg.norm(self.tolerance, axis=1) / np.linalg.norm(self.exact, axis=1)
 
     @_kept
