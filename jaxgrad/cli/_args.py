@@ -180,12 +180,13 @@ def add_quiet(parser):
 # ------------------------------------------------------------------------------------------------- reading them
 def add_like(parser, *, sampled: bool) -> None:
     """--like: an example input of the user's function, whose structure, shapes and dtypes define the points."""
-    where = ("the points are the example, then the example plus Gaussian noise (each leaf's standard deviation: its "
-             "root mean square)" if sampled else "alone, the gradient at the example")  # fmt: skip
+    where = (" and --dim is its number of values; the points are the example, then the example plus Gaussian noise "
+             "(each leaf's standard deviation: its root mean square)" if sampled
+             else ": the gradient at the example itself, or at each row of --points-file")  # fmt: skip
     parser.add_argument("--like", metavar="MODULE:ATTR",
                         help="an example input of --function (a pytree of arrays, e.g. a dict of parameters, or a "
                              "function of no arguments returning one): its structure, shapes and dtypes define the "
-                             f"points and --dim is its number of values; {where}")  # fmt: skip
+                             f"points{where}")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

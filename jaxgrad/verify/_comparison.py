@@ -220,8 +220,9 @@ class Comparison:
     @_kept
     def kinked(self) -> np.ndarray:
         """Per point: out of tolerance, but f is not smooth at the step there (its second differences do not grow
-        like h²: a kink or a jump inside the stencil), so the difference is no derivative and no evidence against
-        the gradient. "Not smooth here", not a mismatch."""
+        like h²: a kink or a jump inside the stencil, or a wave no longer than it, which a step too long for f
+        aliases), so the difference is no derivative and no evidence against the gradient. "Not smooth here", not a
+        mismatch."""
         if self.not_smooth is None:
             return np.zeros(self.num_points, bool)
         return ~self.passed & self.not_smooth
