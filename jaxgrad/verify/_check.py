@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as validate
+from .._batching import as_points, leading_size
 from .._filter import filtered_batch, is_filtered
 from .._schemes import Mode
 from ._compare import compare
@@ -40,6 +41,8 @@ def _is_single_point(fun, points) -> bool:
         return True
     if isinstance(points, (jax.Array, np.ndarray)) and np.ndim(points) == 1:
         return True
+    if leaves[0].shape[0] == 0:  # no row to try: an empty batch (check_grad refuses it)
+        return False
     row = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[0], points)
     try:
         out = jax.eval_shape(fun, row)
@@ -89,6 +92,8 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
         fun, points, grad_fn = filtered_batch(fun, points, grad_fn)
     single = _is_single_point(fun, points) if batched is None else not batched
     batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
+    if not single and not leading_size(as_points(batch)):  # a test on no point would pass whatever the gradient
+        raise ValueError("`points` is an empty batch: there is no gradient to check. Pass at least one point.")
     rep = compare(fun, batch, grad_fn=grad_fn, **options)
     if rep.ok:
         if rep.verdict is Verdict.INCONCLUSIVE:

@@ -251,9 +251,12 @@ class Comparison:
 
     @_kept
     def verdict(self) -> Verdict:
-        """MISMATCH (some point fails), INCONCLUSIVE (none fails, but too many points are unresolved) or OK."""
+        """MISMATCH (some point fails), INCONCLUSIVE (none fails, but too many points are unresolved or not smooth,
+        or there is no point at all) or OK."""
         if not self.ok:
             return Verdict.MISMATCH
+        if not self.num_points:  # a check of nothing vouches for nothing
+            return Verdict.INCONCLUSIVE
         unchecked = self.unresolved + int(self.kinked.sum())
         return Verdict.INCONCLUSIVE if unchecked > INCONCLUSIVE_SHARE * self.num_points else Verdict.OK
 

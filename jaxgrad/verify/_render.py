@@ -34,7 +34,8 @@ def summary(rep) -> str:
     headers = ["pair", "points", "max |err|", "median |err|", "max err/tol", "median err/tol", "median rel err",
                "pass"]  # fmt: skip
     lines = [format_table(headers, rows, title=head)]
-    lines.append("times: " + ", ".join(f"{k} {v:.3g} s" for k, v in rep.times.items()))
+    if rep.times:
+        lines.append("times: " + ", ".join(f"{k} {v:.3g} s" for k, v in rep.times.items()))
     worst = rep.worst
     if worst is not None:
         lines.append("worst: " + worst.describe(rep.exact_name))
@@ -72,6 +73,8 @@ def inconclusive_reason(rep, at: str = "", cli: bool = False) -> str:
     1 − tanh², p − 1 of a confident softmax: up to thousands of eps) and no tolerance can bound from outside, nor
     XLA's complex arithmetic (cosh near 0)."""
     method = "--method {}".format if cli else "method='{}'".format
+    if not rep.num_points:
+        return "no point was checked: the batch of points is empty"
     if rep.method == "complex":
         return ("the complex step cannot check a gradient to its own precision, where the exact gradient's rounding "
                 f"is unknown: compare with {method('central')} or {method('richardson')}")  # fmt: skip
