@@ -308,9 +308,10 @@ class Study:
              f"{b.default_vs_best:.2f}", f"{b.auto_step:.2e}", f"{b.auto_error:.2e}", f"{b.auto_vs_best:.2f}"]
             for b in self.best()
         ]  # fmt: skip
-        headers = ["dtype", "method", "best step", "best error", "theory step", "theory error", "best/theory",
-                   "default step", "default error", "default/best", "auto step", "auto error",
-                   "auto/best"]  # fmt: skip
+        # a ratio of steps, then ratios of errors (named so: a reader took them for alike)
+        headers = ["dtype", "method", "best step", "best error", "theory step", "theory error", "steps best/theory",
+                   "default step", "default error", "errors default/best", "auto step", "auto error",
+                   "errors auto/best"]  # fmt: skip
         title = (
             f"step study {self.function}: d={self.dim}, {self.num_points:,} points; steps are factors s of "
             "h = s·max(|x|, 1); errors are median |g − g*|/|g*|"
