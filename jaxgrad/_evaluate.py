@@ -89,6 +89,18 @@ def as_working(x):
     return jax.tree_util.tree_map(as_working_leaf, x)
 
 
+def mixed_precision(x) -> bool:
+    """Whether the pytree x's leaves have more than one dtype (float32 and float64 working leaves): its flat form
+    (ravel_pytree) is float64, while f computes each leaf's coordinates in that leaf's own precision."""
+    return len({np.dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(x)}) > 1
+
+
+def least_precise(x) -> np.dtype:
+    """The dtype with the largest eps among the pytree x's leaves: the precision at which a step along several of
+    its coordinates at once (a direction) rounds."""
+    return max((np.dtype(leaf.dtype) for leaf in jax.tree_util.tree_leaves(x)), key=lambda d: float(jnp.finfo(d).eps))
+
+
 def warn_if_low_precision(x, stacklevel: int = 3) -> None:
     """A UserWarning when x has float16/bfloat16 leaves (computed, and returned, in float32), or float64 leaves while
     `jax_enable_x64` is off (computed, and returned, in float32: JAX has no float64 then)."""
@@ -411,7 +423,7 @@ def adapted_steps(fun, unravel, x, flat_h, rule: StepRule, scheme: Scheme, expon
     coordinates at a time. A point whose leaves mix working dtypes (float32 and float64) takes the fixed steps, each
     leaf's own: the procedure reads f's rounding at one precision per point, and at float64's it read the rounding of
     float32 coordinates as f's third derivative and kept long steps 1% off, with status OK (from the review)."""
-    if not rule.adaptive or scheme.imaginary or len({leaf.dtype for leaf in jax.tree_util.tree_leaves(x)}) > 1:
+    if not rule.adaptive or scheme.imaginary or mixed_precision(x):
         return Chosen(flat_h)
     flat_x = ravel_pytree(x)[0]
     scout = ravel_pytree(rule.steps(x, _auto.SCOUT_EXPONENT, reach=2))[0]

@@ -97,10 +97,11 @@ def test_batch_grad_chunked_and_sharded_equal_grad(dtype):
 
 
 @pytest.mark.x64_independent
-def test_a_pytree_mixing_float32_and_float64_leaves_takes_each_leafs_fixed_step():
+def test_a_pytree_mixing_float32_and_float64_leaves_steps_at_each_leafs_precision():
     """The procedure reads f's rounding at one precision per point: at float64's it read the float32 leaf's rounding
     as f''' and kept long steps 1% off with status OK, and compare (step="auto") reported a correct jax.grad as a
-    MISMATCH at 4 of 200 points (from the review). Such a point takes the fixed steps, each leaf's own."""
+    MISMATCH at 4 of 200 points (from the review). Such a point takes the fixed steps, each leaf's own, and a step
+    along a direction is taken at the least precise leaf's eps."""
 
     def loss(p):
         return jnp.sum(jnp.sin(p["a"]) * p["a"]) + jnp.sum(p["b"] ** 3)
@@ -115,6 +116,18 @@ def test_a_pytree_mixing_float32_and_float64_leaves_takes_each_leafs_fixed_step(
         assert float(jnp.max(jnp.abs(auto["a"] - exact["a"]))) < 1e-3  # was 0.178
         assert float(jnp.max(jnp.abs(auto["b"] - exact["b"]))) < 1e-8
         assert jg.compare(loss, batch).verdict == "OK"
+        # a direction moves both leaves: its step at float32's eps (jvp was 32% off with auto, 6e-4 with the fixed
+        # step at float64's; compare's directions said MISMATCH, 5e5 times the tolerance, for a correct gradient)
+        point = jax.tree_util.tree_map(lambda leaf: leaf[0], batch)
+        tangent = jax.tree_util.tree_map(jnp.ones_like, point)
+        exact_jvp = float(jax.jvp(loss, (point,), (tangent,))[1])
+        for step in (None, "auto"):
+            numeric = float(jg.jvp(loss, (point,), (tangent,), step=step)[1])
+            assert abs(numeric - exact_jvp) < 1e-4 * abs(exact_jvp), (step, numeric, exact_jvp)
+        assert jg.compare(loss, batch, directions=4).verdict == "OK"
+        bug = {"a": lambda a: jnp.cos(a) * a + 1.001 * jnp.sin(a), "b": lambda b: 3 * b**2}  # 0.1% off on a's sin
+        wrong = jg.compare(loss, batch, directions=4, grad_fn=lambda p: {k: bug[k](p[k]) for k in p})
+        assert wrong.verdict == "MISMATCH"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -298,11 +298,18 @@ def test_an_inconclusive_run_names_the_tolerance_the_user_widened(capsys):
 
 
 def test_directions_with_a_step_of_ones_own_is_a_usage_error_in_flags(capsys):
-    """The error names --step and --directions (it said "Pass step=None, or directions=None")."""
+    """The error names --step and --directions (it said "Pass step=None, or directions=None"); a directional run's
+    advice offers no --step (it said "at --step auto (the default) ...: try another --step")."""
     argv = ["compare", "--function", "sphere", "--points", "10", "--directions", "3", "--step", "1e-3", "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "drop --step, or --directions" in err and "=None" not in err, err
+    argv = ["compare", "--function", "sphere", "--points", "20", "--dtype", "float64", "--directions", "3", "--quiet",
+            "--atol", "1e308"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert ("20 of 20 points cannot be resolved (the tolerance is as large as the gradient there): try --method "
+            "richardson; the tolerance includes --atol 1e+308" in out and "-step" not in out), out  # fmt: skip
 
 
 def test_study_takes_methods_an_order_and_a_step_grid(tmp_path, capsys):

@@ -153,8 +153,10 @@ def test_points_of_the_wrong_rank_or_empty():
     assert empty.num_points == 0 and empty.verdict == "INCONCLUSIVE"  # a check of nothing vouches for nothing
     assert empty.summary().endswith("no point was checked: the batch of points is empty")
     for batched in (None, True):  # a test on no point passed whatever the gradient (from the review)
-        with pytest.raises(ValueError, match="empty batch: there is no gradient to check"):
+        with pytest.raises(ValueError, match="is empty: there is no gradient to check"):
             jg.check_grad(function_2, np.zeros((0, 2)), grad_fn=lambda x: 5 * x, batched=batched)
+    with pytest.raises(ValueError, match="is empty: there is no gradient to check"):  # a comprehension of nothing
+        jg.check_grad(function_2, [], grad_fn=lambda x: 5 * x)
     with pytest.raises(ValueError, match="at least one point"):
         jg.step_study(function_2, np.zeros((0, 2)))
 

@@ -111,8 +111,10 @@ def test_a_mismatch_error_pickles_with_its_comparison():
     points = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (20, 3)))
     with pytest.raises(jg.GradientMismatchError) as caught:
         jg.check_grad(lambda x: jnp.sum(x**2), points, grad_fn=lambda x: 2.5 * x)
+    caught.value.add_note("seed 0")
     again = pickle.loads(pickle.dumps(caught.value))
     assert type(again) is jg.GradientMismatchError and str(again) == str(caught.value)
+    assert again.__notes__ == ["seed 0"]
     assert again.comparison.verdict == "MISMATCH" and again.comparison.mismatched.sum() == 20
 
 
@@ -238,6 +240,10 @@ def test_an_inconclusive_run_counts_every_point_it_could_not_vouch_for():
     assert float32.summary().endswith(": try float64, another step (step=...) or method='richardson'")
 
 
+class Tagged(jg.Comparison):
+    """A user's subclass (module level: pickled by name)."""
+
+
 def test_a_comparison_keeps_its_statistics_so_nothing_it_holds_or_returns_can_be_changed():
     """The verdict and the statistics are computed once and kept, so no write may change what they were computed
     from: the arrays it holds and the arrays it returns refuse writes, the caller's own arrays are copied (the caller
@@ -261,9 +267,31 @@ def test_a_comparison_keeps_its_statistics_so_nothing_it_holds_or_returns_can_be
             copied.numeric[0, 0] = 1.0
         assert copied.verdict == "MISMATCH" and copied.mismatched.tolist() == [True, False, False, False]
     assert dataclasses.replace(rep, numeric=exact).verdict == "OK"
+    base = np.ones((4, 1))  # a read-only view of an array the caller still writes is copied too
+    view = base.view()
+    view.flags.writeable = False
+    viewed = jg.Comparison("f", "jax.grad", "float64", jg.Mode.COORDINATES, "central", 2, 1, view, exact,
+                           np.full((4, 1), 0.1), np.zeros(0, int), None, None, ("x[0]",), {})  # fmt: skip
+    base[0, 0] = 5.0
+    assert viewed.numeric[0, 0] == 1.0 and viewed.verdict == "OK"
+    tagged = Tagged(*(getattr(rep, field.name) for field in dataclasses.fields(rep)))
+    tagged.tag = "run 7"  # a subclass's own attributes travel; the kept statistics do not
+    assert tagged.verdict == "MISMATCH"
+    for copied in (pickle.loads(pickle.dumps(tagged)), copy.copy(tagged), copy.deepcopy(tagged)):
+        assert type(copied) is Tagged and copied.tag == "run 7" and "verdict" not in vars(copied)
 
 
 # ------------------------------------------------------------------------------------------------ directional mode
+def test_above_4096_coordinates_a_step_of_ones_own_checks_every_coordinate():
+    """Random directions are the default there, and they take no step of the caller's: with one, compare raised
+    "Pass step=None, or directions=None" to a caller who had passed directions=None (from the review); it checks
+    every coordinate at that step instead."""
+    points = np.full((2, 4097), 0.5, np.float32)
+    assert jg.compare(functions.sphere, points, reference=False).mode is jg.Mode.DIRECTIONAL
+    rep = jg.compare(functions.sphere, points, step=1e-2, reference=False)
+    assert rep.mode is jg.Mode.COORDINATES and rep.numeric.shape == (2, 4097) and rep.verdict == "OK"
+
+
 def test_directional_mode_passes_correct_and_catches_a_bug(dtype):
     f = functions.rosenbrock
     points = f.sample(200, 40, seed=2, dtype=dtype.name)

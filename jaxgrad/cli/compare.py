@@ -9,6 +9,7 @@ import jax
 
 from .. import functions
 from .._files import CsvText, JsonList
+from .._schemes import Mode
 from .._table import format_table
 from ..verify import INCONCLUSIVE_SHARE, Comparison, Verdict, compare
 from ..verify._compare import Member
@@ -228,9 +229,11 @@ def run(args) -> int:
         )
     for rep in reports:
         if rep.verdict is Verdict.INCONCLUSIVE:
-            at = " at --step auto (the default)" if args.step is None else f" at --step {args.step}"
+            at = f" at --step {args.step or 'auto (the default)'}" if rep.mode is Mode.COORDINATES else ""
             widened = [f"{flag} {value:g}" for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)) if value]
-            given = f"; the tolerance includes {' and '.join(widened)}: smaller values resolve more" if widened else ""
+            given = ""
+            if widened and rep.num_points and rep.method != "complex":  # else no tolerance is the cause
+                given = f"; the tolerance includes {' and '.join(widened)}: smaller values resolve more"
             print(f"{rep.function} {rep.dtype}: inconclusive, {inconclusive_reason(rep, at, cli=True)}{given}",
                   file=out)  # fmt: skip
     if interrupted:

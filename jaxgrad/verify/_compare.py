@@ -31,6 +31,8 @@ from .._evaluate import (
     as_working,
     hashable,
     lazily_repaired,
+    least_precise,
+    mixed_precision,
     point_parts,
     working_dtype,
     working_dtypes,
@@ -177,9 +179,11 @@ def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
     flat_x, unravel = ravel_pytree(x)
     g = g.astype(flat_x.dtype)
     v = _directions(key, index, count, flat_x.shape[0], flat_x.dtype)  # (count, d)
-    t = DefaultStep().along(flat_x, scheme.step_exponent)
+    t = DefaultStep().along(flat_x.astype(least_precise(x)), scheme.step_exponent).astype(flat_x.dtype)
     positions = scheme.estimate_offsets
     moved = jax.vmap(lambda direction: scheme.along(flat_x, direction, t, positions), out_axes=1)(v)  # (P, count, d)
+    if mixed_precision(x):  # the points as f gets them: float32 leaves' coordinates rounded to float32
+        moved = jax.vmap(jax.vmap(lambda row: ravel_pytree(unravel(row))[0]))(moved)
     displacement = scheme.displacement(moved.reshape(-1, flat_x.shape[0]), flat_x).reshape(moved.shape)
     values = apply(fun, unravel, moved.reshape(-1, flat_x.shape[0]), scheme).reshape(len(positions), count)
     predicted = jnp.einsum("kcd,d->kc", displacement, g)  # <g, Δ> per row
@@ -484,9 +488,10 @@ def compare(
         )
     if grad_fn is None:  # stays None: the programs take jax.grad(fun) inside, so they are shared by every call
         _check_scalar_output(fun, point0)
+    own_step = not (step is None or (isinstance(step, str) and step == "auto"))
     if directions is None and dim > DIRECTIONS_ABOVE and Mode.DIRECTIONAL in scheme.modes and not scheme.imaginary:
-        directions = 16
-    if directions is not None and not (step is None or (isinstance(step, str) and step == "auto")):
+        directions = None if own_step else 16  # a step of the caller's own is for every coordinate: they are checked
+    if directions is not None and own_step:
         raise ValueError(
             "`step` applies to coordinate mode; directional mode steps t = eps^(1/(p+1))·max(|x|, 1) along each "
             "direction. Pass step=None, or directions=None to check every coordinate with your step."

@@ -95,12 +95,26 @@ def pair_stats(name, a, b, tol) -> PairStats:
 
 
 def read_only(array: np.ndarray, copy: bool = False) -> np.ndarray:
-    """`array` made read-only: in place where it is already read-only or where `copy` is False (an array of one's
-    own), else a read-only copy (an array someone else may still write)."""
-    if copy and array.flags.writeable:
+    """`array` made read-only. With `copy`, a copy where anyone may still write its memory (it, or an array it is a
+    view of, is writable: `np.broadcast_to` of the caller's array); without, in place, the arrays it views too (arrays
+    of one's own)."""
+    if copy and _writable_memory(array):
         array = array.copy()
-    array.flags.writeable = False
+    base = array
+    while isinstance(base, np.ndarray):
+        base.flags.writeable = False
+        base = base.base
     return array
+
+
+def _writable_memory(array: np.ndarray) -> bool:
+    """Whether `array` or an array it is a view of is writable (memory that is not an array's, a JAX buffer's, is
+    not)."""
+    while isinstance(array, np.ndarray):
+        if array.flags.writeable:
+            return True
+        array = array.base
+    return False
 
 
 class _kept(functools.cached_property):
@@ -172,8 +186,9 @@ class Comparison:
             if isinstance(value, np.ndarray):
                 object.__setattr__(self, field.name, read_only(value, copy=copy))
 
-    def __getstate__(self) -> dict:  # pickle and deepcopy: the fields alone, not the statistics kept from them
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+    def __getstate__(self) -> dict:  # pickle and copies: not the statistics kept (recomputed from the fields)
+        return {name: value for name, value in self.__dict__.items() if not isinstance(getattr(type(self), name, None),
+                                                                                      _kept)}  # fmt: skip
 
     def __setstate__(self, state: dict) -> None:
         for name, value in state.items():
@@ -285,7 +300,7 @@ class Comparison:
             float(self.tolerance[point, column]),
         )
 
-    @_kept
+    @property
     def pairs(self) -> list[PairStats]:
         """Agreement of each pair of methods."""
         out = [pair_stats(f"jaxgrad vs {self.exact_name}", self.numeric, self.exact, self.tolerance)]

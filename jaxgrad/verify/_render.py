@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._schemes import Mode
 from .._table import format_table
 from ..numerics import relative_error
 from ._verdict import Verdict
@@ -83,8 +84,10 @@ def inconclusive_reason(rep, at: str = "", cli: bool = False) -> str:
     kinked = int(rep.kinked.sum())
     parts += [f"{kinked:,} of {rep.num_points:,} points are not smooth here"] if kinked else []
     tries = [] if rep.dtype == "float64" else ["--dtype float64" if cli else "float64"]
-    tries += ["another --step" if cli else "another step (step=...)"]
-    return "; ".join(parts) + f": try {', '.join(tries)} or {method('richardson')}"
+    if rep.mode is Mode.COORDINATES:  # a direction's step is not the user's
+        tries += ["another --step" if cli else "another step (step=...)"]
+    *rest, last = [*tries, method("richardson")]
+    return "; ".join(parts) + ": try " + (f"{', '.join(rest)} or {last}" if rest else last)
 
 
 ROW_KEYS = ("point", "passed", "worst_column", "numeric", "exact", "abs_error", "tolerance", "max_ratio", "rel_error")
