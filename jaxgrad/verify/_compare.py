@@ -407,7 +407,8 @@ def compare(
     notes' loop, h = 1e-4) runs on a random sample of the points and is reported beside it.
 
     Coordinate mode (the default for d ≤ 4096, and for schemes without a directional mode) checks every coordinate:
-    4·d evaluations per point for central order 2. Directional mode (`directions=K`, the default above 4096) checks
+    4·d evaluations per point for central order 2 (above 4096 too where `step` is the caller's own: it is for every
+    coordinate). Directional mode (`directions=K`, the default above 4096) checks
     K random unit directions per point: 4·K evaluations whatever d, compared with <grad_fn(x), v> for the same
     displaced points. The trade-off: a bug confined to one coordinate i shows in a random direction only with weight
     |v_i| ≈ 1/√d, so it is caught when its size exceeds about √d times the tolerance; more directions raise the
