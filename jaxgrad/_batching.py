@@ -115,10 +115,10 @@ def point_dim(points) -> int:
 def raise_if_missing_batch_axis(fun, points, error: Exception) -> None:
     """Explain a failure on a 1-D `points` whose rows `fun` cannot take but whose whole array it can: one point
     passed where a batch was expected."""
-    if not isinstance(points, jax.Array) or points.ndim != 1:
+    if not isinstance(points, (jax.Array, np.ndarray)) or points.ndim != 1:
         return
     try:
-        out = jax.eval_shape(fun, points)
+        out = jax.eval_shape(fun, jax.ShapeDtypeStruct(points.shape, jax.dtypes.canonicalize_dtype(points.dtype)))
     except Exception:  # any failure means the whole array is no valid point either
         return
     if getattr(out, "shape", None) == ():

@@ -20,7 +20,7 @@ from jax.sharding import PartitionSpec as P
 
 from . import _batching
 from . import _validate as validate
-from ._batching import Batching, gradient_program
+from ._batching import Batching, gradient_program, raise_if_missing_batch_axis
 from ._compile import program
 from ._evaluate import gradient_values, hashable, lazily_repaired, working_dtype, working_dtypes
 from ._schemes import Scheme, as_scheme
@@ -177,11 +177,15 @@ def stream_grad(
         while done < n:
             start = min(done, n - chunk)
             part = jnp.asarray(points[start : start + chunk])
-            grads, vanished = lazily_repaired(
-                lambda repair, part=part: gradient_program(part, rule, fun=fun, scheme=scheme, chunk=chunk,
-                                                           repair=repair),
-                scheme, part, gradient_values,
-            )  # fmt: skip
+            try:
+                grads, vanished = lazily_repaired(
+                    lambda repair, part=part: gradient_program(part, rule, fun=fun, scheme=scheme, chunk=chunk,
+                                                               repair=repair),
+                    scheme, part, gradient_values,
+                )  # fmt: skip
+            except Exception as error:  # one point of d coordinates passed as d points of shape ()
+                raise_if_missing_batch_axis(fun, points, error)
+                raise
             raise_if_step_vanished(vanished, rule)
             grads = np.asarray(grads)
             if out is not None:

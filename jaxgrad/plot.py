@@ -216,7 +216,8 @@ def plot_gradient_field(
 # ------------------------------------------------------------------------------------------------ error maps
 def plot_error_map(comparison, path=None, *, ax=None):
     """Each point of a `Comparison` of a 2-D function, coloured by its worst error relative to its tolerance (log
-    scale; above 1 fails)."""
+    scale): ringed red where it mismatches (`comparison.mismatched`), grey where it is out of tolerance only because f
+    is not smooth at the step there (`comparison.kinked`: no evidence against the gradient, as in the verdict)."""
     import matplotlib.colors as mcolors
 
     if comparison.points is None or comparison.points.shape[1] != 2:
@@ -227,9 +228,11 @@ def plot_error_map(comparison, path=None, *, ax=None):
     scatter = ax.scatter(comparison.points[:, 0], comparison.points[:, 1], c=shown, s=12, cmap="magma_r",
                          norm=mcolors.LogNorm(vmin=1e-4, vmax=max(1.0, shown.max())))  # fmt: skip
     fig.colorbar(scatter, ax=ax, label="error / tolerance (worst coordinate)")
-    failing = ratio > 1
-    if failing.any():
-        ax.scatter(*comparison.points[failing].T, facecolors="none", edgecolors="red", s=40, label="fails")
+    marked = [(comparison.mismatched, "red", "mismatch"), (comparison.kinked, "grey", "not smooth here")]
+    for where, colour, label in marked:
+        if where.any():
+            ax.scatter(*comparison.points[where].T, facecolors="none", edgecolors=colour, s=40, label=label)
+    if any(where.any() for where, _, _ in marked):
         ax.legend(loc="upper right")
     ax.set_title(
         f"{comparison.function} ({comparison.dtype}): jaxgrad vs {comparison.exact_name}, {comparison.verdict}"

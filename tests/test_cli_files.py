@@ -11,6 +11,7 @@ imported it (flat_params, flat_loss's unravel: float32 when x64 is off) or calls
 import importlib
 import re
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -273,3 +274,26 @@ def test_file_usage_errors(mlp, tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err, err
     assert not (tmp_path / "g.npy").exists()
+
+
+@pytest.mark.x64_independent
+@pytest.mark.parametrize(("text", "message"), [("x0,x1,x2\n", "holds no rows of numbers after its header"),
+                                               ("", "holds no rows of numbers: it must hold")])  # fmt: skip
+def test_a_csv_without_rows_is_one_line_of_ours(tmp_path, capsys, text, message):
+    """No numpy warning with its source line, and no shape (0, 1) for a header of 3 columns (from the review)."""
+    (tmp_path / "pts.csv").write_text(text)
+    argv = [
+        "grad",
+        "--function",
+        "sphere",
+        "--points-file",
+        str(tmp_path / "pts.csv"),
+        "--out",
+        str(tmp_path / "g.csv"),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "shape" not in err, err
+    assert not (tmp_path / "g.csv").exists()

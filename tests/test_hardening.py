@@ -146,6 +146,8 @@ def test_points_of_the_wrong_rank_or_empty():
         jg.batch_grad(function_2, np.float64(3.0))
     with pytest.raises(ValueError, match=r"points\[None\]"):
         jg.compare(function_2, np.array([3.0, 4.0]))
+    with pytest.raises(ValueError, match=r"points\[None\]"):  # it raised a bare IndexError (from the review)
+        list(jg.stream_grad(functions.rosenbrock, np.ones(6), chunk_size=4))
     with pytest.raises(ValueError, match=r"must be an \(N, d\) array"):
         jg.step_study(function_2, np.ones((2, 2, 2)))
     assert jg.batch_grad(function_2, np.zeros((0, 2))).shape == (0, 2)

@@ -142,6 +142,22 @@ def test_pictures_are_written(tmp_path):
         plot.plot_error_map(jg.compare(functions.sphere, np.ones((3, 3)), reference=False))
 
 
+def test_the_error_map_marks_what_the_verdict_counts():
+    """A point out of tolerance only where f is not smooth (Ackley's kink at 0, where jax.grad is NaN) is marked
+    "not smooth here", not "fails" beside a title that says OK (from the review); a planted bug is a "mismatch"."""
+    axis = np.linspace(-2, 2, 11)  # holds (0, 0)
+    points = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    rep = jg.compare(functions.ackley, points, reference=False)
+    assert rep.kinked.any() and not rep.mismatched.any()
+
+    def labels(figure):
+        return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+    assert labels(plot.plot_error_map(rep)) == ["not smooth here"]
+    wrong = jg.compare(functions.sphere, points, grad_fn=lambda x: 2.1 * x, reference=False)
+    assert labels(plot.plot_error_map(wrong)) == ["mismatch"]
+
+
 @pytest.mark.x64_independent
 def test_study_and_plot_commands(tmp_path, capsys):
     out = tmp_path / "study"

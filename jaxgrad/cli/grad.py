@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -183,12 +184,19 @@ def read_points(path: str) -> np.ndarray:
             [float(value) for value in first.split(",")]
             header = 0
         except ValueError:
-            header = 1
+            header = 1 if first.strip() else 0  # an empty file has no header either
         try:
-            points = np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
+            with warnings.catch_warnings():  # no rows: said below, in our words, not as numpy's warning
+                warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+                points = np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
         except ValueError as error:
             raise ValueError(f"--points-file {path}: {error}; every row must hold the same count of numbers "
                              "separated by commas") from error  # fmt: skip
+        if points.size == 0:
+            raise ValueError(
+                f"--points-file {path} holds no rows of numbers{' after its header' if header else ''}: "
+                "it must hold N ≥ 1 points, one per row, their coordinates separated by commas"
+            )
     if points.ndim < 2 or points.shape[0] == 0:
         raise ValueError(f"--points-file {path} holds an array of shape {points.shape}: it must hold N ≥ 1 points, "
                          "one per row (N, d); for one point use --point")  # fmt: skip
