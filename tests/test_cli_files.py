@@ -187,6 +187,17 @@ def test_mismatched_dim_and_like_are_explained(mlp, capsys, argv, message):
     assert message in err, err
 
 
+@pytest.mark.x64_independent
+def test_study_and_plot_of_a_dict_loss_without_like_say_what_to_pass(mlp, capsys, tmp_path):
+    """They said "JAX does not support string indexing; got idx='W1'" alone (from the review)."""
+    loss = f"{MODULE}:loss"
+    assert main(["study", "--function", loss, "--points", "5", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "it takes a structure, not a vector; pass --like module:attr" in capsys.readouterr().err
+    assert main(["plot", "field", "--function", loss, "--out", str(tmp_path / "f.png")]) == 2
+    assert f"--function {loss} cannot be drawn: plot draws a function of 2 coordinates" in capsys.readouterr().err
+    assert not (tmp_path / "f.png").exists()
+
+
 # ------------------------------------------------------------------------------------------------- files
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_npy_to_npy_against_backprop(mlp, tmp_path, capsys, dtype):

@@ -6,7 +6,16 @@ import numpy as np
 
 from .. import functions, plot
 from ..verify import compare
-from ._args import HelpFormatter, add_dtypes, add_function, at_most, finite_float, parse_pair, parse_point
+from ._args import (
+    HelpFormatter,
+    add_dtypes,
+    add_function,
+    at_most,
+    check_function,
+    finite_float,
+    parse_pair,
+    parse_point,
+)
 
 MAX_GRID = 1000
 """A picture of more than 1000 × 1000 arrows or points shows nothing more (and an error map of 1e10 points is hours)."""
@@ -59,6 +68,15 @@ def run(args) -> int:
     fun = functions.resolve(args.function)
     if isinstance(fun, functions.BuiltinFunction):
         fun.check_dim(2)
+    else:
+        try:
+            check_function(fun, args.function, 2)
+        except ValueError as error:  # its advice (--dim, --like) is compare's; a picture has 2 coordinates
+            cause = error.__cause__ or error
+            raise ValueError(
+                f"--function {args.function} cannot be drawn: plot draws a function of 2 coordinates, "
+                f"x0 and x1, and it fails on a point of 2 ({type(cause).__name__}: {cause})"
+            ) from cause
     domain = args.domain or getattr(fun, "domain", (-5.0, 5.0))
     if args.what == "field":
         box, path = (domain, domain), None

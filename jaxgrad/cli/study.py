@@ -19,6 +19,7 @@ from ._args import (
     add_method,
     add_quiet,
     add_sampling,
+    check_function,
     check_memory,
     finite_float,
     function_dim_domain,
@@ -56,6 +57,7 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     fun, dim, domain = function_dim_domain(args.function, args.dim, args.domain, like=args.like)
+    check_function(fun, args.function, dim, region=domain)  # naming --dim or --like, as compare does
     check_memory(args.points, dim, 4, "the study")
     if not args.out or (os.path.exists(args.out) and not os.path.isdir(args.out)):
         raise ValueError(f"--out {args.out!r} must name a directory (it holds study.csv, study.json and the pictures)")
