@@ -116,9 +116,17 @@ def finite_float(text: str) -> float:
 
 
 def step_value(text: str):
-    """--step: "auto" (chosen from f), "fixed" (the fixed default) or a finite number (an absolute step)."""
+    """--step: "auto" (chosen from f), "fixed" (the fixed default) or a positive finite number (an absolute step)."""
     word = text.strip().lower()
-    return word if word in ("auto", "fixed") else finite_float(text)
+    return word if word in ("auto", "fixed") else positive_float(text)
+
+
+def positive_float(text: str) -> float:
+    """A positive finite number (a step, a step factor)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive and finite number, got {text!r}")
+    return value
 
 
 def library_step(value, default=None):

@@ -21,9 +21,9 @@ from ._args import (
     add_sampling,
     check_function,
     check_memory,
-    finite_float,
     function_dim_domain,
     methods_of,
+    positive_float,
     sample,
 )
 from ._output import each_with_progress, interrupted_line
@@ -47,7 +47,7 @@ def add_parser(commands) -> None:
     add_like(p, sampled=True)
     add_dtypes(p, help_text="dtypes to study")
     add_method(p, several=True)
-    p.add_argument("--steps", type=finite_float, nargs="+",
+    p.add_argument("--steps", type=positive_float, nargs="+",
                    help="step factors s to sweep, h = s·max(|x|, 1) (default: 40 from 1 down to the dtype's "
                         "round-off)")  # fmt: skip
     p.add_argument("--out", default="study", help="directory for study.csv, study.json, v_curve.png, v_curve.svg")
