@@ -22,6 +22,7 @@ from ._compile import program
 from ._estimate import Estimate, SecondDifferences, line_second_differences, merge_status, status
 from ._evaluate import (
     adapted_steps,
+    adapts,
     apply,
     as_working,
     at_coords,
@@ -29,10 +30,9 @@ from ._evaluate import (
     blocked_steps,
     by_blocks,
     check_output,
+    direction_step,
     evaluate,
     hashable,
-    least_precise,
-    mixed_precision,
     scouted_along,
     settled,
     vanished,
@@ -637,11 +637,8 @@ def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
     scale = jnp.max(jnp.abs(flat_v), initial=0.0)
     moving = scale > 0  # along v = 0 the derivative is 0, as jax.jvp says: no step, no 0/0
     scale = jnp.where(moving, scale, 1.0)
-    # a direction moves every coordinate: its step is taken at the least precise leaf's eps (a float32 leaf's in a
-    # float64 pytree: at float64's, jvp's error there was 6e-4 relative, against 4e-6 for float32 alone), and
-    # step="auto" reads f's rounding at one precision, so such a point takes the fixed step (from the review: 32% off)
-    t = rule.along(flat_x.astype(least_precise(x)), scheme.step_exponent, scale).astype(flat_x.dtype)
-    if rule.adaptive and not scheme.imaginary and not mixed_precision(x):
+    t = direction_step(rule, x, flat_x, scheme.step_exponent, scale)
+    if adapts(rule, scheme, x):
         t = scouted_along(flat_fun, unravel, flat_x, flat_v, scale, scheme)
     if with_error:
         positions = scheme.estimate_offsets  # the stencil at t and 2t, and x itself

@@ -291,6 +291,12 @@ class AutoStep(StepRule):
         return DefaultStep().along(flat_x, exponent, direction_scale)
 
 
+def own_step(step) -> bool:
+    """Whether a `step=` argument is the caller's own (a number, an array, a rule), not None (the fixed default) or
+    "auto": such a step is for every coordinate, and random directions take none (`compare`)."""
+    return not (step is None or (isinstance(step, str) and step == "auto"))
+
+
 def as_step_rule(step) -> StepRule:
     """The rule behind a `step=` argument: None is the `DefaultStep`, "auto" the `AutoStep`, a rule is itself,
     numbers are `Absolute`.

@@ -9,7 +9,7 @@ import jax
 
 from .. import functions
 from .._files import CsvText, JsonList
-from .._schemes import Mode
+from .._steps import own_step
 from .._table import format_table
 from ..verify import INCONCLUSIVE_SHARE, Comparison, Verdict, compare
 from ..verify._compare import Member
@@ -149,7 +149,7 @@ def _row(rep) -> list:
 def run(args) -> int:
     if args.numpy and not args.grad:
         raise ValueError("--numpy needs --grad module:attr: jax.grad cannot differentiate NumPy code.")
-    if args.directions is not None and library_step(args.step, "auto") not in (None, "auto"):
+    if args.directions is not None and own_step(library_step(args.step, "auto")):
         raise ValueError(
             f"--step {args.step} applies to every coordinate, not to --directions (a direction's step is "
             "t = eps^(1/(p+1))·max(|x|, 1)): drop --step, or --directions to check every coordinate."
@@ -229,13 +229,11 @@ def run(args) -> int:
         )
     for rep in reports:
         if rep.verdict is Verdict.INCONCLUSIVE:
-            at = f" at --step {args.step or 'auto (the default)'}" if rep.mode is Mode.COORDINATES else ""
-            widened = [f"{flag} {value:g}" for flag, value in (("--rtol", args.rtol), ("--atol", args.atol)) if value]
-            given = ""
-            if widened and rep.num_points and rep.method != "complex":  # else no tolerance is the cause
-                given = f"; the tolerance includes {' and '.join(widened)}: smaller values resolve more"
-            print(f"{rep.function} {rep.dtype}: inconclusive, {inconclusive_reason(rep, at, cli=True)}{given}",
-                  file=out)  # fmt: skip
+            at = f" at --step {args.step or 'auto (the default)'}"
+            widened = " and ".join(f"{flag} {value:g}" for flag, value in (("--rtol", args.rtol), ("--atol", args.atol))
+                                   if value)  # fmt: skip
+            reason = inconclusive_reason(rep, at, cli=True, widened=widened)
+            print(f"{rep.function} {rep.dtype}: inconclusive, {reason}", file=out)
     if interrupted:
         print(interrupted_line(len(reports), len(jobs), "runs", (args.json, args.csv)), file=out)
         return 130

@@ -29,9 +29,9 @@ from .._evaluate import (
     NOT_TRACEABLE,
     apply,
     as_working,
+    direction_step,
     hashable,
     lazily_repaired,
-    least_precise,
     mixed_precision,
     point_parts,
     working_dtype,
@@ -40,7 +40,7 @@ from .._evaluate import (
 from .._filter import filtered_batch, is_filtered
 from .._host import host_parts
 from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
-from .._steps import DefaultStep, as_step_rule, raise_if_step_vanished
+from .._steps import DefaultStep, as_step_rule, own_step, raise_if_step_vanished
 from ..numerics import ROUNDING, noise_estimate, tolerance
 from ._comparison import Comparison
 
@@ -179,7 +179,7 @@ def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
     flat_x, unravel = ravel_pytree(x)
     g = g.astype(flat_x.dtype)
     v = _directions(key, index, count, flat_x.shape[0], flat_x.dtype)  # (count, d)
-    t = DefaultStep().along(flat_x.astype(least_precise(x)), scheme.step_exponent).astype(flat_x.dtype)
+    t = direction_step(DefaultStep(), x, flat_x, scheme.step_exponent)
     positions = scheme.estimate_offsets
     moved = jax.vmap(lambda direction: scheme.along(flat_x, direction, t, positions), out_axes=1)(v)  # (P, count, d)
     if mixed_precision(x):  # the points as f gets them: float32 leaves' coordinates rounded to float32
@@ -489,10 +489,9 @@ def compare(
         )
     if grad_fn is None:  # stays None: the programs take jax.grad(fun) inside, so they are shared by every call
         _check_scalar_output(fun, point0)
-    own_step = not (step is None or (isinstance(step, str) and step == "auto"))
     if directions is None and dim > DIRECTIONS_ABOVE and Mode.DIRECTIONAL in scheme.modes and not scheme.imaginary:
-        directions = None if own_step else 16  # a step of the caller's own is for every coordinate: they are checked
-    if directions is not None and own_step:
+        directions = None if own_step(step) else 16  # a step of the caller's own is for every coordinate: checked
+    if directions is not None and own_step(step):
         raise ValueError(
             "`step` applies to coordinate mode; directional mode steps t = eps^(1/(p+1))·max(|x|, 1) along each "
             "direction. Pass step=None, or directions=None to check every coordinate with your step."

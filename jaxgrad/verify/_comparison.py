@@ -141,9 +141,10 @@ class Comparison:
     `verdict` adds INCONCLUSIVE: no mismatch, but at more than INCONCLUSIVE_SHARE of the points the tolerance is as
     large as the gradient, so the check could not have seen an error there.
 
-    The statistics (`ratio`, `passed`, `verdict`, `worst`, `pairs`, ...) are computed once, when first asked for,
-    and kept, so every array it holds or returns is read-only (writable arrays given to it are copied, read-only ones
-    taken as they are). For other values, build a new one (`dataclasses.replace`) or take a copy (`rep.numeric.copy()`).
+    The statistics (`ratio`, `passed`, `verdict`, `worst`, ...; not `pairs`, a list) are computed once, when first
+    asked for, and kept, so every array it holds or returns is read-only (writable arrays given to it are copied,
+    read-only ones taken as they are). For other values, build a new one (`dataclasses.replace`) or take a copy
+    (`rep.numeric.copy()`).
     """
 
     function: str

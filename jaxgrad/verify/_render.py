@@ -66,12 +66,14 @@ def summary(rep) -> str:
     return "\n".join(lines)
 
 
-def inconclusive_reason(rep, at: str = "", cli: bool = False) -> str:
+def inconclusive_reason(rep, at: str = "", cli: bool = False, widened: str = "") -> str:
     """Why a run is INCONCLUSIVE and what to try: "12 of 300 points cannot be resolved{at} (the tolerance is as large
     as the gradient there); 4 of 300 points are not smooth here: try float64, ..." (float64 only where the run was
-    not; the options spelled for the command line with `cli`). With the complex step, always: exact to rounding
-    itself, it meets the exact gradient's own rounding, which the gradient's formula decides (σ(1 − σ) near 1,
-    1 − tanh², p − 1 of a confident softmax: up to thousands of eps) and no tolerance can bound from outside, nor
+    not; `at`, the step, and "another step" only in coordinate mode, a direction's step is not the caller's; the
+    options spelled for the command line with `cli`; `widened`, the tolerance options the caller widened, e.g.
+    "--atol 100", named as a cause). With no point, nothing was checked. With the complex step, always: exact to
+    rounding itself, it meets the exact gradient's own rounding, which the gradient's formula decides (σ(1 − σ) near
+    1, 1 − tanh², p − 1 of a confident softmax: up to thousands of eps) and no tolerance can bound from outside, nor
     XLA's complex arithmetic (cosh near 0)."""
     method = "--method {}".format if cli else "method='{}'".format
     if not rep.num_points:
@@ -79,6 +81,7 @@ def inconclusive_reason(rep, at: str = "", cli: bool = False) -> str:
     if rep.method == "complex":
         return ("the complex step cannot check a gradient to its own precision, where the exact gradient's rounding "
                 f"is unknown: compare with {method('central')} or {method('richardson')}")  # fmt: skip
+    at = at if rep.mode is Mode.COORDINATES else ""
     parts = [f"{rep.unresolved:,} of {rep.num_points:,} points cannot be resolved{at} (the tolerance is as large as "
              "the gradient there)"] if rep.unresolved else []  # fmt: skip
     kinked = int(rep.kinked.sum())
@@ -87,7 +90,8 @@ def inconclusive_reason(rep, at: str = "", cli: bool = False) -> str:
     if rep.mode is Mode.COORDINATES:  # a direction's step is not the user's
         tries += ["another --step" if cli else "another step (step=...)"]
     *rest, last = [*tries, method("richardson")]
-    return "; ".join(parts) + ": try " + (f"{', '.join(rest)} or {last}" if rest else last)
+    given = f"; the tolerance includes {widened}: smaller values resolve more" if widened else ""
+    return "; ".join(parts) + ": try " + (f"{', '.join(rest)} or {last}" if rest else last) + given
 
 
 ROW_KEYS = ("point", "passed", "worst_column", "numeric", "exact", "abs_error", "tolerance", "max_ratio", "rel_error")
