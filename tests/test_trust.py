@@ -362,6 +362,41 @@ def test_files_cli_bad_outputs_are_one_line_exit_2(capsys, tmp_path, monkeypatch
     one_line_error(capsys, 2, ["compare", "--function", "sphere", "--points", "5", "--quiet", flag, target], needle)
 
 
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [(["compare", "--json", "r.out", "--csv", "./r.out"], "--json r.out and --csv ./r.out name the same file"),
+     (["compare", "--json", "r.json", "--csv", "r.runs.jsonl"], "names the file the record of finished runs goes to"),
+     (["grad", "--points-file", "p.npy", "--out", "./p.npy"], "--out ./p.npy names the same file as --points-file"),
+     (["grad", "--points-file", "link.npy", "--out", "p.npy"], "--out p.npy names the same file as --points-file"),
+     (["grad", "--points-file", "g.error.npy", "--out", "g.npy", "--with-error"], "its errors file")],
+)  # fmt: skip
+@pytest.mark.x64_independent
+def test_files_an_output_never_replaces_an_input_or_another_output(capsys, tmp_path, monkeypatch, argv, needle):
+    """Both used to run: grad wrote the gradients over the points, compare's CSV replaced its JSON."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("p.npy", "g.error.npy"):
+        np.save(name, np.ones((3, 2)))
+    os.symlink("p.npy", "link.npy")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    one_line_error(capsys, 2, [*argv, "--function", "sphere", "--quiet"] + (["--points", "5"] if argv[0] == "compare"
+                                                                         else []), needle)  # fmt: skip
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("argv", [["plot", "field", "--out", "missing/f.png"], ["bench", "--quick", "--json",
+                                                                                "missing/b.json"]])  # fmt: skip
+@pytest.mark.x64_independent
+def test_files_plot_and_bench_refuse_an_unwritable_output_before_the_work(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+
+    def work(*args, **kwargs):
+        raise AssertionError("the work started")
+
+    monkeypatch.setattr(jg.plot, "plot_gradient_field", work)
+    monkeypatch.setattr(jg.bench, "configurations", work)
+    one_line_error(capsys, 2, argv, "its directory", "does not exist")
+
+
 @pytest.mark.parametrize(("out", "needle"), [("afile.txt", "must name a directory"), ("", "must name a directory")])
 @pytest.mark.x64_independent
 def test_files_study_out_must_be_a_directory(capsys, tmp_path, monkeypatch, out, needle):

@@ -41,11 +41,37 @@ RECORD_SUFFIX = ".runs.jsonl"
 """The record of finished runs is the first output file's name with this suffix instead of its own."""
 
 
-def check_outputs(*paths) -> None:
-    """Refuse an output path that cannot be written (a missing directory, a link, a directory...) before the work."""
-    for path in paths:
-        if path and path != STDOUT:
-            _files.check_writable(path)
+def check_outputs(outputs: dict, inputs: dict | None = None, own: dict | None = None) -> None:
+    """Refuse, before the work, an output path that cannot be written (a missing directory, a link, a directory...),
+    two outputs that name one file (the second would replace the first), and an output that names an input (the
+    input would be lost) or a file the command writes on its own. `outputs` and `inputs` map each option, as the user
+    typed it, to its path (None or "-": none, or standard output); `own` maps what the command writes beside them
+    (e.g. "the record of finished runs") to its path.
+
+    Example:
+      >>> check_outputs({"--json": "r", "--csv": "./r"})
+      Traceback (most recent call last):
+      ...
+      ValueError: --json r and --csv ./r name the same file, so one would replace the other: give them different names
+    """
+    seen = {}  # the file (its real path: an output is never a link, refused below; an input may be one) -> its name
+    for role, named in (("input", inputs or {}), ("own", own or {}), ("output", outputs)):
+        for name, path in named.items():
+            if not path or path == STDOUT:
+                continue
+            if role == "output":
+                _files.check_writable(path)
+            key = os.path.realpath(path)
+            if key in seen:
+                first_name, first_role, first_path = seen[key]
+                if first_role == "output":
+                    raise ValueError(f"{first_name} {first_path} and {name} {path} name the same file, so one would "
+                                     "replace the other: give them different names")  # fmt: skip
+                if first_role == "own":
+                    raise ValueError(f"{name} {path} names the file {first_name} goes to: give it another name")
+                raise ValueError(f"{name} {path} names the same file as {first_name} {first_path}, which it would "
+                                 "replace: give the output another name")  # fmt: skip
+            seen[key] = name, role, path
 
 
 def record_path(*paths) -> str | None:

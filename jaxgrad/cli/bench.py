@@ -9,7 +9,7 @@ import jax
 
 from .. import bench, functions
 from ._args import DTYPES, HelpFormatter, positive_int
-from ._output import each_with_progress, interrupted_line, write_json
+from ._output import check_outputs, each_with_progress, interrupted_line, write_json
 
 
 def add_parser(commands) -> None:
@@ -92,6 +92,7 @@ def _check_functions(args) -> None:
 def run(args) -> int:
     if args.compare and args.large:
         raise ValueError("--compare and --large are two different benchmarks; pass one of them.")
+    check_outputs({"--json": args.json})
     if args.compare:
         return run_compare(args)
     if args.large:

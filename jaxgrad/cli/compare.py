@@ -172,8 +172,9 @@ def run(args) -> int:
                        rtol=args.rtol, atol=args.atol, seed=args.seed, name=label,
                        traceable=not args.numpy)  # fmt: skip
 
-    check_outputs(args.json, args.csv)
-    record, csv_bodies = RunRecord(record_path(args.json, args.csv)), []
+    record_at = record_path(args.json, args.csv)
+    check_outputs({"--json": args.json, "--csv": args.csv}, own={"the record of finished runs": record_at})
+    record, csv_bodies = RunRecord(record_at), []
     # each finished run is encoded and recorded in a thread of its own while the next run compiles and runs; it is
     # in the record before the run after that starts
     recorder, pending = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgrad-record"), []

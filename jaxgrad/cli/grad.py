@@ -41,7 +41,7 @@ from ._args import (
     parse_point,
     positive_int,
 )
-from ._output import interrupts_deferred, promptly
+from ._output import check_outputs, interrupts_deferred, promptly
 
 
 def add_parser(commands) -> None:
@@ -210,6 +210,12 @@ def _run_file(args) -> int:
     if args.point is not None:
         raise ValueError("pass --point (one point) or --points-file (many points), not both")
     out_kind = _suffix(args.out, "--out")
+    outputs = [args.out]
+    if args.with_error and out_kind == ".npy":
+        stem = args.out[: -len(".npy")]
+        outputs += [f"{stem}.error.npy", f"{stem}.status.npy"]
+    check_outputs(dict(zip(["--out", "--out (its errors file)", "--out (its statuses file)"], outputs, strict=False)),
+                  inputs={"--points-file": args.points_file})  # fmt: skip
     points = read_points(args.points_file)
     n = points.shape[0]
     example = None
@@ -236,10 +242,6 @@ def _run_file(args) -> int:
         out_dtype = np.dtype(args.dtype or own)
     size = math.prod(row_shape)
     chunk = min(n, args.chunk_size or max(1, DEFAULT_CHUNK_VALUES // max(size, 1)))
-    outputs = [args.out]
-    if args.with_error and out_kind == ".npy":
-        stem = args.out[: -len(".npy")]
-        outputs += [f"{stem}.error.npy", f"{stem}.status.npy"]
 
     def compute(start: int):
         """The gradients (and errors, statuses) of rows start .. start + chunk, as NumPy rows."""

@@ -16,6 +16,7 @@ from ._args import (
     parse_pair,
     parse_point,
 )
+from ._output import check_outputs
 
 MAX_GRID = 1000
 """A picture of more than 1000 × 1000 arrows or points shows nothing more (and an error map of 1e10 points is hours)."""
@@ -65,6 +66,7 @@ def run(args) -> int:
         raise ValueError(f"say what to draw: {examples}")
     if args.out is None:
         raise ValueError(f"--out is required: the picture's path (.png, .svg or .pdf), e.g. --out {args.what}.png")
+    check_outputs({"--out": args.out})
     fun = functions.resolve(args.function)
     if isinstance(fun, functions.BuiltinFunction):
         fun.check_dim(2)
