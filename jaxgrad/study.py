@@ -17,7 +17,7 @@ from ._evaluate import evaluate, hashable, point_gradient, settled
 from ._files import write_csv, write_json
 from ._grad import batch_grad
 from ._schemes import FiniteDifference, Scheme, as_scheme
-from ._steps import AutoStep, Relative, default_factor
+from ._steps import AutoStep, Relative, default_step
 from ._table import format_table
 from .numerics import relative_error
 
@@ -187,7 +187,8 @@ class Curve:
       theory: the error model's median at each step.
       theory_step, theory_error: the model's best step and its error, searched on a finer grid over the same range
         (never off the grid); `theory_beyond` says when it sits on an edge of the grid.
-      default_step, default_error: jaxgrad's default step factor eps^(1/(p+1)) and the median error it gives.
+      default_step, default_error: the median factor h/max(|x|, 1) of jaxgrad's default steps at the points
+        (eps^(1/(p+1)) rounded to a power of two per coordinate) and the median error they give.
       auto_share: over the step grid, the share of the coordinates' steps that step="auto" chose nearest each step
         (the curve to overlay); auto_step, auto_error: the median chosen factor and the median error it gives.
     """
@@ -438,7 +439,9 @@ def step_study(
             fine = np.geomspace(np.max(grid), np.min(grid), 400)  # the theory's best step: searched on the grid's range
             theory_fine = np.median(theory_errors(stencil, dtype, fine, np.asarray(points, np.float64), f_abs, f_deriv,
                                                   exact_np), axis=1)  # fmt: skip
-            default = default_factor(dtype, stencil.step_exponent)  # before rounding to a power of two
+            x = jnp.asarray(points, dtype)  # the default steps' factors, as taken: rounded to powers of two
+            default = float(np.median(np.asarray(default_step(x, exponent=stencil.step_exponent) / jnp.maximum(
+                jnp.abs(x), 1), np.float64)))  # fmt: skip
             g_default = np.asarray(
                 batch_grad(fun, jnp.asarray(points, dtype), method=stencil.method, order=stencil.order), np.float64
             )

@@ -24,6 +24,19 @@ def test_best_step_matches_theory_and_default_is_near_best(name):
         assert b.default_vs_best <= 10, b
 
 
+def test_the_default_step_reported_is_the_one_taken():
+    """At points with |x| ≤ 1 every default step is eps^(1/(p+1)) rounded to the nearest power of two: 2^-8 in
+    float32 (eps^(1/3) = 4.9e-3) and 2^-17 in float64 (6.1e-6) for central order 2, 2^-12 and 2^-26 for forward
+    order 1 (eps^(1/2): 3.5e-4 and 1.5e-8). The study reported eps^(1/(p+1)) unrounded, a step no run took."""
+    expected = {("float32", "central"): 2**-8, ("float64", "central"): 2**-17, ("float32", "forward"): 2**-12,
+                ("float64", "forward"): 2**-26}  # fmt: skip
+    points = np.random.default_rng(0).uniform(-1, 1, (20, 3))
+    study = jg.step_study(lambda x: jnp.sum(jnp.sin(x)), points, steps=[1e-3], dtypes=DTYPES,
+                          methods=("central", ("forward", 1)))  # fmt: skip
+    for b in study.best():
+        assert b.default_step == expected[b.dtype, b.method], b
+
+
 def test_the_step_grid_does_not_retrace():
     """A fresh function traced for a grid of 8 steps and for one of 32 is traced the same number of times: the grid
     is an array inside one compiled program per (dtype, method), not a Python loop."""
