@@ -308,3 +308,27 @@ def test_a_csv_without_rows_is_one_line_of_ours(tmp_path, capsys, text, message)
     err = capsys.readouterr().err
     assert message in err and "shape" not in err, err
     assert not (tmp_path / "g.csv").exists()
+
+
+@pytest.mark.x64_independent
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("x,y\n1,2\n3,abc\n", "line 3 holds 'abc', not a number"),
+     ("1,2\n\n# a comment\n3,\n", "line 4 holds an empty value, not a number"),
+     ("x,y\n1,2\n3,4,5\n", "line 3 holds 3 values, line 2 holds 2 values")],
+)  # fmt: skip
+def test_a_csv_that_cannot_be_read_names_the_line_as_the_file_counts_it(tmp_path, capsys, text, message):
+    """numpy counted data rows from 0 after the header ("at row 1" for the file's line 3) and advised `usecols`."""
+    (tmp_path / "pts.csv").write_text(text)
+    argv = [
+        "grad",
+        "--function",
+        "sphere",
+        "--points-file",
+        str(tmp_path / "pts.csv"),
+        "--out",
+        str(tmp_path / "g.csv"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "usecols" not in err and "row 1" not in err, err

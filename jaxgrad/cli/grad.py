@@ -190,8 +190,8 @@ def read_points(path: str) -> np.ndarray:
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
                 points = np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
         except ValueError as error:
-            raise ValueError(f"--points-file {path}: {error}; every row must hold the same count of numbers "
-                             "separated by commas") from error  # fmt: skip
+            raise ValueError(f"--points-file {path}: {_csv_problem(path, header) or error}; every row must hold the "
+                             "same count of numbers separated by commas") from error  # fmt: skip
         if points.size == 0:
             raise ValueError(
                 f"--points-file {path} holds no rows of numbers{' after its header' if header else ''}: "
@@ -201,6 +201,31 @@ def read_points(path: str) -> np.ndarray:
         raise ValueError(f"--points-file {path} holds an array of shape {points.shape}: it must hold N ≥ 1 points, "
                          "one per row (N, d); for one point use --point")  # fmt: skip
     return points
+
+
+def _csv_problem(path: str, header: int) -> str | None:
+    """The first line of a CSV of points that np.loadtxt cannot read, in the file's own line numbers (numpy counts
+    data rows from 0, after the header): "line 3 holds 'abc', not a number", "line 4 holds 3 values, line 2 holds 2".
+    None when no line is at fault (numpy's message is then passed on)."""
+    width = None
+    with open(path) as stream:
+        for number, line in enumerate(stream, start=1):
+            values = line.split("#", 1)[0].strip()
+            if number <= header or not values:  # the header, blank lines and comments: np.loadtxt skips them too
+                continue
+            values = values.split(",")
+            for value in values:
+                try:
+                    float(value)
+                except ValueError:
+                    shown = repr(value.strip()) if value.strip() else "an empty value"
+                    return f"line {number} holds {shown}, not a number"
+            if width is None:
+                width = number, len(values)
+            elif len(values) != width[1]:
+                counts = [f"{count} value{'s' if count != 1 else ''}" for count in (len(values), width[1])]
+                return f"line {number} holds {counts[0]}, line {width[0]} holds {counts[1]}"
+    return None
 
 
 def _run_file(args) -> int:
