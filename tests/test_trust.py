@@ -158,6 +158,18 @@ def test_switches_taylor_test_refuses_a_direction_that_sees_nothing(direction):
         jg.taylor_test(functions.sphere, X, grad_fn=WRONG, direction=direction)
 
 
+@pytest.mark.parametrize(
+    ("grad_fn", "needle"),
+    [(lambda x: 2 * x[:1], "got shape (1,) for shape (2,)"), (lambda x: jnp.sum(2 * x), "got shape () for shape (2,)"),
+     (lambda x: (2 * x)[:, None], "got shape (2, 1) for shape (2,)"), (lambda x: {"g": 2 * x}, "the structure")],
+)  # fmt: skip
+def test_switches_taylor_test_refuses_a_gradient_not_shaped_like_x(grad_fn, needle):
+    """A gradient of 1 or 0 values was a raw `matmul` error; a (2, 1) one, or one inside a dict, was checked as is."""
+    with pytest.raises(ValueError, match=r"`grad_fn` must return a gradient") as caught:
+        jg.taylor_test(functions.sphere, X, grad_fn=grad_fn)
+    assert needle in str(caught.value)
+
+
 def test_switches_taylor_test_calls_a_wrong_gradient_wrong():
     assert jg.taylor_test(functions.sphere, X, grad_fn=WRONG).verdict == jg.Verdict.MISMATCH
 

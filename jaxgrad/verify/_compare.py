@@ -69,7 +69,7 @@ def _point_check(fun, scheme: Scheme, grad_fn, exact: bool, repair: bool, x, rul
     `exact` the exact gradient (`grad_fn`; None: jax.grad(fun)), flat; `repair`: with the domain repair. For the
     complex step, also f(x) itself: the NumPy reference's real differences meet its noise."""
     parts = point_parts(fun, scheme, x, rule, repair=repair)[0]
-    flat_exact = _flat_exact(jax.grad(fun) if grad_fn is None else grad_fn, x) if exact else None
+    flat_exact = flat_gradient(jax.grad(fun) if grad_fn is None else grad_fn, x) if exact else None
     value = fun(as_working(x)) if scheme.imaginary else None
     return _Checked(parts.h, parts.g, parts.g_double, parts.f_noise, parts.status, parts.vanished, parts.curvature,
                     flat_exact, value)  # fmt: skip
@@ -140,7 +140,8 @@ def coordinate_names(point) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _flat_exact(grad_fn, x):
+def flat_gradient(grad_fn, x):
+    """grad_fn(x) raveled in x's working dtype, once its structure and shapes are checked against x's."""
     x = as_working(x)
     g = grad_fn(x)
     if jax.tree_util.tree_structure(g) != jax.tree_util.tree_structure(x):
@@ -161,7 +162,7 @@ def _flat_exact(grad_fn, x):
 def _batch_exact(points, step, *, fun, grad_fn, chunk: int):
     """`grad_fn` (None: jax.grad(fun), made inside so that it is no fresh static argument) at every point, flat."""
     del step
-    return map_points(lambda x, _: _flat_exact(jax.grad(fun) if grad_fn is None else grad_fn, x), points, None, chunk)
+    return map_points(lambda x, _: flat_gradient(jax.grad(fun) if grad_fn is None else grad_fn, x), points, None, chunk)
 
 
 def _directions(key, index, count: int, dim: int, dtype):

@@ -15,7 +15,7 @@ from .. import _validate as validate
 from .._compile import program
 from .._evaluate import as_working
 from .._table import format_table
-from ._compare import coordinate_names
+from ._compare import coordinate_names, flat_gradient
 from ._verdict import Verdict
 
 
@@ -114,7 +114,7 @@ def taylor_test(
     flat_x, _ = ravel_pytree(x)
     dtype = flat_x.dtype
     eps = float(jnp.finfo(dtype).eps)
-    g = np.asarray(ravel_pytree((jax.grad(fun) if grad_fn is None else grad_fn)(x))[0], np.float64)
+    g = np.asarray(flat_gradient(jax.grad(fun) if grad_fn is None else grad_fn, x), np.float64)
     if direction is None:
         v = np.random.default_rng(seed).normal(size=flat_x.shape)
         v /= np.linalg.norm(v)
