@@ -72,7 +72,7 @@ import numpy as np
 from ._estimate import unresolved
 from ._schemes import Central, Richardson, axis_points, combine_blocks, unit_rows
 from ._steps import default_factor, representable_step, round_to_power_of_two, scaled_step
-from .numerics import ROUNDING, finite_difference_weights
+from .numerics import ROUNDING, finite_difference_weights, norm
 
 MEASURABLE = 4.0
 """The third difference counts as f''' when it exceeds this many times its own rounding noise."""
@@ -278,7 +278,7 @@ def rounding(values, weights, h, noise=None):
     step = h.reshape(-1, *([1] * (blocks.ndim - 2))).astype(values.dtype)
     size = jnp.max(jnp.abs(blocks), axis=0) * eps
     size = size if noise is None else jnp.maximum(size, NOISE * noise)
-    return size * float(np.linalg.norm(weights)) / step, jnp.sqrt(jnp.sum((w * blocks) ** 2, axis=0)) * eps / step
+    return size * float(np.linalg.norm(weights)) / step, norm(w * blocks, axis=0) * eps / step
 
 
 def agrees(g_long, long_rounding, g_ref, ref_rounding):

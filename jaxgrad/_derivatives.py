@@ -41,7 +41,7 @@ from ._evaluate import (
 from ._grad import compiled_with
 from ._schemes import Central, Mode, Scheme, as_scheme, axis_points
 from ._steps import as_step_rule, raise_if_step_vanished
-from .numerics import ROUNDING, error_estimate, finite_difference_weights, noise_estimate
+from .numerics import ROUNDING, error_estimate, finite_difference_weights, noise_estimate, norm
 
 
 def _blocks(matrix, out_example, in_example):
@@ -356,7 +356,7 @@ class SecondDifference:
         """
         weights = jnp.asarray(finite_difference_weights(positions, derivative=len(positions) - 1), line.dtype)
         per_line = jnp.abs(weights @ line) / jnp.linalg.norm(weights)
-        pooled = jnp.sqrt(jnp.mean(per_line**2))
+        pooled = norm(per_line, mean=True)
         return jnp.maximum(ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(line), axis=0), pooled)
 
     def estimate(self, values, x, h):
@@ -635,7 +635,7 @@ def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
         return ravel_pytree(fun(point))[0]
 
     scale = jnp.max(jnp.abs(flat_v), initial=0.0)
-    moving = scale > 0  # along v = 0 the derivative is 0, as jax.jvp says: no step, no 0/0
+    moving = scale != 0  # along v = 0 the derivative is 0, as jax.jvp says: no step, no 0/0 (a NaN in v moves: NaN)
     scale = jnp.where(moving, scale, 1.0)
     t = direction_step(rule, x, flat_x, scheme.step_exponent, scale)
     if adapts(rule, scheme, x):
@@ -699,7 +699,8 @@ def jvp(fun, primals, tangents, *, method="central", order: int | None = None, s
 
     Returns:
       (primal_out, tangent_out): fun(*primals), and the derivative shaped like it (0 along a zero direction, as
-      `jax.jvp`), or its `Estimate`.
+      `jax.jvp`; NaN in every entry where a tangent holds a NaN, as the stencil moves along all of it), or its
+      `Estimate`.
 
     Raises:
       ValueError: `tangents` unlike `primals`; a `step` t so small that x + t·v == x in every coordinate (the

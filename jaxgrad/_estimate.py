@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
+from .numerics import norm
+
 SMOOTHNESS_RATIO = 3.0
 """Second differences at 2h and h have ratio 4 for a smooth f, 2 at a kink, 1 at a jump: below this is not smooth."""
 SIGNIFICANT = 20.0
@@ -92,7 +94,7 @@ def line_second_differences(line, positions, f_noise) -> SecondDifferences | Non
 
 def _precision(error, gradient):
     """IMPRECISE where the whole error estimate exceeds the whole gradient, else OK."""
-    return jnp.where(jnp.linalg.norm(error) > jnp.linalg.norm(gradient), Status.IMPRECISE, Status.OK)
+    return jnp.where(norm(error) > norm(gradient), Status.IMPRECISE, Status.OK)
 
 
 def unresolved(at_h, at_2h, noise):

@@ -22,7 +22,7 @@ from . import _auto
 from ._estimate import Estimate, Parts, Status, merge_status, status
 from ._schemes import Central, ComplexStep, FiniteDifference, Forward, Scheme, axis_points
 from ._steps import StepRule, default_factor, representable_step, round_to_power_of_two
-from .numerics import ROUNDING, SAFETY, error_estimate, finite_difference_weights
+from .numerics import ROUNDING, SAFETY, error_estimate, finite_difference_weights, norm
 
 
 def working_dtype(dtype) -> np.dtype:
@@ -769,8 +769,8 @@ def complex_checked(fun, unravel, scheme: Scheme, x, parts: Parts, block: int | 
     # f rounds like its terms, Σ |g_j x_j|, or more where they cancel (tanh(4) + tanh(-10) in f64): the noise the
     # odd third difference of the four values reads, pooled over the directions, is allowed for too
     size = jnp.maximum(jnp.max(jnp.abs(f), axis=1), jnp.abs(parts.g) @ jnp.abs(x))
-    third = jnp.asarray(finite_difference_weights(positions, 3), f.dtype)
-    noise = jnp.sqrt(jnp.mean((f @ third) ** 2)) / jnp.linalg.norm(third)
+    weights = np.asarray(finite_difference_weights(positions, 3), np.float64)
+    noise = norm(f @ jnp.asarray(weights, f.dtype), mean=True) / float(np.linalg.norm(weights))
     allowed = SAFETY * (jnp.maximum(ROUNDING * eps * size, noise) / t + jnp.abs(along_2t - along_t) / 3
                         + jnp.abs(v) @ parts.error + ROUNDING * eps * jnp.abs(v) @ jnp.abs(parts.g))  # fmt: skip
     wrong = jnp.any(jnp.abs(along_t - predicted) > allowed)

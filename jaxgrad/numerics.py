@@ -94,8 +94,9 @@ def noise_estimate(values, positions, dtype):
     is σ·‖c‖₂. This is the idea of Moré & Wild's ECnoise with one sample per line. On a symmetric set of points the
     difference is the highest odd one: its weights are antisymmetric, so it also cancels the even part of f around x,
     and a kink at x itself (|x|, max(x, 0)) does not pass for noise. The lines of one point are pooled (root mean
-    square), and the result is never below ROUNDING·eps·|f|, the rounding of the values themselves. It catches what
-    |f| alone misses: f summing terms that cancel, or an f computed through large intermediate values.
+    square), and the result is never below ROUNDING·eps·|f|, the rounding of the values themselves, nor below the
+    smallest normal number (differences below it flush to zero on XLA's CPU, so tinier values carry no gradient).
+    It catches what |f| alone misses: f summing terms that cancel, or an f computed through large intermediate values.
 
     Args:
       values: (len(positions), lines) array of f values, row k at offset positions[k].
@@ -103,7 +104,7 @@ def noise_estimate(values, positions, dtype):
       dtype: the dtype f was evaluated in.
 
     Returns:
-      (lines,) the noise per line: max(ROUNDING·eps·max_k |f_k|, pooled estimate).
+      (lines,) the noise per line: max(ROUNDING·eps·max_k |f_k|, the smallest normal number, pooled estimate).
 
     Example:
       >>> import numpy as np
@@ -113,8 +114,9 @@ def noise_estimate(values, positions, dtype):
     weights = finite_difference_weights(positions, derivative=noise_positions_derivative(positions))
     weights = jnp.asarray(weights, values.dtype)
     per_line = jnp.abs(weights @ values) / jnp.linalg.norm(weights)
-    pooled = jnp.sqrt(jnp.mean(per_line**2))
-    floor = ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(values), axis=0)
+    pooled = norm(per_line, mean=True)
+    info = jnp.finfo(dtype)
+    floor = jnp.maximum(ROUNDING * float(info.eps) * jnp.max(jnp.abs(values), axis=0), float(info.tiny))
     return jnp.maximum(floor, pooled)
 
 
@@ -195,6 +197,27 @@ def tolerance(
         return SAFETY * (estimate + rounding) + atol + rtol * np.abs(exact)
 
 
+def norm(a, axis=None, *, mean: bool = False):
+    """The 2-norm of `a` along `axis` (None: all of it), or with `mean` its root mean square, computed on a / max|a|:
+    neither overflows where the values near the dtype's largest (1e170² in float64) nor underflows to 0 near its
+    smallest, as sqrt(sum(a²)) does (numpy's and jax.numpy's `norm` alike). inf where a value is, NaN where one is.
+    NumPy in, NumPy out; JAX arrays and tracers in, JAX out.
+
+    Example:
+      >>> round(float(norm(np.array([3e200, 4e200]))) / 1e200, 12)  # np.linalg.norm: inf
+      5.0
+    """
+    xp = _xp(a)
+    with np.errstate(invalid="ignore", over="ignore"):
+        magnitude = xp.abs(xp.asarray(a))
+        scale = xp.max(magnitude, axis=axis, keepdims=True)
+        scale = xp.where((scale > 0) & (scale < xp.inf), scale, 1)  # 0, inf, NaN: their own sums say it
+        squares = (magnitude / scale) ** 2
+        total = xp.mean(squares, axis=axis, keepdims=True) if mean else xp.sum(squares, axis=axis, keepdims=True)
+        result = scale * xp.sqrt(total)
+    return result.reshape(()) if axis is None else xp.squeeze(result, axis=axis)
+
+
 def relative_error(numeric, exact, axis=-1):
     """‖numeric − exact‖ / ‖exact‖ along `axis` (the coordinates): 0 where the two are equal (also when both are
     0), inf where only the exact gradient is 0, NaN where a value is NaN. NumPy in, float64 NumPy out; JAX arrays and
@@ -209,6 +232,6 @@ def relative_error(numeric, exact, axis=-1):
         xp = np
     else:
         xp = jnp
-    difference = xp.linalg.norm(numeric - exact, axis=axis)
+    difference = norm(numeric - exact, axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return xp.where(difference == 0, 0.0, difference / xp.linalg.norm(exact, axis=axis))
+        return xp.where(difference == 0, 0.0, difference / norm(exact, axis=axis))

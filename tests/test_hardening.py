@@ -260,3 +260,51 @@ def test_no_public_function_mutates_its_inputs():
         list(jg.stream_grad(f, points, chunk_size=4))
     for before, after in zip(snapshot, [points, tree["a"], tree["b"], step], strict=True):
         np.testing.assert_array_equal(before, after)
+
+
+# f near the ends of its dtype's range: 1e170·Σx² in float64 (1e27 in float32) squared its noise past the largest
+# float (error inf with status OK; compare's tolerance inf, a MISMATCH called "non-finite"); 1e-305·Σ sin x (1e-36)
+# has differences below the smallest normal, flushed to 0: a zero gradient with error 0 and status OK, and a MISMATCH
+HUGE = {"float32": 1e27, "float64": 1e170}
+TINY = {"float32": 1e-36, "float64": 1e-305}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_huge_but_finite_f_keeps_a_finite_error_and_a_correct_gradient_passes(dtype):
+    scale = HUGE[dtype]
+    x = jnp.asarray([0.7, -1.3, 0.4], dtype)
+    estimate = jg.grad(lambda x: scale * jnp.sum(x**2), with_error=True)(x)
+    exact = 2 * scale * np.asarray(x, np.float64)
+    error = np.asarray(estimate.error, np.float64)
+    assert np.all(np.isfinite(error)) and int(estimate.status) == jg.Status.OK, estimate
+    assert np.all(np.abs(np.asarray(estimate.value, np.float64) - exact) <= error)  # the estimate bounds the error
+    points = jnp.asarray(np.random.default_rng(0).uniform(-2, 2, (50, 3)), dtype)
+    report = jg.compare(lambda x: scale * jnp.sum(x**2), points, reference=False)
+    assert report.verdict is jg.Verdict.OK and np.all(np.isfinite(report.tolerance)), report.summary()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_tiny_f_whose_differences_flush_to_zero_is_imprecise_not_ok(dtype):
+    scale = TINY[dtype]
+    x = jnp.asarray([0.25, -0.14, 0.22], dtype)
+    estimate = jg.grad(lambda x: scale * jnp.sum(jnp.sin(x)), with_error=True)(x)
+    exact = scale * np.cos(np.asarray(x, np.float64))
+    error = np.asarray(estimate.error, np.float64)
+    assert int(estimate.status) == jg.Status.IMPRECISE, estimate
+    assert np.all(np.abs(np.asarray(estimate.value, np.float64) - exact) <= error)
+    points = jnp.asarray(np.random.default_rng(1).uniform(-2, 2, (50, 3)), dtype)
+    report = jg.compare(lambda x: scale * jnp.sum(jnp.sin(x)), points, reference=False)
+    assert report.verdict is not jg.Verdict.MISMATCH, report.summary()
+
+
+@pytest.mark.parametrize("with_error", [False, True])
+def test_jvp_along_a_tangent_holding_a_nan_is_nan_not_zero(with_error):
+    """jax.jvp propagates the NaN; jg.jvp read max|v| = NaN as a zero direction and returned 0 (from the review)."""
+    x, v = jnp.array([0.3, -1.2, 2.0]), jnp.array([jnp.nan, 1.0, 0.0])
+    f = lambda x: jnp.sum(jnp.sin(x) * x)  # noqa: E731
+    tangent = jg.jvp(f, (x,), (v,), with_error=with_error)[1]
+    value = tangent.value if with_error else tangent
+    assert np.isnan(float(value))
+    if with_error:
+        assert int(tangent.status) == jg.Status.NONFINITE
+    assert float(jg.jvp(f, (x,), (jnp.zeros(3),))[1]) == 0.0  # a zero direction still gives 0, as jax.jvp

@@ -41,7 +41,7 @@ from .._filter import filtered_batch, is_filtered
 from .._host import host_parts
 from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
 from .._steps import DefaultStep, as_step_rule, own_step, raise_if_step_vanished
-from ..numerics import ROUNDING, noise_estimate, tolerance
+from ..numerics import ROUNDING, noise_estimate, norm, tolerance
 from ._comparison import Comparison
 
 DIRECTIONS_ABOVE = 4096
@@ -351,7 +351,7 @@ def _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_poin
     # f that sums terms which cancel rounds like its terms, Σ_i |g_i|·|x_i| (from the numeric gradient, so a wrong
     # exact gradient cannot widen its own tolerance), and the rounding is correlated along a line, where the noise
     # estimate cannot see it
-    terms = np.linalg.norm(np.nan_to_num(v["g"] * flat), axis=1, keepdims=True)
+    terms = norm(np.nan_to_num(v["g"] * flat), axis=1)[:, None]
     rounding = ROUNDING * float(jnp.finfo(dtype).eps)
     f_noise = np.maximum(v["f_noise"], rounding * terms)
     tol = tolerance(dtype, v["h"], scheme.weight_sums(exact.shape[1]), f_noise, v["g"], v["g_double"],

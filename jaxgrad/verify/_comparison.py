@@ -11,7 +11,7 @@ import numpy as np
 
 from .._files import CsvText, write_csv, write_json
 from .._schemes import Mode
-from ..numerics import relative_error
+from ..numerics import norm, relative_error
 from . import _render
 from ._verdict import Verdict
 
@@ -257,7 +257,7 @@ class Comparison:
     def resolution(self) -> np.ndarray:
         """Per point, ‖tolerance‖ / ‖exact‖: the relative size a gradient error must exceed to be caught there."""
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # a norm above the largest float: inf
-            return np.linalg.norm(self.tolerance, axis=1) / np.linalg.norm(self.exact, axis=1)
+            return norm(self.tolerance, axis=1) / norm(self.exact, axis=1)
 
     @_kept
     def unresolved(self) -> int:
