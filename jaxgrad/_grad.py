@@ -314,7 +314,9 @@ def batch_grad(
       fun: a JAX-traceable function of one point (array or pytree) returning a scalar.
       points: an array of shape (N, ...) or a pytree whose leaves all have leading size N; row n is one point. A
         filtered pytree (see `grad`; e.g. a batch of Equinox models from `eqx.filter_vmap`) carries the leading axis
-        N on its floating-point array leaves only; its other leaves, integer arrays included, are shared by all points.
+        N on its floating-point array leaves only; its other leaves, integer arrays included, are shared by all points
+        (an integer array with the batch's leading size is refused: it may be per point, as `eqx.filter_vmap` makes
+        it; take such points one at a time, e.g. `eqx.filter_vmap(jg.grad(fun))(points)`).
       method, order, step: as in `grad`; a step is a scalar or has the shape of one point, shared by all points.
       chunk_size: points per chunk; None picks it from `memory_budget`.
       memory_budget: bytes of temporary memory one pass may use, beyond what every block of coordinates needs

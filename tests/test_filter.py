@@ -154,7 +154,8 @@ def test_check_grad_and_compare_on_a_flax_style_dict(dtype):
         g = jax.grad(lambda params: _apply({**q, "params": params}))(q["params"])
         return {**q, "params": g, "pick": jnp.zeros(2)}
 
-    batch = {**p, "params": jax.tree_util.tree_map(lambda a: jnp.stack([a, 2 * a]), p["params"])}
+    # 3 points: with 2, the shared `pick` (2,) would have the batch's leading size, refused as maybe per point
+    batch = {**p, "params": jax.tree_util.tree_map(lambda a: jnp.stack([a, 2 * a, -a]), p["params"])}
     rep = jg.compare(_apply, batch, grad_fn=full_gradient, reference_points=2)  # the NumPy reference too
     assert rep.ok and rep.reference.shape == (2, 8)
 
@@ -213,3 +214,44 @@ def test_pytrees_of_arrays_and_numbers_are_still_differentiated_whole():
     np.testing.assert_allclose(got["n"], 8.0, rtol=1e-5)  # sum(w·k)
     assert jnp.issubdtype(got["k"].dtype, jnp.floating)
     assert jg.grad(lambda q: jnp.sum(q["w"] ** 2))({"w": jnp.array([3.0]), "b": None})["b"] is None
+
+
+# ------------------------------------------------------------------------------------------- integer arrays in a batch
+class _Masked(eqx.Module):
+    w: jax.Array
+    mask: jax.Array  # an integer array field: eqx.filter_vmap gives it the batch axis too
+    act: object = jnp.tanh
+
+    def __call__(self, x):
+        return jnp.sum(self.act(self.w * x) * self.mask)
+
+
+def _masked_loss(model):
+    return model(jnp.array([1.0, 2.0, 3.0]))
+
+
+def test_a_batch_whose_integer_arrays_may_be_per_point_is_refused_with_the_fix():
+    """batch_grad shared the (3, 3) mask between the 3 models: each saw all 3 masks, broadcast, and its gradient came
+    out 3× too large with compare and check_grad saying OK (from the review). One model alone is still fine."""
+    models = eqx.filter_vmap(lambda s: _Masked(jnp.array([0.5, -1.0, 2.0]) * s, jnp.array([1, 0, 1])))(
+        jnp.arange(1.0, 4.0)
+    )
+    for call in (jg.batch_grad, lambda f, p: jg.compare(f, p, reference=False), jg.check_grad):
+        with pytest.raises(ValueError, match=r"`points`\.mask, an array of int32 of shape \(3, 3\).*filter_vmap"):
+            call(_masked_loss, models)
+    got = eqx.filter_vmap(jg.grad(_masked_loss))(models)  # the fix the message names
+    _assert_close(got.w, eqx.filter_vmap(eqx.filter_grad(_masked_loss))(models).w, "float32")
+    one = _Masked(jnp.array([0.5, -1.0, 2.0]), jnp.array([1, 0, 1]))  # w reads as 3 rows too: said, with the fix
+    with pytest.raises(ValueError, match=r"If `points` is one point \(one model\), pass batched=False"):
+        jg.check_grad(_masked_loss, one)
+    assert jg.check_grad(_masked_loss, one, batched=False).ok
+    _assert_close(jg.grad(_masked_loss)(one).w, eqx.filter_grad(_masked_loss)(one).w, "float32")
+
+
+def test_batch_grad_of_a_filtered_batch_inside_jit():
+    """Its integer array is a tracer there: it was hashed by content, a raw 'Non-hashable static arguments'."""
+    f = lambda p: jnp.sum(p["w"][p["idx"]] ** 2)  # noqa: E731
+    w, idx = jnp.arange(12.0).reshape(4, 3) / 10, jnp.array([0, 2])
+    inside = jax.jit(lambda w, i: jg.batch_grad(f, {"w": w, "idx": i, "act": "sq"})["w"])(w, idx)
+    want = jax.vmap(jax.grad(lambda row: jnp.sum(row[idx] ** 2)))(w)
+    _assert_close(inside, want, "float32")

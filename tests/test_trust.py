@@ -174,6 +174,19 @@ def test_switches_taylor_test_calls_a_wrong_gradient_wrong():
     assert jg.taylor_test(functions.sphere, X, grad_fn=WRONG).verdict == jg.Verdict.MISMATCH
 
 
+def test_switches_check_grad_says_when_it_read_one_matrix_as_a_batch_of_rows():
+    """loss(W) = Σ W Wᵀ with its correct gradient at one (2, 3) W: W was read as 2 points of 3 (each row's own
+    gradient is 2w, not 2·Σ rows), and the mismatch did not say so (from the review)."""
+    W = jnp.arange(6.0).reshape(2, 3) / 5
+    loss, gradient = lambda W: jnp.sum(W @ W.T), lambda W: 2 * jnp.broadcast_to(jnp.sum(W, axis=0), W.shape)
+    with pytest.raises(jg.GradientMismatchError, match=r"read as a batch of 2 points of shape \(3,\).*batched=False"):
+        jg.check_grad(loss, W, grad_fn=gradient, taylor=False)
+    assert jg.check_grad(loss, W, grad_fn=gradient, batched=False).ok
+    with pytest.raises(jg.GradientMismatchError) as caught:  # told batched=True, it is not told again
+        jg.check_grad(loss, W, grad_fn=gradient, batched=True, taylor=False)
+    assert "batched=False" not in str(caught.value)
+
+
 @pytest.mark.parametrize(("option", "value"), [("taylor", "no"), ("batched", 1)])
 def test_switches_check_grad_refuses_non_booleans(option, value):
     with pytest.raises(TypeError, match=f"`{option}`"):

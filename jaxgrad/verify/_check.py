@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as validate
-from .._filter import filtered_batch, is_filtered
+from .._filter import filtered_batch, is_filtered, raise_if_batched_arrays
 from .._schemes import Mode
 from ._compare import compare
 from ._comparison import Comparison
@@ -50,6 +50,14 @@ def _is_single_point(fun, points) -> bool:
     return getattr(out, "shape", None) != ()
 
 
+def _takes_whole(fun, points) -> bool:
+    """Whether `fun` maps all of `points`, as one point, to a scalar."""
+    try:
+        return getattr(jax.eval_shape(fun, points), "shape", None) == ()
+    except Exception:  # it cannot take it whole
+        return False
+
+
 def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor: bool = True, **options) -> Comparison:
     """Assert that `grad_fn` (default `jax.grad(fun)`) is the gradient of `fun`, for use in test suites.
 
@@ -87,9 +95,17 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
     options.setdefault("reference", False)
     taylor = validate.boolean("taylor", taylor)
     batched = None if batched is None else validate.boolean("batched", batched)
+    original = points
     if is_filtered(points):  # only the inexact-array leaves are checked, as eqx.filter_grad differentiates them
-        fun, points, grad_fn = filtered_batch(fun, points, grad_fn)
+        fun, points, grad_fn = filtered_batch(fun, points, grad_fn, batch=False)
     single = _is_single_point(fun, points) if batched is None else not batched
+    if original is not points and jax.tree_util.tree_leaves(points):
+        # a batch whose integer arrays have its leading size is refused; one whose rows fun cannot take (with such
+        # an array shared, as eqx.filter_vmap's models) and which is not one point either, too
+        n = np.shape(jax.tree_util.tree_leaves(points)[0])[0] if np.ndim(jax.tree_util.tree_leaves(points)[0]) else None
+        if n is not None and (not single or (batched is None and not _takes_whole(fun, points))):
+            hint = " If `points` is one point (one model), pass batched=False." if batched is None else ""
+            raise_if_batched_arrays(original, n, hint)
     batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
     leaves = jax.tree_util.tree_leaves(batch)
     if not leaves or (not single and np.shape(leaves[0])[0] == 0):  # a test on no point passes whatever the gradient
@@ -112,4 +128,9 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
     lines.append(
         f"{failed} failing point(s): {np.flatnonzero(rep.mismatched)[:10].tolist()}{' ...' if failed > 10 else ''}"
     )
+    if batched is None and not single:  # decided here: a matrix W of a loss(W) reads as a batch of its rows too
+        shapes = {tuple(np.shape(leaf)[1:]) for leaf in leaves}
+        shape = f"shape {shapes.pop()}" if len(shapes) == 1 else "the shapes of its rows"
+        lines.append(f"`points` was read as a batch of {rep.num_points} points of {shape} (`fun` takes one row to "
+                     "a scalar); if it is one point, pass batched=False.")  # fmt: skip
     raise GradientMismatchError("\n".join(lines), rep)
