@@ -96,7 +96,9 @@ def noise_estimate(values, positions, dtype):
     and a kink at x itself (|x|, max(x, 0)) does not pass for noise. The lines of one point are pooled (root mean
     square), and the result is never below ROUNDING·eps·|f|, the rounding of the values themselves, nor below the
     smallest normal number (differences below it flush to zero on XLA's CPU, so tinier values carry no gradient).
-    It catches what |f| alone misses: f summing terms that cancel, or an f computed through large intermediate values.
+    It catches what |f| alone misses: f summing terms that cancel, or an f computed through large intermediate values,
+    where their rounding shows in the difference. Its known limit: an f that subtracts nearly equal values (1 − cos x
+    at small x) rounds on the coarse grid of ulp(1), and one difference of such values can be exactly 0.
 
     Args:
       values: (len(positions), lines) array of f values, row k at offset positions[k].
