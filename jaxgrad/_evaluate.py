@@ -20,6 +20,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import _auto
 from ._estimate import Estimate, Parts, Status, merge_status, status
+from ._filter import is_filtered
 from ._schemes import Central, ComplexStep, FiniteDifference, Forward, Scheme, axis_points
 from ._steps import StepRule, default_factor, representable_step, round_to_power_of_two
 from .numerics import ROUNDING, SAFETY, error_estimate, finite_difference_weights, norm
@@ -79,14 +80,39 @@ def as_is_dtypes() -> tuple[np.dtype, np.dtype]:
 
 
 def working_dtypes(x) -> set:
-    """The working dtypes of the leaves of the pytree `x`."""
-    dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves_of(x)}
+    """The working dtypes of the leaves of the pytree `x` (a leaf that is no array or number: `refuse_other_leaves`)."""
+    try:
+        dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves_of(x)}
+    except TypeError:
+        refuse_other_leaves(x)
+        raise
     return {_canonical_working(np.dtype(dtype), jax.config.jax_enable_x64) for dtype in dtypes}
 
 
 def as_working(x):
-    """Every leaf of the pytree `x` in its working dtype."""
-    return jax.tree_util.tree_map(as_working_leaf, x)
+    """Every leaf of the pytree `x` in its working dtype (a leaf that is no array or number: `refuse_other_leaves`)."""
+    try:
+        return jax.tree_util.tree_map(as_working_leaf, x)
+    except TypeError:
+        refuse_other_leaves(x)
+        raise
+
+
+def refuse_other_leaves(x) -> None:
+    """Raise, in words that say where such pytrees go, where `x` holds a leaf that is no array or number (a function,
+    a string: an Equinox model's, a config's)."""
+    if not is_filtered(x):
+        return
+    numbers = (jax.Array, np.ndarray, np.generic, int, float, complex, bool)
+    path, leaf = next(
+        (p, leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(x)[0] if not isinstance(leaf, numbers)
+    )
+    raise TypeError(
+        f"the input holds a {type(leaf).__name__} at x{jax.tree_util.keystr(path)} ({leaf!r:.40}), not an array or a "
+        "number: jacobian, hessian and jvp perturb every leaf. jg.grad, batch_grad, compare and check_grad take such "
+        "pytrees (an Equinox model) and differentiate their float arrays only, as eqx.filter_grad; here, pass the "
+        "float arrays alone, e.g. eqx.filter(x, eqx.is_inexact_array), with `fun` closing over the rest."
+    )
 
 
 def mixed_precision(x) -> bool:

@@ -255,3 +255,14 @@ def test_batch_grad_of_a_filtered_batch_inside_jit():
     inside = jax.jit(lambda w, i: jg.batch_grad(f, {"w": w, "idx": i, "act": "sq"})["w"])(w, idx)
     want = jax.vmap(jax.grad(lambda row: jnp.sum(row[idx] ** 2)))(w)
     _assert_close(inside, want, "float32")
+
+
+@pytest.mark.parametrize("call", ["jacobian", "hessian", "jvp"])
+def test_jacobian_hessian_and_jvp_say_where_a_pytree_with_other_leaves_goes(call):
+    """They perturb every leaf: a string leaf was a raw "data type 'tanh' not understood" (from the review)."""
+    p = {"w": jnp.array([1.0, 2.0]), "act": "tanh"}
+    f = lambda p: jnp.sum(getattr(jnp, p["act"])(p["w"]))  # noqa: E731
+    run = {"jacobian": lambda: jg.jacobian(f)(p), "hessian": lambda: jg.hessian(f)(p),
+           "jvp": lambda: jg.jvp(f, (p,), (p,))}[call]  # fmt: skip
+    with pytest.raises(TypeError, match=r"holds a str at x(\[0\])?\['act'\] \('tanh'\).*eqx.filter\(x, eqx.is_inex"):
+        run()

@@ -187,6 +187,14 @@ def test_switches_check_grad_says_when_it_read_one_matrix_as_a_batch_of_rows():
     assert "batched=False" not in str(caught.value)
 
 
+@pytest.mark.parametrize("call", [lambda P: jg.compare(functions.sphere, P).ok, lambda P: jg.check_grad(
+    functions.sphere, P).ok])  # fmt: skip
+def test_switches_compare_and_check_grad_inside_jit_say_so(call):
+    """A raw TracerArrayConversionError before (from the review)."""
+    with pytest.raises(TypeError, match=r"runs outside jax\.jit"):
+        jax.jit(call)(jnp.ones((3, 2)))
+
+
 @pytest.mark.parametrize(("option", "value"), [("taylor", "no"), ("batched", 1)])
 def test_switches_check_grad_refuses_non_booleans(option, value):
     with pytest.raises(TypeError, match=f"`{option}`"):

@@ -468,6 +468,9 @@ def compare(
     if is_filtered(points):  # the inexact-array leaves carry the batch axis; every other leaf is shared
         fun, points, grad_fn = filtered_batch(fun, points, grad_fn)
     points = as_points(points)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(points)):
+        raise TypeError("compare (and check_grad) runs outside jax.jit and jax.vmap: its report holds NumPy arrays "
+                        "and the NumPy reference runs on the host. Call it on concrete points.")  # fmt: skip
     n = leading_size(points)
     rule.check(working_dtypes(points), scheme.reach)
     point0 = jax.tree_util.tree_map(  # shapes only: slicing a point out would compile a program per shape
