@@ -84,7 +84,9 @@ class Bound:
         out = self.fun(*self.arguments(x, rest), **(keywords or {}))
         if self.has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"with has_aux=True `fun` must return a pair (value, aux), got {type(out).__name__}.")
+                got = (f"an array of shape {tuple(np.shape(out))}" if hasattr(out, "shape") else
+                       f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, tuple) else ""))  # fmt: skip
+                raise TypeError(f"with has_aux=True `fun` must return a pair (value, aux), got {got}.")
             return out[0]
         return out
 

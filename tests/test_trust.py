@@ -737,6 +737,7 @@ def test_deep_traceable_false_under_jit_is_explained():
      (lambda: jg.default_memory_budget("xyz"), ValueError, "`platform`"),
      (lambda: jg.grad(function_2, argnums="0")(X), TypeError, "`argnums`"),
      (lambda: jg.grad(function_2, has_aux="no")(X), TypeError, "`has_aux`"),
+     (lambda: jg.grad(function_2, has_aux=True)(X), TypeError, r"pair \(value, aux\), got an array of shape \(\)"),
      (lambda: jg.grad(function_2, with_error=None)(X), TypeError, "`with_error`"),
      (lambda: jg.batch_grad(function_2, POINTS, traceable="yes"), TypeError, "`traceable`"),
      (lambda: jg.grad(3)(X), TypeError, "callable"),
