@@ -227,7 +227,7 @@ def raise_if_batched_arrays(points, n: int, hint: str = "") -> None:
     for path, leaf in jax.tree_util.tree_flatten_with_path(points)[0]:
         if _is_array(leaf) and not is_inexact_array(leaf) and np.ndim(leaf) and np.shape(leaf)[0] == n:
             raise ValueError(
-                f"`points`{jax.tree_util.keystr(path)}, an array of {np.result_type(leaf)} of shape {np.shape(leaf)}, "
+                f"`points`{jax.tree_util.keystr(path)}, an array of {leaf.dtype} of shape {np.shape(leaf)}, "
                 f"has the batch's leading size {n}: jaxgrad shares a batch's integer and boolean arrays between all "
                 "its points, so it cannot tell one per point (as eqx.filter_vmap makes them) from a shared one. For "
                 "one per point, take the points one at a time, e.g. eqx.filter_vmap(jg.grad(fun))(points); for a "
