@@ -655,7 +655,7 @@ def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
     if not with_error:
         return unravel_out(derivative), stuck
     double = scheme.combine_along(values, t, positions, factor=2)
-    f_noise = jax.vmap(lambda line: noise_estimate(line[:, None], positions, t.dtype)[0], in_axes=1)(values)
+    f_noise = jax.vmap(lambda line: noise_estimate(line[:, None], positions, t.dtype, flat_x)[0], in_axes=1)(values)
     error = error_estimate(t, scheme.weight_sum, f_noise.astype(t.dtype), derivative, double, scheme.order)
     error = jnp.where(moving, error, 0).astype(derivative.dtype)
     second = None if scheme.imaginary else line_second_differences(values, positions, f_noise)

@@ -286,7 +286,7 @@ class FiniteDifference(Scheme):
         line = by_offset[jnp.asarray([offsets.index(k) if k else len(offsets) for k in positions])]  # by position
         g = combine_blocks(values, h, self.weights_at(offsets), self.center_weight, offsets)
         g_double = combine_blocks(values, h, self.weights_at(offsets, 2), self.center_weight / 2, offsets)
-        f_noise = noise_estimate(line, positions, h.dtype).astype(h.dtype)
+        f_noise = noise_estimate(line, positions, h.dtype, x).astype(h.dtype)
         error = error_estimate(h, self.weight_sum, f_noise, g, g_double, self.order).astype(h.dtype)
         if self.imaginary:
             curvature = jnp.zeros_like(h)

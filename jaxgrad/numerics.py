@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from . import _validate as validate
 from ._steps import default_step as default_step
@@ -86,7 +87,7 @@ def noise_positions_derivative(positions) -> int:
     return len(positions) - 2 if symmetric and len(positions) >= 3 else len(positions) - 1
 
 
-def noise_estimate(values, positions, dtype):
+def noise_estimate(values, positions, dtype, x=None):
     """The error of one evaluation of f, from f at equally spaced points along each line (one column per line).
 
     A difference of order m cancels every polynomial of degree < m, so what remains of sum_k c_k f(x + k h) is
@@ -97,16 +98,19 @@ def noise_estimate(values, positions, dtype):
     square), and the result is never below ROUNDING·eps·|f|, the rounding of the values themselves, nor below the
     smallest normal number (differences below it flush to zero on XLA's CPU, so tinier values carry no gradient).
     It catches what |f| alone misses: f summing terms that cancel, or an f computed through large intermediate values,
-    where their rounding shows in the difference. Its known limit: an f that subtracts nearly equal values (1 − cos x
-    at small x) rounds on the coarse grid of ulp(1), and one difference of such values can be exactly 0.
+    where their rounding shows in the difference. An f that subtracts nearly equal values (1 − cos x at small x)
+    rounds on the coarse grid of ulp(1), where one difference is often exactly 0: given the point `x`, the noise is
+    also never below that grid's spacing where the values show it (`granularity`).
 
     Args:
       values: (len(positions), lines) array of f values, row k at offset positions[k].
       positions: the offsets, in units of the step.
       dtype: the dtype f was evaluated in.
+      x: the point (flat), or None: no `granularity` floor.
 
     Returns:
-      (lines,) the noise per line: max(ROUNDING·eps·max_k |f_k|, the smallest normal number, pooled estimate).
+      (lines,) the noise per line: max(ROUNDING·eps·max_k |f_k|, the smallest normal number, pooled estimate, and
+      with `x` its `granularity`).
 
     Example:
       >>> import numpy as np
@@ -119,7 +123,50 @@ def noise_estimate(values, positions, dtype):
     pooled = norm(per_line, mean=True)
     info = jnp.finfo(dtype)
     floor = jnp.maximum(ROUNDING * float(info.eps) * jnp.max(jnp.abs(values), axis=0), float(info.tiny))
+    if x is not None:
+        floor = jnp.maximum(floor, granularity(values, x).astype(floor.dtype))
     return jnp.maximum(floor, pooled)
+
+
+COARSE_GRID = 64
+"""f's values count as rounded on a coarse grid when a power of two this many times their own ulp divides them all."""
+
+
+def granularity(values, x):
+    """ROUNDING·G where f's values at a point's stencil are all multiples of a power of two G at least COARSE_GRID
+    times the ulp of the largest of them while every coordinate of the point x carries a full mantissa, else 0.
+
+    Such values were rounded on G's grid before their last, exact, operations: f subtracted nearly equal values
+    (1 − cos x at x = 5e-3: cos x ≈ 1 rounds on ulp(1)'s grid, and 1 − cos x ≈ 1.3e-5 is exact on it), and its
+    noise is that rounding, far above eps·|f|. Computed exactly from such a point, f's values have full mantissas
+    too; at a point with few significant bits (3.0, 0.5, 0: the notes' [3, 4]), an exact polynomial of it is coarse
+    by itself and is left alone.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> x = jnp.array([0.005123, 0.007731], jnp.float32)
+      >>> f = lambda x: jnp.sum(1 - jnp.cos(x))
+      >>> values = jnp.stack([f(x + k * 2.0**-8 * jnp.eye(2, dtype=jnp.float32)[0]) for k in (-2, -1, 0, 1, 2)])
+      >>> float(granularity(values, x)) == 2 * 2.0**-24, float(granularity(values, jnp.array([3.0, 4.0])))
+      (True, 0.0)
+    """
+    values = jnp.asarray(values)
+    info = jnp.finfo(values.dtype)
+    unsigned = jnp.uint64 if values.dtype == jnp.float64 else jnp.uint32
+    magnitude = jnp.where(jnp.isfinite(values), jnp.abs(values), 0)
+    largest = jnp.max(magnitude)
+    exponent = (lax.bitcast_convert_type(largest, unsigned) >> info.nmant).astype(jnp.int32)  # biased; sign is 0
+    place = lax.bitcast_convert_type(
+        jnp.maximum(exponent - info.nmant, 1).astype(unsigned) << info.nmant, largest.dtype
+    )
+    counts = magnitude / place  # exact; whole numbers below 2^digits where every value is a multiple of the last place
+    whole = jnp.all(counts == jnp.round(counts))
+    common = jnp.bitwise_or.reduce(jnp.where(whole, counts, 0).astype(unsigned))  # the lowest bit set in any count
+    lowest = common & (~common + unsigned(1))
+    coarse = whole & (lowest >= COARSE_GRID) & (exponent > info.nmant)
+    bits = lax.bitcast_convert_type(jnp.ravel(jnp.asarray(x)).astype(values.dtype), unsigned)
+    full = jnp.all(bits & unsigned((1 << (info.nmant - (info.nmant + 1) // 2)) - 1) != 0)  # no 0, no short mantissa
+    return jnp.where(full & coarse, ROUNDING * place * lowest.astype(values.dtype), 0).astype(values.dtype)
 
 
 def _xp(*arrays):

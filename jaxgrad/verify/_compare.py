@@ -195,7 +195,7 @@ def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
         "g_double": scheme.combine_along(values, t, positions, factor=2),
         "exact": scheme.combine_along(predicted, t, positions),
         "exact_double": scheme.combine_along(predicted, t, positions, factor=2),
-        "f_noise": noise_estimate(values, positions, flat_x.dtype).astype(flat_x.dtype),
+        "f_noise": noise_estimate(values, positions, flat_x.dtype, flat_x).astype(flat_x.dtype),
         "dot_scale": (jnp.max(jnp.einsum("kcd,d->kc", jnp.abs(displacement), jnp.abs(g)), axis=0) / t).astype(
             flat_x.dtype
         ),
