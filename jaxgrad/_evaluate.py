@@ -81,11 +81,8 @@ def as_is_dtypes() -> tuple[np.dtype, np.dtype]:
 
 def working_dtypes(x) -> set:
     """The working dtypes of the leaves of the pytree `x` (a leaf that is no array or number: `refuse_other_leaves`)."""
-    try:
-        dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves_of(x)}
-    except TypeError:
-        refuse_other_leaves(x)
-        raise
+    refuse_other_leaves(x)  # up front: a string such as "float32" would pass for a dtype
+    dtypes = {getattr(leaf, "dtype", None) or np.result_type(leaf) for leaf in leaves_of(x)}
     return {_canonical_working(np.dtype(dtype), jax.config.jax_enable_x64) for dtype in dtypes}
 
 
@@ -108,7 +105,8 @@ def refuse_other_leaves(x) -> None:
         (p, leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(x)[0] if not isinstance(leaf, numbers)
     )
     raise TypeError(
-        f"the input holds a {type(leaf).__name__} at x{jax.tree_util.keystr(path)} ({leaf!r:.40}), not an array or a "
+        f"the input holds a {type(leaf).__name__} at x{jax.tree_util.keystr(path)} "
+        f"({getattr(leaf, '__name__', None) or repr(leaf)[:60]}), not an array or a "
         "number: jacobian, hessian and jvp perturb every leaf. jg.grad, batch_grad, compare and check_grad take such "
         "pytrees (an Equinox model) and differentiate their float arrays only, as eqx.filter_grad; here, pass the "
         "float arrays alone, e.g. eqx.filter(x, eqx.is_inexact_array), with `fun` closing over the rest."

@@ -24,6 +24,10 @@ import numpy as np
 DIFFERENTIATED, ARRAY, STATIC = 0, 1, 2
 """The three kinds of leaf of a filtered pytree."""
 
+GRADIENTS_ONE_AT_A_TIME = "eqx.filter_vmap(jg.grad(fun))(points)"
+"""The fix `raise_if_batched_arrays` names for gradients; checks name theirs."""
+CHECKS_ONE_AT_A_TIME = "jg.check_grad(fun, point, batched=False) on each point"
+
 
 def is_inexact_array(leaf) -> bool:
     """Whether `leaf` is a floating or complex JAX or NumPy array (NumPy scalars too), as `eqx.is_inexact_array`.
@@ -196,7 +200,7 @@ class _Closed:
         return getattr(self.call, "name", None) or getattr(self.call, "__name__", None) or type(self.call).__name__
 
 
-def filtered_batch(fun, points, grad_fn=None, *, batch: bool = True):
+def filtered_batch(fun, points, grad_fn=None, *, batch: bool = True, fix: str = GRADIENTS_ONE_AT_A_TIME):
     """(fun, points, grad_fn) for a filtered batch, as functions of the differentiated leaves only.
 
     The inexact-array leaves of `points` carry the batch axis; every other leaf (integer and boolean arrays
@@ -215,12 +219,12 @@ def filtered_batch(fun, points, grad_fn=None, *, batch: bool = True):
         )
     sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(diff)}
     if batch and len(sizes) == 1 and None not in sizes:
-        raise_if_batched_arrays(points, sizes.pop())
+        raise_if_batched_arrays(points, sizes.pop(), fix=fix)
     closed_grad = None if grad_fn is None else _Closed(grad_fn, skeleton, arrays, output_filter=True)
     return _Closed(fun, skeleton, arrays), diff, closed_grad
 
 
-def raise_if_batched_arrays(points, n: int, hint: str = "") -> None:
+def raise_if_batched_arrays(points, n: int, hint: str = "", fix: str = GRADIENTS_ONE_AT_A_TIME) -> None:
     """Refuse a filtered batch of `n` points whose integer or boolean array has the leading size n: `eqx.filter_vmap`
     gives every array leaf the batch axis (a mask, an index per model), and shared, each point would see all n of
     them (broadcast silently: a gradient 3× too large in the review's Equinox model)."""
@@ -230,6 +234,6 @@ def raise_if_batched_arrays(points, n: int, hint: str = "") -> None:
                 f"`points`{jax.tree_util.keystr(path)}, an array of {leaf.dtype} of shape {np.shape(leaf)}, "
                 f"has the batch's leading size {n}: jaxgrad shares a batch's integer and boolean arrays between all "
                 "its points, so it cannot tell one per point (as eqx.filter_vmap makes them) from a shared one. For "
-                "one per point, take the points one at a time, e.g. eqx.filter_vmap(jg.grad(fun))(points); for a "
+                f"one per point, take the points one at a time, e.g. {fix}; for a "
                 "shared one, close over it in `fun`." + hint
             )

@@ -96,7 +96,8 @@ def noise_estimate(values, positions, dtype, x=None):
     difference is the highest odd one: its weights are antisymmetric, so it also cancels the even part of f around x,
     and a kink at x itself (|x|, max(x, 0)) does not pass for noise. The lines of one point are pooled (root mean
     square), and the result is never below ROUNDING·eps·|f|, the rounding of the values themselves, nor below the
-    smallest normal number (differences below it flush to zero on XLA's CPU, so tinier values carry no gradient).
+    smallest normal number: values and differences below it flush to zero on XLA's CPU, so an f that is 0 on the
+    stencil may be one too tiny to see (its gradient then reads IMPRECISE, not OK).
     It catches what |f| alone misses: f summing terms that cancel, or an f computed through large intermediate values,
     where their rounding shows in the difference. An f that subtracts nearly equal values (1 − cos x at small x)
     rounds on the coarse grid of ulp(1), where one difference is often exactly 0: given the point `x`, the noise is
@@ -133,22 +134,25 @@ COARSE_GRID = 64
 
 
 def granularity(values, x):
-    """ROUNDING·G where f's values at a point's stencil are all multiples of a power of two G at least COARSE_GRID
-    times the ulp of the largest of them while every coordinate of the point x carries a full mantissa, else 0.
+    """G/√12, the standard deviation of rounding on a grid of spacing G, where f's values at a point's stencil vary and
+    are all multiples of a power of two G at least COARSE_GRID times the ulp of the largest of them while some
+    coordinate of the point x carries a full mantissa, else 0.
 
     Such values were rounded on G's grid before their last, exact, operations: f subtracted nearly equal values
     (1 − cos x at x = 5e-3: cos x ≈ 1 rounds on ulp(1)'s grid, and 1 − cos x ≈ 1.3e-5 is exact on it), and its
     noise is that rounding, far above eps·|f|. Computed exactly from such a point, f's values have full mantissas
-    too; at a point with few significant bits (3.0, 0.5, 0: the notes' [3, 4]), an exact polynomial of it is coarse
-    by itself and is left alone.
+    too; at a point whose coordinates all have few significant bits (3.0, 0.5, 0: the notes' [3, 4]), an exact
+    polynomial of it is coarse by itself and is left alone. (An f of only such coordinates of a point that also has
+    full ones reads as coarse: its noise is then overstated, never understated.)
 
     Example:
       >>> import jax.numpy as jnp
       >>> x = jnp.array([0.005123, 0.007731], jnp.float32)
       >>> f = lambda x: jnp.sum(1 - jnp.cos(x))
       >>> values = jnp.stack([f(x + k * 2.0**-8 * jnp.eye(2, dtype=jnp.float32)[0]) for k in (-2, -1, 0, 1, 2)])
-      >>> float(granularity(values, x)) == 2 * 2.0**-24, float(granularity(values, jnp.array([3.0, 4.0])))
-      (True, 0.0)
+      >>> grid = 2.0**-24  # ulp(cos x) for cos x just below 1
+      >>> round(float(granularity(values, x)) * 12**0.5 / grid, 6), float(granularity(values, jnp.array([3.0, 4.0])))
+      (1.0, 0.0)
     """
     values = jnp.asarray(values)
     info = jnp.finfo(values.dtype)
@@ -163,10 +167,12 @@ def granularity(values, x):
     whole = jnp.all(counts == jnp.round(counts))
     common = jnp.bitwise_or.reduce(jnp.where(whole, counts, 0).astype(unsigned))  # the lowest bit set in any count
     lowest = common & (~common + unsigned(1))
-    coarse = whole & (lowest >= COARSE_GRID) & (exponent > info.nmant)
+    varies = jnp.max(magnitude) > jnp.min(magnitude)  # a constant f (a step function's flat part) shows no grid
+    coarse = whole & varies & (lowest >= COARSE_GRID) & (exponent > info.nmant)
     bits = lax.bitcast_convert_type(jnp.ravel(jnp.asarray(x)).astype(values.dtype), unsigned)
-    full = jnp.all(bits & unsigned((1 << (info.nmant - (info.nmant + 1) // 2)) - 1) != 0)  # no 0, no short mantissa
-    return jnp.where(full & coarse, ROUNDING * place * lowest.astype(values.dtype), 0).astype(values.dtype)
+    full = jnp.any(bits & unsigned((1 << (info.nmant - (info.nmant + 1) // 2)) - 1) != 0)  # not all 0 or short
+    spread = place * lowest.astype(values.dtype) / math.sqrt(12.0)  # the standard deviation of rounding on the grid
+    return jnp.where(full & coarse, spread, 0).astype(values.dtype)
 
 
 def _xp(*arrays):
@@ -259,7 +265,7 @@ def norm(a, axis=None, *, mean: bool = False):
     xp = _xp(a)
     with np.errstate(invalid="ignore", over="ignore"):
         magnitude = xp.abs(xp.asarray(a))
-        scale = xp.max(magnitude, axis=axis, keepdims=True)
+        scale = xp.max(magnitude, axis=axis, keepdims=True, initial=0)  # 0 for no values: their norm is 0
         scale = xp.where((scale > 0) & (scale < xp.inf), scale, 1)  # 0, inf, NaN: their own sums say it
         squares = (magnitude / scale) ** 2
         total = xp.mean(squares, axis=axis, keepdims=True) if mean else xp.sum(squares, axis=axis, keepdims=True)

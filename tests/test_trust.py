@@ -416,6 +416,25 @@ def test_files_an_output_never_replaces_an_input_or_another_output(capsys, tmp_p
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
+@pytest.mark.x64_independent
+def test_files_compare_never_replaces_its_functions_module_or_an_output_where_the_record_went(capsys, tmp_path,
+                                                                                           monkeypatch):  # fmt: skip
+    """--json mymod.py replaced the module's source; with R.runs.jsonl left by a killed run, the record went to
+    R.runs-2.jsonl and --csv R.runs-2.jsonl was deleted with it (from the fifth review)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "cancelmod.py").write_text("import jax.numpy as jnp\ndef loss(x):\n    return jnp.sum(x ** 2)\n")
+    (tmp_path / "k.runs.jsonl").write_text('{"killed": 1}\n')
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    common = ["compare", "--points", "5", "--no-reference", "--quiet"]
+    one_line_error(capsys, 2, [*common, "--function", "cancelmod:loss", "--dim", "2", "--json", "cancelmod.py"],
+                   "names the same file as the module of cancelmod:loss")  # fmt: skip
+    one_line_error(capsys, 2, [*common, "--function", "sphere", "--json", "k.json", "--csv", "k.runs-2.jsonl"],
+                   "names the file the record of finished runs goes to")  # fmt: skip
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    assert after == before
+
+
 @pytest.mark.parametrize("argv", [["plot", "field", "--out", "missing/f.png"], ["bench", "--quick", "--json",
                                                                                 "missing/b.json"]])  # fmt: skip
 @pytest.mark.x64_independent

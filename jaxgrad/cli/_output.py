@@ -62,6 +62,8 @@ def check_outputs(outputs: dict, inputs: dict | None = None, own: dict | None = 
             if role == "output":
                 _files.check_writable(path)
             key = os.path.realpath(path)
+            if key in seen and role == "input":  # several inputs may share a file (two functions of one module)
+                continue
             if key in seen:
                 first_name, first_role, first_path = seen[key]
                 if first_role == "output":
@@ -72,6 +74,18 @@ def check_outputs(outputs: dict, inputs: dict | None = None, own: dict | None = 
                 raise ValueError(f"{name} {path} names the same file as {first_name} {first_path}, which it would "
                                  "replace: give the output another name")  # fmt: skip
             seen[key] = name, role, path
+
+
+def module_files(*specs) -> dict:
+    """The source files of the modules that `--function`/`--grad`/`--like` specs ("mymod:loss", or lists of them)
+    name, once imported: inputs an output must not replace ({"the module of --function mymod:loss": "/…/mymod.py"})."""
+    files = {}
+    for spec in specs:
+        for one in [spec] if isinstance(spec, str) else spec or ():
+            module = sys.modules.get(one.split(":")[0]) if ":" in one else None
+            if getattr(module, "__file__", None):
+                files[f"the module of {one}"] = module.__file__
+    return files
 
 
 def record_path(*paths) -> str | None:

@@ -39,6 +39,7 @@ from ._output import (
     each_with_progress,
     interrupted_line,
     interrupts_deferred,
+    module_files,
     record_path,
     report_stream,
     write_csv,
@@ -172,9 +173,15 @@ def run(args) -> int:
                        rtol=args.rtol, atol=args.atol, seed=args.seed, name=label,
                        traceable=not args.numpy)  # fmt: skip
 
-    record_at = record_path(args.json, args.csv)
-    check_outputs({"--json": args.json, "--csv": args.csv}, own={"the record of finished runs": record_at})
-    record, csv_bodies = RunRecord(record_at), []
+    outputs, inputs = {"--json": args.json, "--csv": args.csv}, module_files(args.function, args.grad, args.like)
+    check_outputs(outputs, inputs, own={"the record of finished runs": record_path(args.json, args.csv)})
+    record, csv_bodies = RunRecord(record_path(args.json, args.csv)), []
+    if record.path != record_path(args.json, args.csv):  # R.runs.jsonl was taken: the record went beside it
+        try:
+            check_outputs(outputs, inputs, own={"the record of finished runs": record.path})
+        except ValueError:
+            record.remove()
+            raise
     # each finished run is encoded and recorded in a thread of its own while the next run compiles and runs; it is
     # in the record before the run after that starts
     recorder, pending = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxgrad-record"), []

@@ -190,8 +190,11 @@ def read_points(path: str) -> np.ndarray:
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
                 points = np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
         except ValueError as error:
-            raise ValueError(f"--points-file {path}: {_csv_problem(path, header) or error}; every row must hold the "
-                             "same count of numbers separated by commas") from error  # fmt: skip
+            problem = _csv_problem(path, header)
+            message = f"--points-file {path}: {problem or error}"
+            if not (problem and "not a number" in problem):  # the rows' lengths, or numpy's own reason
+                message += "; every row must hold the same count of numbers separated by commas"
+            raise ValueError(message) from error
         if points.size == 0:
             raise ValueError(
                 f"--points-file {path} holds no rows of numbers{' after its header' if header else ''}: "

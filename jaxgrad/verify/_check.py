@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as validate
-from .._filter import filtered_batch, is_filtered, raise_if_batched_arrays
+from .._filter import CHECKS_ONE_AT_A_TIME, filtered_batch, is_filtered, raise_if_batched_arrays
 from .._schemes import Mode
 from ._compare import compare
 from ._comparison import Comparison
@@ -105,7 +105,7 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
         n = np.shape(jax.tree_util.tree_leaves(points)[0])[0] if np.ndim(jax.tree_util.tree_leaves(points)[0]) else None
         if n is not None and (not single or (batched is None and not _takes_whole(fun, points))):
             hint = " If `points` is one point (one model), pass batched=False." if batched is None else ""
-            raise_if_batched_arrays(original, n, hint)
+            raise_if_batched_arrays(original, n, hint, fix=CHECKS_ONE_AT_A_TIME)
     batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
     leaves = jax.tree_util.tree_leaves(batch)
     if not leaves or (not single and np.shape(leaves[0])[0] == 0):  # a test on no point passes whatever the gradient

@@ -37,7 +37,7 @@ from .._evaluate import (
     working_dtype,
     working_dtypes,
 )
-from .._filter import filtered_batch, is_filtered
+from .._filter import CHECKS_ONE_AT_A_TIME, filtered_batch, is_filtered
 from .._host import host_parts
 from .._schemes import FiniteDifference, Mode, Scheme, as_scheme
 from .._steps import DefaultStep, as_step_rule, own_step, raise_if_step_vanished
@@ -466,7 +466,7 @@ def compare(
     name = name or name_of(fun)
     fun, grad_fn = hashable(fun), None if grad_fn is None else hashable(grad_fn)
     if is_filtered(points):  # the inexact-array leaves carry the batch axis; every other leaf is shared
-        fun, points, grad_fn = filtered_batch(fun, points, grad_fn)
+        fun, points, grad_fn = filtered_batch(fun, points, grad_fn, fix=CHECKS_ONE_AT_A_TIME)
     points = as_points(points)
     if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(points)):
         raise TypeError("compare (and check_grad) runs outside jax.jit and jax.vmap: its report holds NumPy arrays "

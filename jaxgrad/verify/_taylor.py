@@ -15,7 +15,6 @@ from .. import _validate as validate
 from .._compile import program
 from .._evaluate import as_working
 from .._table import format_table
-from ..numerics import granularity
 from ._compare import coordinate_names, flat_gradient
 from ._verdict import Verdict
 
@@ -132,10 +131,9 @@ def taylor_test(
         num_steps = int(-math.log2(eps)) + 2
     steps = t0 * 2.0 ** -np.arange(num_steps)
     f0, values, displacement = _taylor_values(x, jnp.asarray(v, dtype), jnp.asarray(steps, dtype), fun=fun)
-    grid = float(granularity(jnp.concatenate([jnp.ravel(f0), values]), flat_x))  # f rounded on a coarse grid
     f0, values, displacement = (np.asarray(a, np.float64) for a in (f0, values, displacement))
     remainders = np.abs(values - f0 - displacement @ g)
-    floor = 2 * eps * (abs(f0) + np.abs(values)) + 2 * eps * np.abs(displacement) @ np.abs(g) + 2 * grid
+    floor = 2 * eps * (abs(f0) + np.abs(values)) + 2 * eps * np.abs(displacement) @ np.abs(g)
     above = remainders > margin * floor
     used = np.zeros(num_steps, bool)
     if above.any():
