@@ -20,7 +20,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import _auto
 from ._estimate import Estimate, Parts, Status, merge_status, status
-from ._filter import is_filtered
+from ._filter import is_filtered, is_other_leaf
 from ._schemes import Central, ComplexStep, FiniteDifference, Forward, Scheme, axis_points
 from ._steps import StepRule, default_factor, representable_step, round_to_power_of_two
 from .numerics import ROUNDING, SAFETY, error_estimate, finite_difference_weights, norm
@@ -100,10 +100,7 @@ def refuse_other_leaves(x) -> None:
     a string: an Equinox model's, a config's)."""
     if not is_filtered(x):
         return
-    numbers = (jax.Array, np.ndarray, np.generic, int, float, complex, bool)
-    path, leaf = next(
-        (p, leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(x)[0] if not isinstance(leaf, numbers)
-    )
+    path, leaf = next((p, leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(x)[0] if is_other_leaf(leaf))
     raise TypeError(
         f"the input holds a {type(leaf).__name__} at x{jax.tree_util.keystr(path)} "
         f"({getattr(leaf, '__name__', None) or repr(leaf)[:60]}), not an array or a "

@@ -55,8 +55,12 @@ def is_filtered(tree) -> bool:
     """
     if isinstance(tree, jax.Array):  # the usual case: no pytree walk
         return False
-    numbers = (int, float, complex, bool)
-    return any(not (_is_array(leaf) or isinstance(leaf, numbers)) for leaf in jax.tree_util.tree_leaves(tree))
+    return any(is_other_leaf(leaf) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def is_other_leaf(leaf) -> bool:
+    """Whether `leaf` is neither an array (JAX or NumPy) nor a Python number: what makes a pytree filtered."""
+    return not (_is_array(leaf) or isinstance(leaf, (int, float, complex, bool)))
 
 
 class _Identity:

@@ -167,7 +167,7 @@ def granularity(values, x):
     whole = jnp.all(counts == jnp.round(counts))
     common = jnp.bitwise_or.reduce(jnp.where(whole, counts, 0).astype(unsigned))  # the lowest bit set in any count
     lowest = common & (~common + unsigned(1))
-    varies = jnp.max(magnitude) > jnp.min(magnitude)  # a constant f (a step function's flat part) shows no grid
+    varies = largest > jnp.min(magnitude)  # a constant f (a step function's flat part) shows no grid
     coarse = whole & varies & (lowest >= COARSE_GRID) & (exponent > info.nmant)
     bits = lax.bitcast_convert_type(jnp.ravel(jnp.asarray(x)).astype(values.dtype), unsigned)
     full = jnp.any(bits & unsigned((1 << (info.nmant - (info.nmant + 1) // 2)) - 1) != 0)  # not all 0 or short

@@ -428,25 +428,24 @@ def step_study(
     curves = []
     for dtype in wanted:
         grid = default_steps(dtype) if steps is None else _step_grid(steps)
+        x = jnp.asarray(points, dtype)
         for stencil in _parse_methods(methods):
             if progress:
                 progress(f"{dtype.name} {stencil.method} {stencil.order}")
             errors = np.asarray(
-                _errors_over_steps(jnp.asarray(points, dtype), jnp.asarray(grid, dtype), exact.astype(dtype),
+                _errors_over_steps(x, jnp.asarray(grid, dtype), exact.astype(dtype),
                                    fun=fun, stencil=stencil), np.float64)  # fmt: skip
             f_abs, f_deriv = _theory_inputs(reference_points, fun=fun, order=stencil.order + 1)
             f_abs, f_deriv = np.asarray(f_abs, np.float64), np.asarray(f_deriv, np.float64)
             fine = np.geomspace(np.max(grid), np.min(grid), 400)  # the theory's best step: searched on the grid's range
             theory_fine = np.median(theory_errors(stencil, dtype, fine, np.asarray(points, np.float64), f_abs, f_deriv,
                                                   exact_np), axis=1)  # fmt: skip
-            x = jnp.asarray(points, dtype)  # the default steps' factors, as taken: rounded to powers of two
+            # the default steps' factors as taken (rounded to powers of two per coordinate)
             default = float(np.median(np.asarray(default_step(x, exponent=stencil.step_exponent) / jnp.maximum(
                 jnp.abs(x), 1), np.float64)))  # fmt: skip
-            g_default = np.asarray(
-                batch_grad(fun, jnp.asarray(points, dtype), method=stencil.method, order=stencil.order), np.float64
-            )
+            g_default = np.asarray(batch_grad(fun, x, method=stencil.method, order=stencil.order), np.float64)
             default_error = relative_error(g_default, exact_np)
-            chosen, g_auto = _auto_choices(jnp.asarray(points, dtype), fun=fun, stencil=stencil)
+            chosen, g_auto = _auto_choices(x, fun=fun, stencil=stencil)
             chosen = np.asarray(chosen, np.float64)
             auto_error = float(np.median(relative_error(np.asarray(g_auto, np.float64), exact_np)))
             curves.append(Curve(

@@ -292,6 +292,12 @@ def test_file_usage_errors(mlp, tmp_path, capsys, argv, message):
                                                ("", "holds no rows of numbers: it must hold")])  # fmt: skip
 def test_a_csv_without_rows_is_one_line_of_ours(tmp_path, capsys, text, message):
     """No numpy warning with its source line, and no shape (0, 1) for a header of 3 columns (from the review)."""
+    err = _grad_refuses_csv(tmp_path, capsys, text)
+    assert message in err and "shape" not in err, err
+
+
+def _grad_refuses_csv(tmp_path, capsys, text):
+    """`jaxgrad grad` on a --points-file CSV holding `text`: exit 2 with no warning and no output file; its stderr."""
     (tmp_path / "pts.csv").write_text(text)
     argv = [
         "grad",
@@ -305,9 +311,8 @@ def test_a_csv_without_rows_is_one_line_of_ours(tmp_path, capsys, text, message)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and "shape" not in err, err
     assert not (tmp_path / "g.csv").exists()
+    return capsys.readouterr().err
 
 
 @pytest.mark.x64_independent
@@ -319,16 +324,5 @@ def test_a_csv_without_rows_is_one_line_of_ours(tmp_path, capsys, text, message)
 )  # fmt: skip
 def test_a_csv_that_cannot_be_read_names_the_line_as_the_file_counts_it(tmp_path, capsys, text, message):
     """numpy counted data rows from 0 after the header ("at row 1" for the file's line 3) and advised `usecols`."""
-    (tmp_path / "pts.csv").write_text(text)
-    argv = [
-        "grad",
-        "--function",
-        "sphere",
-        "--points-file",
-        str(tmp_path / "pts.csv"),
-        "--out",
-        str(tmp_path / "g.csv"),
-    ]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _grad_refuses_csv(tmp_path, capsys, text)
     assert message in err and "usecols" not in err and "row 1" not in err, err

@@ -174,9 +174,10 @@ def run(args) -> int:
                        traceable=not args.numpy)  # fmt: skip
 
     outputs, inputs = {"--json": args.json, "--csv": args.csv}, module_files(args.function, args.grad, args.like)
-    check_outputs(outputs, inputs, own={"the record of finished runs": record_path(args.json, args.csv)})
-    record, csv_bodies = RunRecord(record_path(args.json, args.csv)), []
-    if record.path != record_path(args.json, args.csv):  # R.runs.jsonl was taken: the record went beside it
+    planned = record_path(args.json, args.csv)
+    check_outputs(outputs, inputs, own={"the record of finished runs": planned})
+    record, csv_bodies = RunRecord(planned), []
+    if record.path != planned:  # R.runs.jsonl was taken: the record went beside it
         try:
             check_outputs(outputs, inputs, own={"the record of finished runs": record.path})
         except ValueError:

@@ -190,11 +190,8 @@ def read_points(path: str) -> np.ndarray:
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
                 points = np.loadtxt(path, delimiter=",", skiprows=header, ndmin=2, dtype=np.float64)
         except ValueError as error:
-            problem = _csv_problem(path, header)
-            message = f"--points-file {path}: {problem or error}"
-            if not (problem and "not a number" in problem):  # the rows' lengths, or numpy's own reason
-                message += "; every row must hold the same count of numbers separated by commas"
-            raise ValueError(message) from error
+            problem = _csv_problem(path, header) or f"{error}; {SAME_COUNT}"
+            raise ValueError(f"--points-file {path}: {problem}") from error
         if points.size == 0:
             raise ValueError(
                 f"--points-file {path} holds no rows of numbers{' after its header' if header else ''}: "
@@ -204,6 +201,10 @@ def read_points(path: str) -> np.ndarray:
         raise ValueError(f"--points-file {path} holds an array of shape {points.shape}: it must hold N ≥ 1 points, "
                          "one per row (N, d); for one point use --point")  # fmt: skip
     return points
+
+
+SAME_COUNT = "every row must hold the same count of numbers separated by commas"
+"""The advice of a --points-file CSV whose rows are ragged (or that numpy cannot read for a reason of its own)."""
 
 
 def _csv_problem(path: str, header: int) -> str | None:
@@ -227,7 +228,7 @@ def _csv_problem(path: str, header: int) -> str | None:
                 width = number, len(values)
             elif len(values) != width[1]:
                 counts = [f"{count} value{'s' if count != 1 else ''}" for count in (len(values), width[1])]
-                return f"line {number} holds {counts[0]}, line {width[0]} holds {counts[1]}"
+                return f"line {number} holds {counts[0]}, line {width[0]} holds {counts[1]}; {SAME_COUNT}"
     return None
 
 

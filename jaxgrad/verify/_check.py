@@ -99,11 +99,12 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
     if is_filtered(points):  # only the inexact-array leaves are checked, as eqx.filter_grad differentiates them
         fun, points, grad_fn = filtered_batch(fun, points, grad_fn, batch=False)
     single = _is_single_point(fun, points) if batched is None else not batched
-    if original is not points and jax.tree_util.tree_leaves(points):
+    first = jax.tree_util.tree_leaves(points)[:1]
+    if original is not points and first and np.ndim(first[0]):
         # a batch whose integer arrays have its leading size is refused; one whose rows fun cannot take (with such
         # an array shared, as eqx.filter_vmap's models) and which is not one point either, too
-        n = np.shape(jax.tree_util.tree_leaves(points)[0])[0] if np.ndim(jax.tree_util.tree_leaves(points)[0]) else None
-        if n is not None and (not single or (batched is None and not _takes_whole(fun, points))):
+        n = np.shape(first[0])[0]
+        if not single or (batched is None and not _takes_whole(fun, points)):
             hint = " If `points` is one point (one model), pass batched=False." if batched is None else ""
             raise_if_batched_arrays(original, n, hint, fix=CHECKS_ONE_AT_A_TIME)
     batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
