@@ -88,7 +88,15 @@ def as_points(points):
     warn_if_low_precision(points, stacklevel=4)  # before JAX turns float64 into float32 without a word
     if plain:
         return points
-    return jax.tree_util.tree_map(lambda leaf: leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf), points)
+    return jax.tree_util.tree_map(_as_array, points)
+
+
+def _as_array(leaf):
+    """A leaf as a JAX array: a NumPy one is copied to the device (jnp.asarray compiled a program per shape for
+    that), in the dtype jnp.asarray gives."""
+    if isinstance(leaf, jax.Array):
+        return leaf
+    return jax.device_put(leaf, may_alias=False) if isinstance(leaf, (np.ndarray, np.generic)) else jnp.asarray(leaf)
 
 
 def leading_size(points) -> int:

@@ -92,15 +92,24 @@ def _errors_over_steps(points, factors, exact, *, fun, stencil):
 
 
 @functools.partial(program, static_argnames=("fun", "stencil"))
-def _auto_choices(points, *, fun, stencil):
-    """step="auto" at every point: the chosen step factors h / max(|x|, 1), (N, d), and the gradients, (N, d)."""
+def _steps_taken(points, *, fun, stencil):
+    """The steps the stencil takes at every point, as factors h / max(|x|, 1), (N, d): the default step's, and
+    step="auto"'s with the gradients it gives, (N, d)."""
 
     def one(x):
         e = evaluate(fun, x, AutoStep(), stencil)
         g, h = settled(e.values, e.h, stencil, e.fallback)
-        return h / jnp.maximum(jnp.abs(e.x), 1), g
+        scale = jnp.maximum(jnp.abs(e.x), 1)
+        return default_step(x, exponent=stencil.step_exponent) / scale, h / scale, g
 
     return jax.vmap(one)(points)
+
+
+@functools.partial(program, static_argnames=("fun", "grad_fn"))
+def _exact_gradients(points, *, fun, grad_fn):
+    """`grad_fn` (None: jax.grad(fun), made inside so that it is no fresh static argument) at every point: one
+    compiled program, where an eager jax.vmap compiled each of its operations on its own for every new shape."""
+    return jax.vmap(jax.grad(fun) if grad_fn is None else grad_fn)(points)
 
 
 def _share_per_step(grid, chosen) -> np.ndarray:
@@ -397,7 +406,7 @@ def step_study(
         )
     if n == 0:
         raise ValueError("`points` is empty: a step study needs at least one point.")
-    out = jax.eval_shape(fun, points[0])
+    out = jax.eval_shape(fun, jax.ShapeDtypeStruct(points.shape[1:], points.dtype))
     if getattr(out, "shape", None) != ():
         raise ValueError(f"`fun` must return a scalar, but it returned {getattr(out, 'shape', type(out).__name__)}.")
     notes = []
@@ -414,8 +423,7 @@ def step_study(
         raise ValueError("`dtypes` has nothing to run; pass dtypes=('float32',) or enable x64.")
     widest = np.dtype(np.float64) if x64 else np.dtype(np.float32)
     reference_points = jnp.asarray(points, widest)
-    grad_fn = jax.grad(fun) if grad_fn is None else grad_fn
-    exact = jnp.asarray(jax.vmap(grad_fn)(reference_points), widest)
+    exact = jnp.asarray(_exact_gradients(reference_points, fun=fun, grad_fn=grad_fn), widest)
     exact_np = np.asarray(exact, np.float64)
     bad = ~(np.all(np.isfinite(np.asarray(points, np.float64)), axis=1) & np.all(np.isfinite(exact_np), axis=1))
     if bad.any():  # NaN/Inf points: flagged, and left out of the statistics (they would make every median NaN)
@@ -440,12 +448,11 @@ def step_study(
             fine = np.geomspace(np.max(grid), np.min(grid), 400)  # the theory's best step: searched on the grid's range
             theory_fine = np.median(theory_errors(stencil, dtype, fine, np.asarray(points, np.float64), f_abs, f_deriv,
                                                   exact_np), axis=1)  # fmt: skip
-            # the default steps' factors as taken (rounded to powers of two per coordinate)
-            default = float(np.median(np.asarray(default_step(x, exponent=stencil.step_exponent) / jnp.maximum(
-                jnp.abs(x), 1), np.float64)))  # fmt: skip
+            # the steps' factors as taken (the default's rounded to powers of two per coordinate)
+            default, chosen, g_auto = _steps_taken(x, fun=fun, stencil=stencil)
+            default = float(np.median(np.asarray(default, np.float64)))
             g_default = np.asarray(batch_grad(fun, x, method=stencil.method, order=stencil.order), np.float64)
             default_error = relative_error(g_default, exact_np)
-            chosen, g_auto = _auto_choices(x, fun=fun, stencil=stencil)
             chosen = np.asarray(chosen, np.float64)
             auto_error = float(np.median(relative_error(np.asarray(g_auto, np.float64), exact_np)))
             curves.append(Curve(

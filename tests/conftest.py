@@ -135,9 +135,15 @@ def central_bound(dtype, f_size, h, third=0.0):
 
 def steps_of(points, order=2):
     """The default step at every point (rows of `points`), in float64."""
+    return np.asarray(_default_steps(order)(points), np.float64)
+
+
+@functools.cache
+def _default_steps(order):
+    """default_step over rows, jitted once per order (an eager vmap compiled each of its operations per shape)."""
     import jaxgrad as jg
 
-    return np.asarray(jax.vmap(lambda p: jg.numerics.default_step(p, order))(points), np.float64)
+    return jax.jit(jax.vmap(lambda p: jg.numerics.default_step(p, order)))
 
 
 def interrupt_on_call(monkeypatch, module, name: str, call: int) -> None:

@@ -300,6 +300,15 @@ def _check_scalar_output(fun, point) -> None:
         )
 
 
+def _flat_rows(points, dtype) -> np.ndarray:
+    """Every point as one row of its leaves raveled in order (as ravel_pytree), in `dtype`, as float64: NumPy's work
+    (an eager jax.vmap compiled each of its operations per shape)."""
+    leaves = jax.tree_util.tree_leaves(points)
+    n = leaves[0].shape[0]
+    rows = [np.asarray(leaf).reshape(n, -1).astype(dtype) for leaf in leaves]
+    return np.concatenate(rows, axis=1).astype(np.float64)
+
+
 def default_reference_points(num_points: int, dim: int) -> int:
     """How many points the (slow, one coordinate at a time) NumPy reference runs on by default: at most 100, and
     at most about 40,000 evaluations of f (4·d per point: steps h and 2h)."""
@@ -510,7 +519,7 @@ def compare(
             )
     notes, times = [], {}
     extra = {"rtol": rtol, "atol": atol}
-    flat_points = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0].astype(dtype))(points), np.float64)
+    flat_points = _flat_rows(points, dtype)
     try:
         if directions is None:
             columns = _check_coordinates(fun, grad_fn, exact_name, scheme, rule, points, flat_points, batching,

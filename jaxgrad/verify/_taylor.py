@@ -63,6 +63,12 @@ def _taylor_values(x, direction, steps, *, fun):
     return fun(x), jax.vmap(lambda row: fun(unravel(row)))(moved), moved - flat_x[None]
 
 
+@functools.partial(program, static_argnames=("fun",))
+def _autodiff_gradient(x, *, fun):
+    """jax.grad(fun) at x, flat: one compiled program, where an eager call compiled each operation on its own."""
+    return flat_gradient(jax.grad(fun), x)
+
+
 def taylor_test(
     fun,
     x,
@@ -114,7 +120,7 @@ def taylor_test(
     flat_x, _ = ravel_pytree(x)
     dtype = flat_x.dtype
     eps = float(jnp.finfo(dtype).eps)
-    g = np.asarray(flat_gradient(jax.grad(fun) if grad_fn is None else grad_fn, x), np.float64)
+    g = np.asarray(_autodiff_gradient(x, fun=fun) if grad_fn is None else flat_gradient(grad_fn, x), np.float64)
     if direction is None:
         v = np.random.default_rng(seed).normal(size=flat_x.shape)
         v /= np.linalg.norm(v)
