@@ -138,12 +138,19 @@ def steps_of(points, order=2):
     return np.asarray(_default_steps(order)(points), np.float64)
 
 
+def step_of(x, order=2):
+    """The default step of every coordinate of x (any shape), in float64."""
+    return np.asarray(_default_steps(order, rows=False)(x), np.float64)
+
+
 @functools.cache
-def _default_steps(order):
-    """default_step over rows, jitted once per order (an eager vmap compiled each of its operations per shape)."""
+def _default_steps(order, rows: bool = True):
+    """default_step (over rows), compiled once per order and shape, as jaxgrad's programs compute it: called eagerly it
+    compiled each of its operations on its own per shape (~10 programs)."""
     import jaxgrad as jg
 
-    return jax.jit(jax.vmap(lambda p: jg.numerics.default_step(p, order)))
+    step = functools.partial(jg.numerics.default_step, order=order)
+    return jax.jit(jax.vmap(step) if rows else step)
 
 
 def interrupt_on_call(monkeypatch, module, name: str, call: int) -> None:

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import DTYPES, X64, central_bound, eps, steps_of
+from conftest import DTYPES, X64, central_bound, eps, step_of, steps_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -86,7 +86,7 @@ def test_oscillating_functions_error_is_truncation(name):
     f = functions.get(name)
     x = jnp.asarray(f.sample(300, f.default_dim, seed=3, dtype=dtype))
     exact = f.gradient(np.asarray(x, np.float64))
-    h = jax.vmap(lambda p: jg.numerics.default_step(p, 2))(x)
+    h = jnp.asarray(steps_of(x), x.dtype)  # powers of two: exact in x's dtype
 
     def with_step(point, step):
         return jg.grad(f, step=step)(point)
@@ -117,7 +117,7 @@ def test_linear_functions_are_exact_to_rounding(a, x, c, method):
     dtype = DTYPES[-1]
     a_, x_ = jnp.asarray(a, dtype), jnp.asarray(x, dtype)
     g = np.asarray(jg.grad(affine, method=method)(x_, a_, c), np.float64)  # one compiled program per method
-    h = np.asarray(jg.numerics.default_step(x_, 1 if method != "central" else 2), np.float64)
+    h = step_of(x_, 1 if method != "central" else 2)
     size = np.abs(a.astype(np.float64)) @ np.abs(x.astype(np.float64)) + abs(c) + np.abs(a) * h
     assert np.all(np.abs(g - a) <= central_bound(dtype, size, h))
 
@@ -131,7 +131,7 @@ def test_quadratics_are_exact_to_rounding_for_central_differences(m, x):
     q = jnp.asarray(m + m.T, dtype)
     g = np.asarray(jg.grad(quadratic)(jnp.asarray(x, dtype), q), np.float64)
     qn, xn = m + m.T, x.astype(np.float64)
-    h = np.asarray(jg.numerics.default_step(jnp.asarray(x, dtype), 2), np.float64)
+    h = step_of(jnp.asarray(x, dtype))
     size = 0.5 * np.abs(xn) @ np.abs(qn) @ np.abs(xn) + np.abs(qn) @ np.abs(xn) * h + np.abs(np.diag(qn)) * h**2
     assert np.all(np.abs(g - qn @ xn) <= central_bound(dtype, size, h))
 
@@ -156,7 +156,7 @@ def test_one_sided_methods_match_theory():
     dtype = DTYPES[-1]
     x = jnp.asarray([0.5, 1.5], dtype)
     f = lambda v: jnp.sum(jnp.sin(v))  # noqa: E731
-    h = np.asarray(jg.numerics.default_step(x, 1), np.float64)
+    h = step_of(x, 1)
     curvature = -np.sin(np.asarray(x, np.float64))
     for method, sign in (("forward", 1), ("backward", -1)):
         err = np.asarray(jg.grad(f, method=method)(x), np.float64) - np.cos(np.asarray(x, np.float64))
@@ -230,9 +230,7 @@ class GradVariantsTest(chex.TestCase):
         g = np.asarray(self.variant(jg.grad(lambda v: jnp.sum(jnp.sin(v) * v)))(x), np.float64)
         xn = np.asarray(x, np.float64)
         exact = np.cos(xn) * xn + np.sin(xn)
-        bound = central_bound(
-            x.dtype, np.sum(np.abs(xn)), np.asarray(jg.numerics.default_step(x, 2)), third=3 + np.abs(xn)
-        )
+        bound = central_bound(x.dtype, np.sum(np.abs(xn)), step_of(x), third=3 + np.abs(xn))
         assert np.all(np.abs(g - exact) <= bound)
 
 
@@ -374,9 +372,7 @@ def test_pytree_results_have_the_input_structure(shapes, seed):
     for leaf, x in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(tree), strict=True):
         assert leaf.shape == x.shape
         xn = np.asarray(x, np.float64)
-        bound = central_bound(
-            leaf.dtype, sum(np.size(v) for v in tree.values()), np.asarray(jg.numerics.default_step(x, 2)), 1
-        )
+        bound = central_bound(leaf.dtype, sum(np.size(v) for v in tree.values()), step_of(x), 1)
         assert np.all(np.abs(np.asarray(leaf, np.float64) + np.sin(xn)) <= bound)
 
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import step_of
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -167,7 +168,7 @@ def test_step_direction_stays_inside_a_domain_that_ends_at_the_point():
         return jnp.sum(x**2.5)
 
     x = jnp.array([0.0, 4.0])
-    h = float(jg.numerics.default_step(x, 2)[0])
+    h = float(step_of(x)[0])
     central = np.asarray(jg.grad(f)(x), np.float64)
     assert np.isfinite(central).all() and abs(central[0]) <= h**1.5
     g = np.asarray(jg.grad(f, method=jg.StepDirection((1, 0)))(x), np.float64)
