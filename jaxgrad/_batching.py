@@ -71,17 +71,27 @@ class Batching:
 
 
 # ------------------------------------------------------------------------------------------------- the batch
-def as_points(points):
-    """`points` with every leaf a JAX array. Nested lists or tuples of numbers are one array (as NumPy reads them),
-    not a pytree of scalars; any other pytree keeps its structure."""
+def numbers_as_array(points):
+    """A nested list or tuple of numbers as one NumPy array (as NumPy reads it), not a pytree of scalars; anything
+    else as it is.
+
+    >>> numbers_as_array([3, 4]).tolist(), numbers_as_array({"w": [3, 4]})
+    ([3, 4], {'w': [3, 4]})
+    """
 
     def numbers_only(value):
         if isinstance(value, (list, tuple)):
             return all(numbers_only(v) for v in value)
         return isinstance(value, (int, float, np.number, np.bool_))
 
-    if isinstance(points, (list, tuple)) and numbers_only(points):
-        points = np.asarray(points)
+    return np.asarray(points) if isinstance(points, (list, tuple)) and numbers_only(points) else points
+
+
+def as_points(points):
+    """`points` with every leaf a JAX array. Nested lists or tuples of numbers are one array (as NumPy reads them),
+    not a pytree of scalars; any other pytree keeps its structure."""
+
+    points = numbers_as_array(points)
     plain = isinstance(points, jax.Array)  # the usual case: no pytree walk (a few µs a call)
     for leaf in [points] if plain else jax.tree_util.tree_leaves(points):  # JAX's own error for a dtype it lacks
         working_dtype(np.result_type(leaf) if not hasattr(leaf, "dtype") else leaf.dtype)  # names no fix

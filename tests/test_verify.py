@@ -321,6 +321,16 @@ def test_check_grad_takes_one_point_or_a_batch():
     assert jg.check_grad(lambda m: jnp.sum(m[0] * m[1]), np.ones((2, 3)), batched=False).num_points == 1
 
 
+def test_check_grad_reads_a_list_of_numbers_as_one_point():
+    """The notes' point [3, 4] (compare reads nested lists of numbers as an array, and so does check_grad): it was
+    split into a list of two scalars that f could not take."""
+    rep = jg.check_grad(functions.sphere, [3.0, 4.0])
+    assert rep.num_points == 1 and rep.dim == 2
+    np.testing.assert_allclose(np.ravel(rep.numeric), [6.0, 8.0], rtol=1e-5)  # 2x
+    with pytest.raises(jg.GradientMismatchError, match=r"x\[1\]"):
+        jg.check_grad(functions.sphere, [3, 4], grad_fn=lambda x: x * jnp.array([2.0, 2.2], x.dtype))
+
+
 def test_pytree_points_and_names():
     rep = jg.compare(zoo.mlp_loss, zoo.sample_mlp(40, DTYPES[-1]), reference_points=3)
     assert rep.ok and rep.dim == 4 * 3 + 3 + 3

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as validate
+from .._batching import numbers_as_array
 from .._filter import CHECKS_ONE_AT_A_TIME, filtered_batch, is_filtered, raise_if_batched_arrays
 from .._schemes import Mode
 from ._compare import compare
@@ -35,14 +36,14 @@ class GradientMismatchError(AssertionError):
 def _is_single_point(fun, points) -> bool:
     """One point, unless `points` has a leading axis whose rows `fun` takes: a 1-D array is one point; an array of
     higher rank (or a pytree whose leaves share a leading size) is a batch when `fun` maps one row to a scalar."""
-    leaves = [jnp.asarray(leaf) for leaf in jax.tree_util.tree_leaves(points)]
-    if not leaves or any(leaf.ndim == 0 for leaf in leaves) or len({leaf.shape[0] for leaf in leaves}) > 1:
+    shapes = [np.shape(leaf) for leaf in jax.tree_util.tree_leaves(points)]
+    if not shapes or any(shape == () for shape in shapes) or len({shape[0] for shape in shapes}) > 1:
         return True
     if isinstance(points, (jax.Array, np.ndarray)) and np.ndim(points) == 1:
         return True
-    if leaves[0].shape[0] == 0:  # no row to try: an empty batch (check_grad refuses it)
+    if shapes[0][0] == 0:  # no row to try: an empty batch (check_grad refuses it)
         return False
-    row = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[0], points)
+    row = jax.tree_util.tree_map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf)[1:], jnp.result_type(leaf)), points)
     try:
         out = jax.eval_shape(fun, row)
     except Exception:  # fun cannot take a row: the whole input is one point
@@ -95,7 +96,7 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
     options.setdefault("reference", False)
     taylor = validate.boolean("taylor", taylor)
     batched = None if batched is None else validate.boolean("batched", batched)
-    original = points
+    points = original = numbers_as_array(points)  # [3, 4]: one point, not a list of two scalars
     if is_filtered(points):  # only the inexact-array leaves are checked, as eqx.filter_grad differentiates them
         fun, points, grad_fn = filtered_batch(fun, points, grad_fn, batch=False)
     single = _is_single_point(fun, points) if batched is None else not batched
