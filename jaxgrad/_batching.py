@@ -102,11 +102,14 @@ def as_points(points):
 
 
 def _as_array(leaf):
-    """A leaf as a JAX array: a NumPy one is copied to the device (jnp.asarray compiled a program per shape for
-    that), in the dtype jnp.asarray gives."""
+    """A leaf as a JAX array: a NumPy one is copied and put on the device (jnp.asarray compiled a program per shape
+    to copy it; the copy is made on the host, as device_put alone may share the caller's buffer on a CPU), in the
+    dtype jnp.asarray gives."""
     if isinstance(leaf, jax.Array):
         return leaf
-    return jax.device_put(leaf, may_alias=False) if isinstance(leaf, (np.ndarray, np.generic)) else jnp.asarray(leaf)
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        return jax.device_put(np.array(leaf, copy=True))
+    return jnp.asarray(leaf)
 
 
 def leading_size(points) -> int:

@@ -397,7 +397,7 @@ def step_study(
       True
     """
     name = name or getattr(fun, "name", None) or getattr(fun, "__name__", "f")
-    fun = hashable(fun)
+    fun, grad_fn = hashable(fun), None if grad_fn is None else hashable(grad_fn)
     points = as_points(points)
     n = leading_size(points)
     if not isinstance(points, jax.Array) or points.ndim != 2:

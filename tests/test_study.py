@@ -1,5 +1,6 @@
 """Step studies, pictures, the study and plot commands."""
 
+import dataclasses
 import json
 
 import jax.numpy as jnp
@@ -35,6 +36,35 @@ def test_the_default_step_reported_is_the_one_taken():
                           methods=("central", ("forward", 1)))  # fmt: skip
     for b in study.best():
         assert b.default_step == expected[b.dtype, b.method], b
+
+
+def test_an_unhashable_grad_fn_or_fun_is_taken():
+    """A callable dataclass (unhashable, as an Equinox module holding arrays) as grad_fn or fun: step_study's exact
+    gradients and taylor_test's programs take it as a static argument, by identity. 2x, the exact gradient of
+    sphere, gives the same curves as jax.grad's."""
+
+    @dataclasses.dataclass
+    class Twice:
+        scale: object
+
+        def __call__(self, x):
+            return self.scale * x
+
+    points = functions.sphere.sample(10, 3, seed=0)
+    kwargs = {"steps": [1e-2, 1e-4], "dtypes": DTYPES[-1:], "methods": ("central",)}
+    own = jg.step_study(functions.sphere, points, grad_fn=Twice(jnp.array(2.0)), **kwargs).curves[0]
+    autodiff = jg.step_study(functions.sphere, points, **kwargs).curves[0]
+    np.testing.assert_array_equal(own.median, autodiff.median)
+
+    @dataclasses.dataclass
+    class Squares:  # f(x) = scale/2 · |x|², unhashable too
+        scale: object
+
+        def __call__(self, x):
+            return 0.5 * self.scale * jnp.sum(x**2)
+
+    assert jg.taylor_test(Squares(jnp.array(2.0)), points[0]).correct  # jax.grad of it in one compiled program
+    assert jg.taylor_test(Squares(jnp.array(2.0)), points[0], grad_fn=Twice(jnp.array(2.2))).verdict.name == "MISMATCH"
 
 
 def test_the_step_grid_does_not_retrace():

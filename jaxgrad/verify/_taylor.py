@@ -13,7 +13,7 @@ from jax.flatten_util import ravel_pytree
 
 from .. import _validate as validate
 from .._compile import program
-from .._evaluate import as_working
+from .._evaluate import as_working, hashable
 from .._table import format_table
 from ._compare import coordinate_names, flat_gradient
 from ._verdict import Verdict
@@ -116,6 +116,7 @@ def taylor_test(
     margin = validate.real(
         "margin", margin, minimum=1.0, hint=" It is how far above the rounding floor a remainder counts."
     )
+    fun = hashable(fun)  # a static argument of its programs
     x = as_working(x)
     flat_x, _ = ravel_pytree(x)
     dtype = flat_x.dtype
