@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import zoo
-from conftest import DTYPES
+from conftest import DTYPES, X64
 
 import jaxgrad as jg
 from jaxgrad import functions
@@ -135,6 +135,25 @@ def test_taylor_slope_is_two_for_correct_gradients(name, dtype):
         x = jnp.asarray(zoo.sample(1, 6, dtype.name, seed=seed)[0])
         result = jg.taylor_test(zoo.CORRECT[name], x, seed=seed)
         assert result.verdict is jg.Verdict.OK and abs(result.slope - 2) < 0.15, result.summary()
+
+
+def test_taylor_on_a_pytree_of_float32_and_float64_leaves():
+    """f computes the float32 leaf's part in float32: below float32's resolution its coordinates do not move, which
+    the remainder must know (it read the float64 step as moved: a correct gradient gave slope 1, MISMATCH), and f's
+    rounding floor is float32's. (In the float32-only world both leaves are float32.)"""
+    x = {"a": jnp.array([0.3, 0.7], jnp.float32), "b": jnp.array([0.5], "float64" if X64 else "float32")}
+
+    def f(p):
+        return jnp.sum(jnp.sin(p["a"])) + jnp.sum(p["b"] ** 2)
+
+    def wrong_b(p):
+        return {"a": jnp.cos(p["a"]), "b": 2.2 * p["b"]}  # 10% off in b
+
+    for seed in range(3):
+        right = jg.taylor_test(f, x, seed=seed)
+        assert right.verdict is jg.Verdict.OK and abs(right.slope - 2) < 0.15, right.summary()
+        wrong = jg.taylor_test(f, x, grad_fn=wrong_b, seed=seed)
+        assert wrong.verdict is jg.Verdict.MISMATCH and abs(wrong.slope - 1) < 0.2, wrong.summary()
 
 
 def test_taylor_on_a_linear_function_is_correct_to_rounding():

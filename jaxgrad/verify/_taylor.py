@@ -13,7 +13,7 @@ from jax.flatten_util import ravel_pytree
 
 from .. import _validate as validate
 from .._compile import program
-from .._evaluate import as_working, hashable
+from .._evaluate import as_working, hashable, least_precise, mixed_precision
 from .._table import format_table
 from ._compare import coordinate_names, flat_gradient
 from ._verdict import Verdict
@@ -60,6 +60,8 @@ class TaylorResult:
 def _taylor_values(x, direction, steps, *, fun):
     flat_x, unravel = ravel_pytree(x)
     moved = flat_x[None] + steps[:, None] * direction[None]
+    if mixed_precision(x):  # the points as f gets them: float32 leaves' coordinates rounded to float32
+        moved = jax.vmap(lambda row: ravel_pytree(unravel(row))[0])(moved)
     return fun(x), jax.vmap(lambda row: fun(unravel(row)))(moved), moved - flat_x[None]
 
 
@@ -86,7 +88,8 @@ def taylor_test(
     makes, at t = t0 / 2^k, k = 0, 1, ..., t0 = max(|x|_∞, 1) / 4, down to t ≈ eps·t0. It fits the slope of log r
     against log t on the `window` smallest steps whose remainder exceeds `margin` times the rounding floor
     2·eps·(|f(x)| + |f(x + t v)|): about 2 means g is right, about 1 means g is wrong along v. No finite-difference
-    step is chosen, so this tells a wrong gradient from a badly chosen step.
+    step is chosen, so this tells a wrong gradient from a badly chosen step. In a pytree of float32 and float64 leaves,
+    eps is float32's and Δ(t) rounds the float32 leaves' coordinates to float32, as f gets them.
 
     Args:
       fun: scalar function of one point (array or pytree), traceable by JAX.
@@ -120,7 +123,7 @@ def taylor_test(
     x = as_working(x)
     flat_x, _ = ravel_pytree(x)
     dtype = flat_x.dtype
-    eps = float(jnp.finfo(dtype).eps)
+    eps = float(jnp.finfo(least_precise(x)).eps)  # f rounds float32 leaves' parts at float32's eps, even in float64
     g = np.asarray(_autodiff_gradient(x, fun=fun) if grad_fn is None else flat_gradient(grad_fn, x), np.float64)
     if direction is None:
         v = np.random.default_rng(seed).normal(size=flat_x.shape)
