@@ -158,8 +158,9 @@ def test_points_of_the_wrong_rank_or_empty():
     for batched in (None, True):  # a test on no point passed whatever the gradient (from the review)
         with pytest.raises(ValueError, match="is empty: there is no gradient to check"):
             jg.check_grad(function_2, np.zeros((0, 2)), grad_fn=lambda x: 5 * x, batched=batched)
-    with pytest.raises(ValueError, match="is empty: there is no gradient to check"):  # a comprehension of nothing
-        jg.check_grad(function_2, [], grad_fn=lambda x: 5 * x)
+    for nothing in ([], np.zeros(0)):  # a comprehension of nothing; a point of no coordinates
+        with pytest.raises(ValueError, match="is empty: there is no gradient to check"):
+            jg.check_grad(function_2, nothing, grad_fn=lambda x: 5 * x)
     with pytest.raises(ValueError, match="at least one point"):
         jg.step_study(function_2, np.zeros((0, 2)))
 
