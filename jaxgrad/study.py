@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._batching import as_points, leading_size
+from ._batching import Batching, as_points, leading_size, run_program
 from ._compile import program
 from ._evaluate import evaluate, hashable, point_gradient, settled
 from ._files import write_csv, write_json
@@ -20,6 +20,7 @@ from ._schemes import FiniteDifference, Scheme, as_scheme
 from ._steps import AutoStep, Relative, default_step
 from ._table import format_table
 from .numerics import relative_error
+from .verify._compare import batch_exact
 
 SMALLEST_STEP = {"float32": 1e-6, "float64": 1e-13}
 EDGE_MARK = {"above": "≥", "below": "≤", "": ""}
@@ -103,13 +104,6 @@ def _steps_taken(points, *, fun, stencil):
         return default_step(x, exponent=stencil.step_exponent) / scale, h / scale, g
 
     return jax.vmap(one)(points)
-
-
-@functools.partial(program, static_argnames=("fun", "grad_fn"))
-def _exact_gradients(points, *, fun, grad_fn):
-    """`grad_fn` (None: jax.grad(fun), made inside so that it is no fresh static argument) at every point: one
-    compiled program, where an eager jax.vmap compiled each of its operations on its own for every new shape."""
-    return jax.vmap(jax.grad(fun) if grad_fn is None else grad_fn)(points)
 
 
 def _share_per_step(grid, chosen) -> np.ndarray:
@@ -423,7 +417,7 @@ def step_study(
         raise ValueError("`dtypes` has nothing to run; pass dtypes=('float32',) or enable x64.")
     widest = np.dtype(np.float64) if x64 else np.dtype(np.float32)
     reference_points = jnp.asarray(points, widest)
-    exact = jnp.asarray(_exact_gradients(reference_points, fun=fun, grad_fn=grad_fn), widest)
+    exact = jnp.asarray(run_program(batch_exact, reference_points, None, Batching(), fun=fun, grad_fn=grad_fn), widest)
     exact_np = np.asarray(exact, np.float64)
     bad = ~(np.all(np.isfinite(np.asarray(points, np.float64)), axis=1) & np.all(np.isfinite(exact_np), axis=1))
     if bad.any():  # NaN/Inf points: flagged, and left out of the statistics (they would make every median NaN)

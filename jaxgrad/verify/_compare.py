@@ -159,8 +159,9 @@ def flat_gradient(grad_fn, x):
 
 
 @functools.partial(program, static_argnames=("fun", "grad_fn", "chunk"))
-def _batch_exact(points, step, *, fun, grad_fn, chunk: int):
-    """`grad_fn` (None: jax.grad(fun), made inside so that it is no fresh static argument) at every point, flat."""
+def batch_exact(points, step, *, fun, grad_fn, chunk: int):
+    """`grad_fn` (None: jax.grad(fun), made inside so that it is no fresh static argument) at every point, flat: the
+    exact gradients of `compare` and of `step_study`."""
     del step
     return map_points(lambda x, _: flat_gradient(jax.grad(fun) if grad_fn is None else grad_fn, x), points, None, chunk)
 
@@ -223,7 +224,7 @@ def _exact_gradients(fun, grad_fn, points, batching: Batching):
     """grad_fn (None: jax.grad(fun)) at every point as flat rows: jitted and vmapped when it traces, else point by
     point."""
     try:
-        flat = run_program(_batch_exact, points, None, batching, fun=fun, grad_fn=grad_fn)
+        flat = run_program(batch_exact, points, None, batching, fun=fun, grad_fn=grad_fn)
         return np.asarray(flat, np.float64), None
     except TypeError as error:  # also every NOT_TRACEABLE error: JAX's tracer errors are TypeErrors
         n = leading_size(points)
