@@ -110,8 +110,8 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
             raise_if_batched_arrays(original, n, hint, fix=CHECKS_ONE_AT_A_TIME)
     batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
     leaves = jax.tree_util.tree_leaves(batch)
-    if not leaves or (not single and np.shape(leaves[0])[0] == 0) or not sum(np.size(leaf) for leaf in leaves):
-        # a test on no point, or on a point of no coordinates ([]), passes whatever the gradient
+    if not sum(np.size(leaf) for leaf in leaves) or (not single and np.shape(leaves[0])[0] == 0):
+        # a test on nothing (no leaf, no point, a point of no coordinates: []) passes whatever the gradient
         raise ValueError("`points` is empty: there is no gradient to check. Pass at least one point.")
     rep = compare(fun, batch, grad_fn=grad_fn, **options)
     if rep.ok:
