@@ -247,15 +247,14 @@ def _rows_on_host(leaf, index) -> np.ndarray:
 def _reference_gradients(fun, points, index, h, traceable: bool = True):
     """The NumPy reference at the sampled points, at steps h and 2h (the second for its truncation estimate), as
     flat rows. A pytree point is flattened and `fun` called on its unraveled form. The reference's loop and
-    differences are NumPy's; `fun` is called as it is, or jitted when it traces and its 4·d·m calls one by one would
-    take over a second (`_quick_enough`: a user's JAX model runs op by op, ~100x slower than compiled)."""
+    differences are NumPy's (`_host_call`): a `fun` that returns NumPy values (NumPy code, the built-ins) is called
+    as it is; one that returns JAX arrays is JAX code, which runs op by op ~10-100x slower than compiled, so it is
+    called jitted where it traces and its 4·d·m calls would take longer than compiling it."""
     steps = (h, 2 * h)
     if isinstance(points, jax.Array):
-        rows_on_host = _rows_on_host(points, index)
-        call = fun if not traceable or _quick_enough(fun, rows_on_host) else jax.jit(fun)
-        rows = [
-            [numpy_reference.numerical_gradient(call, point, s).reshape(-1) for s in steps] for point in rows_on_host
-        ]
+        rows = _rows_on_host(points, index)
+        call = _host_call(fun, rows, traceable)
+        grads = [[numpy_reference.numerical_gradient(call, point, s).reshape(-1) for s in steps] for point in rows]
     else:
         point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0], points))
         _, unravel = ravel_pytree(point0)
@@ -265,19 +264,31 @@ def _reference_gradients(fun, points, index, h, traceable: bool = True):
 
         flats = [np.asarray(ravel_pytree(as_working(jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], points)))[0])
                  for i in index]  # fmt: skip
-        call = flat_fun if not traceable or _quick_enough(flat_fun, flats) else jax.jit(flat_fun)
-        rows = [[numpy_reference.numerical_gradient(call, flat, s) for s in steps] for flat in flats]
-    rows = np.asarray(rows, np.float64)
-    return rows[:, 0], rows[:, 1]
+        call = _host_call(flat_fun, flats, traceable)
+        grads = [[numpy_reference.numerical_gradient(call, flat, s) for s in steps] for flat in flats]
+    grads = np.asarray(grads, np.float64)
+    return grads[:, 0], grads[:, 1]
 
 
-def _quick_enough(fun, rows, seconds: float = 1.0) -> bool:
-    """Whether the reference's 4·d calls of `fun` per row, one by one, take under `seconds` (timed on one call)."""
-    if not len(rows):
-        return True
+JIT_ABOVE = 0.05
+"""Seconds of op-by-op calls above which the reference calls a JAX `fun` jitted: about what compiling a small
+function costs."""
+
+
+def _host_call(fun, rows, traceable: bool):
+    """`fun` for the reference's calls on the host: NumPy values in and out, so that its differences are NumPy's.
+    A traceable `fun` that returns a JAX array for the first row is JAX code: jitted when its 4·d calls per row,
+    timed on a second (warm) call, would take over `JIT_ABOVE` seconds op by op. A `fun` that does not trace is
+    called as it is, with no probing call (it may be slow host code)."""
+    if not traceable:
+        return lambda v: np.asarray(fun(v))
+    if not len(rows) or not isinstance(fun(rows[0]), jax.Array):
+        return fun
     start = time.perf_counter()
     jax.block_until_ready(fun(rows[0]))
-    return (time.perf_counter() - start) * 4 * np.size(rows[0]) * len(rows) < seconds
+    slow = (time.perf_counter() - start) * 4 * np.size(rows[0]) * len(rows) > JIT_ABOVE
+    chosen = jax.jit(fun) if slow else fun
+    return lambda v: np.asarray(chosen(v))
 
 
 def _check_scalar_output(fun, point) -> None:
