@@ -699,8 +699,9 @@ def jvp(fun, primals, tangents, *, method="central", order: int | None = None, s
 
     Returns:
       (primal_out, tangent_out): fun(*primals), and the derivative shaped like it (0 along a zero direction, as
-      `jax.jvp`; NaN in every entry where a tangent holds a NaN, as the stencil moves along all of it), or its
-      `Estimate`.
+      `jax.jvp`; NaN in every entry where a tangent holds a NaN or an infinity, as the stencil moves along all of
+      it: its step t is then 0 or NaN; `jax.jvp` gives ±inf for an infinity), or its `Estimate` (status NONFINITE
+      there).
 
     Raises:
       ValueError: `tangents` unlike `primals`; a `step` t so small that x + t·v == x in every coordinate (the

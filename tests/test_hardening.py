@@ -299,10 +299,12 @@ def test_a_tiny_f_whose_differences_flush_to_zero_is_imprecise_not_ok(dtype):
     assert report.verdict is not jg.Verdict.MISMATCH, report.summary()
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
 @pytest.mark.parametrize("with_error", [False, True])
-def test_jvp_along_a_tangent_holding_a_nan_is_nan_not_zero(with_error):
-    """jax.jvp propagates the NaN; jg.jvp read max|v| = NaN as a zero direction and returned 0 (from the review)."""
-    x, v = jnp.array([0.3, -1.2, 2.0]), jnp.array([jnp.nan, 1.0, 0.0])
+def test_jvp_along_a_tangent_holding_a_nan_is_nan_not_zero(with_error, bad):
+    """jax.jvp propagates the NaN; jg.jvp read max|v| = NaN as a zero direction and returned 0 (from the review).
+    An infinite entry gives NaN too (its step t is 0; jax.jvp gives inf), flagged NONFINITE, as the docstring says."""
+    x, v = jnp.array([0.3, -1.2, 2.0]), jnp.array([bad, 1.0, 0.0])
     f = lambda x: jnp.sum(jnp.sin(x) * x)  # noqa: E731
     tangent = jg.jvp(f, (x,), (v,), with_error=with_error)[1]
     value = tangent.value if with_error else tangent
