@@ -255,15 +255,15 @@ def _reference_gradients(fun, points, index, h, traceable: bool = True):
         rows = _rows_on_host(points, index)
         call = _host_call(fun, rows, traceable)
         grads = [[numpy_reference.numerical_gradient(call, point, s).reshape(-1) for s in steps] for point in rows]
-    else:
-        point0 = as_working(jax.tree_util.tree_map(lambda leaf: leaf[0], points))
-        _, unravel = ravel_pytree(point0)
+    else:  # the rows flattened by NumPy, in ravel_pytree's order and dtype (no slicing program per point)
+        leaves, tree = jax.tree_util.tree_flatten(points)
+        rows = [_rows_on_host(leaf, index).astype(working_dtype(leaf.dtype)) for leaf in leaves]
+        flat0, unravel = ravel_pytree(jax.tree_util.tree_unflatten(tree, [leaf_rows[0] for leaf_rows in rows]))
+        flats = np.concatenate([leaf_rows.reshape(len(index), -1) for leaf_rows in rows], axis=1).astype(flat0.dtype)
 
         def flat_fun(v):
             return fun(unravel(v))
 
-        flats = [np.asarray(ravel_pytree(as_working(jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], points)))[0])
-                 for i in index]  # fmt: skip
         call = _host_call(flat_fun, flats, traceable)
         grads = [[numpy_reference.numerical_gradient(call, flat, s) for s in steps] for flat in flats]
     grads = np.asarray(grads, np.float64)
