@@ -249,7 +249,7 @@ def _reference_gradients(fun, points, index, h, traceable: bool = True):
     flat rows. A pytree point is flattened and `fun` called on its unraveled form. The reference's loop and
     differences are NumPy's (`_host_call`): a `fun` that returns NumPy values (NumPy code, the built-ins) is called
     as it is; one that returns JAX arrays is JAX code, which runs op by op ~10-100x slower than compiled, so it is
-    called jitted where it traces and its 4·d·m calls would take longer than compiling it."""
+    called jitted where it traces and its 4·d·m calls op by op would take over `JIT_ABOVE` seconds."""
     steps = (h, 2 * h)
     if isinstance(points, jax.Array):
         rows = _rows_on_host(points, index)
