@@ -237,11 +237,14 @@ def _exact_gradients(fun, grad_fn, points, batching: Batching):
 
 
 def _rows_on_host(leaf, index) -> np.ndarray:
-    """leaf[index] as a NumPy array: read from the whole array where it is in host memory (no program to compile),
+    """leaf[index] as a NumPy array in the leaf's working dtype (float16 and bfloat16 are differentiated in
+    float32, as the engine does): read from the whole array where it is in host memory (no program to compile),
     gathered on the device elsewhere (one small program per shape)."""
     if all(device.platform == "cpu" for device in leaf.devices()):
-        return np.asarray(leaf)[index]
-    return np.asarray(leaf[jnp.asarray(index)])
+        rows = np.asarray(leaf)[index]
+    else:
+        rows = np.asarray(leaf[jnp.asarray(index)])
+    return rows.astype(working_dtype(leaf.dtype))
 
 
 def _reference_gradients(fun, points, index, h, traceable: bool = True):
@@ -257,7 +260,7 @@ def _reference_gradients(fun, points, index, h, traceable: bool = True):
         grads = [[numpy_reference.numerical_gradient(call, point, s).reshape(-1) for s in steps] for point in rows]
     else:  # the rows flattened by NumPy, in ravel_pytree's order and dtype (no slicing program per point)
         leaves, tree = jax.tree_util.tree_flatten(points)
-        rows = [_rows_on_host(leaf, index).astype(working_dtype(leaf.dtype)) for leaf in leaves]
+        rows = [_rows_on_host(leaf, index) for leaf in leaves]
         flat0, unravel = ravel_pytree(jax.tree_util.tree_unflatten(tree, [leaf_rows[0] for leaf_rows in rows]))
         flats = np.concatenate([leaf_rows.reshape(len(index), -1) for leaf_rows in rows], axis=1).astype(flat0.dtype)
 
