@@ -41,7 +41,7 @@ from ._evaluate import (
 from ._grad import compiled_with
 from ._schemes import Central, Mode, Scheme, as_scheme, axis_points
 from ._steps import as_step_rule, raise_if_step_vanished
-from .numerics import ROUNDING, error_estimate, finite_difference_weights, noise_estimate, norm
+from .numerics import ROUNDING, error_estimate, finite_difference_weights, granularity, noise_estimate, norm
 
 
 def _blocks(matrix, out_example, in_example):
@@ -320,18 +320,20 @@ class SecondDifference:
                 terms.append(u * v * (pp - pm - mp + mm))
         return functools.reduce(operator.add, terms) / (h_i * h_j)
 
-    def _axis_estimate(self, on_axis, center, h):
-        """From f along the axes: the noise of f per axis (d,), and the smoothness test's second differences."""
+    def _axis_estimate(self, on_axis, center, x, h):
+        """From f along the axes through the flat point x: the noise of f per axis (d,), and the smoothness test's
+        second differences."""
         axis = self.axis_offsets(True)
         positions = (*(-k for k in reversed(axis)), 0, *axis)
         line = jnp.stack([jnp.broadcast_to(center, h.shape) if k == 0 else on_axis(k) for k in positions])
-        f_noise = self.noise(line, positions, h.dtype).astype(h.dtype)  # (d,)
+        f_noise = self.noise(line, positions, h.dtype, x).astype(h.dtype)  # (d,)
         # the smoothness test of `status` on the order-p second differences at h and 2h, which grow ×4 for a smooth f
         # up to O(h^p), significant above the noise that `noise_estimate`'s odd difference reads: it cancels the even
         # part of f around x, so a kink at x itself is not taken for noise (the even difference above would)
         norm = float(np.linalg.norm(finite_difference_weights(self._offsets, derivative=2)))
         at_h, at_2h = (self._second_differences(on_axis, center, factor) for factor in (1, 2))
-        return f_noise, SecondDifferences(at_h, at_2h, norm * noise_estimate(line, positions, h.dtype).astype(h.dtype))
+        second_noise = norm * noise_estimate(line, positions, h.dtype, x).astype(h.dtype)
+        return f_noise, SecondDifferences(at_h, at_2h, second_noise)
 
     @property
     def _weight_sums(self) -> tuple[float, float]:
@@ -344,10 +346,11 @@ class SecondDifference:
         return ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(grid_values), axis=0, initial=0.0)
 
     @staticmethod
-    def noise(line, positions, dtype):
+    def noise(line, positions, dtype, x=None):
         """The noise of one evaluation of f from each axis' line (K, d) at `positions`, as `noise_estimate` measures
         it but from the line's highest difference, of order K − 1 = p + 2: pooled over the axes (root mean square)
-        and at least ROUNDING·eps·max|f| per line.
+        and at least ROUNDING·eps·max|f| per line and, given the flat point `x`, the `granularity` of f's values
+        (f rounded on a coarse grid, as 1 − cos x at small x: one difference there is often exactly 0).
 
         The step makes h^(p+2) ≈ eps, so that difference's polynomial part h^(p+2)·f^(p+2) stays at the rounding level
         where f's derivatives are of its size; the odd difference of order p + 1 that `noise_estimate` takes would
@@ -357,7 +360,10 @@ class SecondDifference:
         weights = jnp.asarray(finite_difference_weights(positions, derivative=len(positions) - 1), line.dtype)
         per_line = jnp.abs(weights @ line) / jnp.linalg.norm(weights)
         pooled = norm(per_line, mean=True)
-        return jnp.maximum(ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(line), axis=0), pooled)
+        floor = ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(line), axis=0)
+        if x is not None:
+            floor = jnp.maximum(floor, granularity(line, x).astype(floor.dtype))
+        return jnp.maximum(floor, pooled)
 
     def estimate(self, values, x, h):
         """(H at h, its error estimate (d, d), the status code) from f at `rows(x, h, with_error=True)`.
@@ -371,7 +377,7 @@ class SecondDifference:
         i, j = np.triu_indices(d, 1)
         hessian, double = self.combine(values, h, True), self.combine(values, h, True, factor=2)
         on_axis, corners = self._reader(values, d, True)
-        f_noise, second = self._axis_estimate(on_axis, values[0], h)
+        f_noise, second = self._axis_estimate(on_axis, values[0], x, h)
         floor = self._floor(jnp.stack([c for a, b in self.grid(True) for c in corners(a, b)]), h.dtype)
         off_noise = jnp.maximum(jnp.maximum(f_noise[i], f_noise[j]), floor.astype(h.dtype))
         noise = jnp.diag(f_noise).at[i, j].set(off_noise).at[j, i].set(off_noise)
@@ -404,7 +410,7 @@ class SecondDifference:
 
         grid, factors = self.grid(with_error), self._factors(with_error)
         diagonals = [self._second_differences(on_axis, center, f) / f**2 / (h * h) for f in factors]
-        f_noise, second = self._axis_estimate(on_axis, center, h) if with_error else (None, None)
+        f_noise, second = self._axis_estimate(on_axis, center, x, h) if with_error else (None, None)
         diagonal_sum, mixed_sum = self._weight_sums
 
         def pairs_of(i, j):  # the pairs' entries at h (and 2h), their error, whether f was finite at their corners
