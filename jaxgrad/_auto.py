@@ -8,15 +8,17 @@ guard for domains and kinks:
    order 2's fixed step, whatever the method: x + k·B·e_i for k = −2..2 (central stencils), or k = 0..4 (forward)
    and 0..−4 (backward) for one-sided ones. That is 4 evaluations per coordinate, and f(x) once per point.
 2. **Read the line.** Its third and fourth differences give f''' and f'''' where they stand out of the rounding noise
-   σ = ROUNDING·eps·max|f| (by MEASURABLE times their own noise). The second differences at B and 2B must grow
+   σ = ROUNDING·eps·max|f|, or f's granularity where its values lie on a coarse grid (`coarseness`: f that
+   subtracts nearly equal values), by MEASURABLE times their own noise. The second differences at B and 2B must grow
    like h² (ratio between SMOOTHNESS_RATIO and LARGEST_RATIO) where they are significant; otherwise the line
    crosses a kink, a jump or a wave shorter than B.
 3. **Choose.** f's own length scale along the coordinate is L, with f''' ≈ F/L³ and f'''' ≈ F/L⁴ (F = max|f|, the
    smaller L of the two where both show), and the step is (ROUNDING·eps)^e·L: the fixed rule eps^e·max(|x|, 1)
-   with the measured L in place of max(|x|, 1). For central order 2 it is (σ/|f'''|)^(1/3), the balance of round-off
-   σ/h against truncation f'''h²/6. Where neither derivative shows, L is at least what B could have seen, and that
-   bound is used (for central order 2: B itself). Orders p ≥ 6 take half the step (HIGH_ORDER_SHADE). The step is
-   never above the method's fixed step (only the long step of 4 is).
+   with the measured L in place of max(|x|, 1) (and σ/max|f| in place of ROUNDING·eps on a coarse grid). For
+   central order 2 it is (σ/|f'''|)^(1/3), the balance of round-off σ/h against truncation f'''h²/6. Where neither
+   derivative shows, L is at least what B could have seen, and that bound is used (for central order 2: B itself).
+   Orders p ≥ 6 take half the step (HIGH_ORDER_SHADE). The step is never above the method's fixed step (only the
+   long step of 4 is).
    Where the line leaves f's domain (a NaN or Inf while f(x) is finite) or is not resolved, the fixed step shrinks
    by min(2^-8, |x_i|, 1/|x_i|): to the other natural scale of x (relative to |x| near 0, as for log x, √x and 1/x,
    and to 1 for large |x|).
@@ -66,13 +68,14 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ._estimate import unresolved
 from ._schemes import Central, Richardson, axis_points, combine_blocks, unit_rows
 from ._steps import default_factor, representable_step, round_to_power_of_two, scaled_step
-from .numerics import ROUNDING, finite_difference_weights, norm
+from .numerics import ROUNDING, finite_difference_weights, granularity, norm
 
 MEASURABLE = 4.0
 """The third difference counts as f''' when it exceeds this many times its own rounding noise."""
@@ -169,7 +172,8 @@ def choice(values, f0, x, b, cap, sides, exponent: float):
     t3 = jnp.sum(w3 * line, axis=0)
     t4 = jnp.tensordot(jnp.asarray(_W4, line.dtype), line, axes=1)
     size = jnp.max(jnp.abs(line), axis=0)
-    sigma = ROUNDING * eps * size
+    coarse = coarseness(line, x, size)  # 1 unless f's values lie on a coarse grid (1 - sigmoid(x) in its tail)
+    sigma = ROUNDING * eps * size * coarse
     norm3 = jnp.where(side == 0, float(np.linalg.norm(_W3_CENTRAL)), float(np.linalg.norm(_W3_FORWARD)))
     finite = jnp.all(jnp.isfinite(line), axis=0)
     measured = finite & (jnp.abs(t3) > MEASURABLE * sigma * norm3)  # f''' stands out of the rounding
@@ -189,10 +193,11 @@ def choice(values, f0, x, b, cap, sides, exponent: float):
                          jnp.where(seen, jnp.sqrt(jnp.sqrt(size / jnp.where(seen, fourth, 1.0))), jnp.inf))  # fmt: skip
     # where neither shows, f''' is below what B would see: L ≥ B·(1/(MEASURABLE·ROUNDING·eps·‖w₃‖))^(1/3), which the
     # method's step may use (for central order 2 that is B itself), up to its fixed step
-    unseen = b_ * (1 / (MEASURABLE * ROUNDING * eps * norm3)) ** (1 / 3)
+    unseen = b_ * (1 / (MEASURABLE * ROUNDING * eps * norm3)) ** (1 / 3) / jnp.cbrt(coarse)
     length = jnp.where(measured | seen, length, unseen)
     fitted = jnp.maximum(
-        ROUNDING**exponent * default_factor(dtype, exponent) * length, jnp.where(measured | seen, 0, b_)
+        ROUNDING**exponent * default_factor(dtype, exponent) * coarse**exponent * length,
+        jnp.where(measured | seen, 0, b_),
     )
     fitted = fitted * (HIGH_ORDER_SHADE if round(1 / exponent) - 1 >= 6 else 1.0)
     fitted = jnp.min(fitted, axis=reduce) if reduce else fitted
@@ -204,6 +209,22 @@ def choice(values, f0, x, b, cap, sides, exponent: float):
     h = jnp.where(broken, shrunk, jnp.minimum(fitted.astype(dtype), cap))
     h = round_to_power_of_two(h.astype(dtype))
     return representable_step(x, jnp.minimum(h, cap)), broken
+
+
+def coarseness(line, x, size):
+    """How many times f's rounding noise on the scout lines exceeds ROUNDING·eps·|f| because its values lie on a
+    coarse grid (`numerics.granularity`, per output: 1 - sigmoid(x) for x in (5, 15) in float32 rounds on ulp(1)'s
+    grid, 10⁴ times eps·|f|), else exactly 1. Read as f''' by the third difference, that noise made the step 10³ times
+    too fine and the gradient several times its own size wrong (`tests/test_hardening.py`).
+
+    Args:
+      line: f on the scout lines, (5, d, *out); x: the coordinates the lines go through (d,); size: max|f| per line
+      and output, (d, *out).
+    """
+    columns = line.reshape(line.shape[0] * line.shape[1], -1)  # each output's values together
+    grid = jax.vmap(lambda values: granularity(values, x), in_axes=1)(columns).reshape(1, *line.shape[2:])
+    floor = ROUNDING * float(jnp.finfo(line.dtype).eps) * size
+    return jnp.where(grid > floor, grid / jnp.where(grid > floor, floor, 1), 1).astype(line.dtype)
 
 
 def climbs(scheme) -> bool:
