@@ -224,7 +224,8 @@ def coarseness(line, x, size):
     columns = line.reshape(line.shape[0] * line.shape[1], -1)  # each output's values together
     grid = jax.vmap(lambda values: granularity(values, x), in_axes=1)(columns).reshape(1, *line.shape[2:])
     floor = ROUNDING * float(jnp.finfo(line.dtype).eps) * size
-    return jnp.where(grid > floor, grid / jnp.where(grid > floor, floor, 1), 1).astype(line.dtype)
+    coarser = (grid > floor) & (floor > 0)  # a line where f is 0 throughout has nothing to read (grid / 0 was NaN)
+    return jnp.where(coarser, grid / jnp.where(coarser, floor, 1), 1).astype(line.dtype)
 
 
 def climbs(scheme) -> bool:

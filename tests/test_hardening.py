@@ -359,6 +359,21 @@ def test_the_hessian_error_of_an_f_that_cancels_is_estimated(dtype, order):
     assert np.max(ratio) < 4, float(np.max(ratio))  # 1.33 at most (float32 and float64, orders 2 and 4)
 
 
+def test_auto_steps_stay_finite_where_f_is_zero_along_a_line_and_coarse_along_another(dtype):
+    # the coarse grid read on one line divided by the rounding floor of a line where f is 0 throughout: NaN steps,
+    # and compare called a correct gradient a MISMATCH at every point (from the review of the grid's use by "auto")
+    tol = {"atol": 1e-5, "rtol": 1e-3} if dtype == np.float32 else {"atol": 1e-9, "rtol": 1e-6}
+    x = jnp.asarray([0.0, 0.1234], dtype)
+    np.testing.assert_allclose(jg.jacobian(lambda v: v**2, step="auto")(x), np.diag([0.0, 0.2468]), **tol)
+    f = lambda v: v[1] * (1 - jnp.cos(v[0]))  # noqa: E731
+    exact = lambda v: jnp.stack([v[..., 1] * jnp.sin(v[..., 0]), 1 - jnp.cos(v[..., 0])], axis=-1)  # noqa: E731
+    point = jnp.asarray([0.0123456, 0.0], dtype)
+    np.testing.assert_allclose(jg.grad(f, step="auto")(point), exact(np.asarray(point, np.float64)), **tol)
+    points = jnp.stack([jnp.linspace(0.005, 0.02, 50), jnp.zeros(50)], axis=1).astype(dtype)
+    report = jg.compare(f, points, grad_fn=exact, reference=False)
+    assert report.verdict is not jg.Verdict.MISMATCH, report.summary()
+
+
 def test_a_bug_in_the_gradient_of_an_f_that_cancels_is_still_caught():
     f, derivative, (low, high) = CANCELLING["1 - cos x"]
     points = jnp.asarray(np.random.default_rng(0).uniform(low, high, (200, 2)), DTYPES[-1])
