@@ -41,7 +41,7 @@ from ._evaluate import (
 from ._grad import compiled_with
 from ._schemes import Central, Mode, Scheme, as_scheme, axis_points
 from ._steps import as_step_rule, raise_if_step_vanished
-from .numerics import ROUNDING, error_estimate, finite_difference_weights, granularity, noise_estimate, norm
+from .numerics import ROUNDING, error_estimate, finite_difference_weights, noise_estimate, noise_floor, norm
 
 
 def _blocks(matrix, out_example, in_example):
@@ -346,11 +346,11 @@ class SecondDifference:
         return ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(grid_values), axis=0, initial=0.0)
 
     @staticmethod
-    def noise(line, positions, dtype, x=None):
+    def noise(line, positions, dtype, x):
         """The noise of one evaluation of f from each axis' line (K, d) at `positions`, as `noise_estimate` measures
         it but from the line's highest difference, of order K − 1 = p + 2: pooled over the axes (root mean square)
-        and at least ROUNDING·eps·max|f| per line and, given the flat point `x`, the `granularity` of f's values
-        (f rounded on a coarse grid, as 1 − cos x at small x: one difference there is often exactly 0).
+        and at least `noise_floor` per line: ROUNDING·eps·max|f| and the `granularity` of f's values at the flat
+        point `x` (f rounded on a coarse grid, as 1 − cos x at small x: one difference there is often exactly 0).
 
         The step makes h^(p+2) ≈ eps, so that difference's polynomial part h^(p+2)·f^(p+2) stays at the rounding level
         where f's derivatives are of its size; the odd difference of order p + 1 that `noise_estimate` takes would
@@ -360,10 +360,7 @@ class SecondDifference:
         weights = jnp.asarray(finite_difference_weights(positions, derivative=len(positions) - 1), line.dtype)
         per_line = jnp.abs(weights @ line) / jnp.linalg.norm(weights)
         pooled = norm(per_line, mean=True)
-        floor = ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(line), axis=0)
-        if x is not None:
-            floor = jnp.maximum(floor, granularity(line, x).astype(floor.dtype))
-        return jnp.maximum(floor, pooled)
+        return jnp.maximum(noise_floor(line, dtype, x), pooled)
 
     def estimate(self, values, x, h):
         """(H at h, its error estimate (d, d), the status code) from f at `rows(x, h, with_error=True)`.

@@ -122,11 +122,23 @@ def noise_estimate(values, positions, dtype, x=None):
     weights = jnp.asarray(weights, values.dtype)
     per_line = jnp.abs(weights @ values) / jnp.linalg.norm(weights)
     pooled = norm(per_line, mean=True)
-    info = jnp.finfo(dtype)
-    floor = jnp.maximum(ROUNDING * float(info.eps) * jnp.max(jnp.abs(values), axis=0), float(info.tiny))
+    return jnp.maximum(jnp.maximum(noise_floor(values, dtype, x), float(jnp.finfo(dtype).tiny)), pooled)
+
+
+def noise_floor(values, dtype, x=None):
+    """The least noise of one evaluation of f per line (column) of `values`, whatever its differences read:
+    ROUNDING·eps·max_k |f_k|, the rounding of the values themselves, and given the flat point `x` f's `granularity`
+    (values rounded on a coarse grid). `noise_estimate` and the Hessian's noise both take it.
+
+    Example:
+      >>> import numpy as np
+      >>> float(noise_floor(np.full((5, 1), 100.0, np.float32), "float32")[0])  # 2·eps·100
+      2.384185791015625e-05
+    """
+    floor = ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(values), axis=0)
     if x is not None:
         floor = jnp.maximum(floor, granularity(values, x).astype(floor.dtype))
-    return jnp.maximum(floor, pooled)
+    return floor
 
 
 COARSE_GRID = 64
