@@ -122,15 +122,13 @@ def noise_estimate(values, positions, dtype, x=None):
     weights = jnp.asarray(weights, values.dtype)
     per_line = jnp.abs(weights @ values) / jnp.linalg.norm(weights)
     pooled = norm(per_line, mean=True)
-    floor = noise_floor(values, dtype, x, positions)
-    return jnp.maximum(jnp.maximum(floor, float(jnp.finfo(dtype).tiny)), pooled)
+    return jnp.maximum(jnp.maximum(noise_floor(values, dtype, x), float(jnp.finfo(dtype).tiny)), pooled)
 
 
-def noise_floor(values, dtype, x=None, positions=None):
+def noise_floor(values, dtype, x=None):
     """The least noise of one evaluation of f per line (column) of `values`, whatever its differences read:
     ROUNDING·eps·max_k |f_k|, the rounding of the values themselves, and given the flat point `x` f's `granularity`
-    (values rounded on a coarse grid; given the rows' `positions` on the lines, also a grid hidden by a linear term).
-    `noise_estimate` and the Hessian's noise both take it.
+    (values rounded on a coarse grid). `noise_estimate` and the Hessian's noise both take it.
 
     Example:
       >>> import numpy as np
@@ -139,7 +137,7 @@ def noise_floor(values, dtype, x=None, positions=None):
     """
     floor = ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(values), axis=0)
     if x is not None:
-        floor = jnp.maximum(floor, granularity(values, x, positions).astype(floor.dtype))
+        floor = jnp.maximum(floor, granularity(values, x).astype(floor.dtype))
     return floor
 
 
@@ -147,7 +145,7 @@ COARSE_GRID = 64
 """f's values count as rounded on a coarse grid when a power of two this many times their own ulp divides them all."""
 
 
-def granularity(values, x, positions=None):
+def granularity(values, x):
     """G/√12, the standard deviation of rounding on a grid of spacing G, where f's values at a point's stencil vary and
     are all multiples of a power of two G at least COARSE_GRID times the ulp of the largest of them while some
     coordinate of the point x carries a full mantissa, else 0.
@@ -159,13 +157,6 @@ def granularity(values, x, positions=None):
     polynomial of it is coarse by itself and is left alone. (An f of only such coordinates of a point that also has
     full ones reads as coarse: its noise is then overstated, never understated.)
 
-    Given the rows' `positions` on lines through x (0 among them), the same test also runs on the `linear_free`
-    combinations of the values, which cancel any linear part of f exactly: exp(x) − 1 − x rounds on ulp(1)'s grid
-    (exp(x) ≈ 1), which the exact − x hides from the values themselves but not from their second differences. A
-    third difference of such values is exactly 0 on about 40% of the lines (the rounding of a smooth function on a
-    grid is not independent from point to point), so `noise_estimate` alone missed it at 15% of the points of 2
-    coordinates and the error estimate was up to 10³ times too small.
-
     Example:
       >>> import jax.numpy as jnp
       >>> x = jnp.array([0.005123, 0.007731], jnp.float32)
@@ -175,34 +166,6 @@ def granularity(values, x, positions=None):
       >>> round(float(granularity(values, x)) * 12**0.5 / grid, 6), float(granularity(values, jnp.array([3.0, 4.0])))
       (1.0, 0.0)
     """
-    spread = _grid_spread(values, x)
-    if positions is not None and 0 in positions:
-        combinations = linear_free(values, positions)
-        if combinations.shape[0]:
-            spread = jnp.maximum(spread, _grid_spread(combinations, x))
-    return spread
-
-
-def linear_free(values, positions):
-    """Combinations of f's values on lines through x (rows at `positions`, 0 among them) that cancel any constant and
-    linear part of f, computed exactly where neighbouring values and differences are within a factor 2 (Sterbenz):
-    (f_k − f_0) + (f_−k − f_0) for each pair ±k, and (f_2k − f_0) − 2·(f_k − f_0) for each k ≠ 0 with 2k. Rows
-    (combinations, *lines).
-
-    Example:
-      >>> import numpy as np
-      >>> linear_free(np.array([1.0, 3.0, 5.0]), (0, 1, 2)).tolist()  # a linear f: 0
-      [0.0]
-    """
-    values = jnp.asarray(values)
-    index = {k: i for i, k in enumerate(positions)}
-    moved = {k: values[i] - values[index[0]] for k, i in index.items() if k}
-    rows = [moved[k] + moved[-k] for k in moved if k > 0 and -k in moved]
-    rows += [moved[2 * k] - 2 * moved[k] for k in moved if 2 * k in moved]
-    return jnp.stack(rows) if rows else jnp.zeros((0, *values.shape[1:]), values.dtype)
-
-
-def _grid_spread(values, x):
     values = jnp.asarray(values)
     info = jnp.finfo(values.dtype)
     unsigned = jnp.uint64 if values.dtype == jnp.float64 else jnp.uint32
