@@ -41,7 +41,7 @@ from ._evaluate import (
 from ._grad import compiled_with
 from ._schemes import Central, Mode, Scheme, as_scheme, axis_points
 from ._steps import as_step_rule, raise_if_step_vanished
-from .numerics import ROUNDING, error_estimate, finite_difference_weights, noise_estimate, noise_floor, norm
+from .numerics import error_estimate, finite_difference_weights, noise_estimate, noise_floor, norm
 
 
 def _blocks(matrix, out_example, in_example):
@@ -343,7 +343,7 @@ class SecondDifference:
 
     def _floor(self, grid_values, dtype):
         """The least noise of a mixed entry: ROUNDING·eps·max|f| over its corners (the leading axis)."""
-        return ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(grid_values), axis=0, initial=0.0)
+        return noise_floor(grid_values, dtype)
 
     @staticmethod
     def noise(line, positions, dtype, x):

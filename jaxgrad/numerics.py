@@ -135,7 +135,7 @@ def noise_floor(values, dtype, x=None):
       >>> float(noise_floor(np.full((5, 1), 100.0, np.float32), "float32")[0])  # 2·eps·100
       2.384185791015625e-05
     """
-    floor = ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(values), axis=0)
+    floor = ROUNDING * float(jnp.finfo(dtype).eps) * jnp.max(jnp.abs(values), axis=0, initial=0.0)
     if x is not None:
         floor = jnp.maximum(floor, granularity(values, x).astype(floor.dtype))
     return floor
