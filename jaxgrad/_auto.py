@@ -75,7 +75,7 @@ import numpy as np
 from ._estimate import unresolved
 from ._schemes import Central, Richardson, axis_points, combine_blocks, unit_rows
 from ._steps import default_factor, representable_step, round_to_power_of_two, scaled_step
-from .numerics import ROUNDING, finite_difference_weights, granularity, norm
+from .numerics import ROUNDING, finite_difference_weights, granularity, hidden_granularity, norm
 
 MEASURABLE = 4.0
 """The third difference counts as f''' when it exceeds this many times its own rounding noise."""
@@ -172,7 +172,7 @@ def choice(values, f0, x, b, cap, sides, exponent: float):
     t3 = jnp.sum(w3 * line, axis=0)
     t4 = jnp.tensordot(jnp.asarray(_W4, line.dtype), line, axes=1)
     size = jnp.max(jnp.abs(line), axis=0)
-    coarse = coarseness(line, x, size)  # 1 unless f's values lie on a coarse grid (1 - sigmoid(x) in its tail)
+    coarse = coarseness(line, x, size, sides)  # 1 unless f's values lie on a coarse grid (1 - sigmoid(x) in its tail)
     sigma = ROUNDING * eps * size * coarse
     norm3 = jnp.where(side == 0, float(np.linalg.norm(_W3_CENTRAL)), float(np.linalg.norm(_W3_FORWARD)))
     finite = jnp.all(jnp.isfinite(line), axis=0)
@@ -211,18 +211,27 @@ def choice(values, f0, x, b, cap, sides, exponent: float):
     return representable_step(x, jnp.minimum(h, cap)), broken
 
 
-def coarseness(line, x, size):
+def coarseness(line, x, size, sides):
     """How many times f's rounding noise on the scout lines exceeds ROUNDING·eps·|f| because its values lie on a
     coarse grid (`numerics.granularity`, per output: 1 - sigmoid(x) for x in (5, 15) in float32 rounds on ulp(1)'s
-    grid, 10⁴ times eps·|f|), else exactly 1. Read as f''' by the third difference, that noise made the step 10³ times
-    too fine and the gradient several times its own size wrong (`tests/test_hardening.py`).
+    grid, 10⁴ times eps·|f|), or their differences from f(x) do (`numerics.hidden_granularity`: a grid the fine bits
+    of f(x) hide, exp(x) − 1 − x), else exactly 1. Read as f''' by the third difference, that noise made the step 10³
+    times too fine and the gradient several times its own size wrong (`tests/test_hardening.py`).
 
     Args:
       line: f on the scout lines, (5, d, *out); x: the coordinates the lines go through (d,); size: max|f| per line
-      and output, (d, *out).
+      and output, (d, *out); sides: (d,) 0 central, ±1 one-sided (`_line`'s position orders: f(x) is row 2 or 0).
     """
-    columns = line.reshape(line.shape[0] * line.shape[1], -1)  # each output's values together
-    grid = jax.vmap(lambda values: granularity(values, x), in_axes=1)(columns).reshape(1, *line.shape[2:])
+    center = jnp.where((sides == 0).reshape(-1, *([1] * (line.ndim - 2))), line[2], line[0])
+    moved = line - center[None]  # f(x) itself gives a row of zeros, a multiple of any grid
+
+    def by_output(rows):  # each output's rows of every line together: (rows · d, outputs)
+        return rows.reshape(rows.shape[0] * rows.shape[1], -1)
+
+    def grid_of(values, differences):
+        return jnp.maximum(granularity(values, x), hidden_granularity(differences, x))
+
+    grid = jax.vmap(grid_of, in_axes=1)(by_output(line), by_output(moved)).reshape(1, *line.shape[2:])
     floor = ROUNDING * float(jnp.finfo(line.dtype).eps) * size
     coarser = (grid > floor) & (floor > 0)  # a line where f is 0 throughout has nothing to read (grid / 0 was NaN)
     return jnp.where(coarser, grid / jnp.where(coarser, floor, 1), 1).astype(line.dtype)
