@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ._estimate import line_second_differences, merge_status, status
+from ._estimate import line_second_differences, merge_status, status, straddled
 from .numerics import error_estimate, finite_difference_weights, noise_estimate
 
 MAX_ORDER = 8
@@ -294,6 +294,8 @@ class FiniteDifference(Scheme):
             w2 = jnp.asarray(finite_difference_weights(positions, derivative=2), line.dtype)
             curvature = (jnp.abs(w2 @ line) / h.astype(line.dtype) ** 2).astype(h.dtype)
         second = None if self.imaginary else line_second_differences(line, positions, f_noise)
+        if second is not None:  # central: a kink inside the stencil is not left to the Richardson estimate
+            error = jnp.maximum(error, straddled(line, positions, h).astype(h.dtype))
         return Estimated(g, g_double, f_noise, error, status(x, values, g, error, second), curvature)
 
     # --------------------------------------------------------------------------------------- along a direction
