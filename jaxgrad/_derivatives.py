@@ -19,7 +19,7 @@ from . import _auto
 from . import _validate as validate
 from ._batching import Batching, fit_point
 from ._compile import program
-from ._estimate import Estimate, SecondDifferences, line_second_differences, merge_status, status
+from ._estimate import Estimate, SecondDifferences, line_second_differences, merge_status, status, straddled
 from ._evaluate import (
     adapted_steps,
     adapts,
@@ -662,6 +662,8 @@ def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
     error = error_estimate(t, scheme.weight_sum, f_noise.astype(t.dtype), derivative, double, scheme.order)
     error = jnp.where(moving, error, 0).astype(derivative.dtype)
     second = None if scheme.imaginary else line_second_differences(values, positions, f_noise)
+    if second is not None:  # central: a kink inside the stencil is not left to the Richardson estimate
+        error = jnp.maximum(error, jnp.where(moving, straddled(values, positions, t), 0).astype(error.dtype))
     code = status(flat_x, values, derivative, error, second)
     return Estimate(unravel_out(derivative), unravel_out(error), code), stuck
 

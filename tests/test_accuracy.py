@@ -91,6 +91,10 @@ def test_a_kink_inside_the_stencil_is_within_the_error_estimate(dtype):
     est = jg.batch_grad(fun, jnp.asarray(points, dtype), with_error=True)
     actual = np.abs(np.asarray(est.value, np.float64) - ((points > 0) + 0.2 * points))
     assert np.all(np.asarray(est.error, np.float64) >= actual), (actual[:, 1], np.asarray(est.error)[:, 1])
+    along = jax.jit(lambda x: jg.jvp(fun, (x,), (jnp.asarray([0.0, 1.0, 0.0], dtype),), with_error=True)[1])
+    for point, error in zip(points, actual[:, 1], strict=True):  # along a direction (the error was 0.0999 at h/4)
+        est = along(jnp.asarray(point, dtype))
+        assert float(est.error) >= error, (point[1] / h, float(est.value), float(est.error))
     # and over a float32/float64 batch of 100 coordinates, some near their kink: no point reads OK beyond its estimate
     points = np.random.default_rng(0).standard_normal((300, 100)).astype(dtype)
     est = jg.batch_grad(fun, jnp.asarray(points), with_error=True)
