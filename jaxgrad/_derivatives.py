@@ -663,7 +663,7 @@ def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
     error = jnp.where(moving, error, 0).astype(derivative.dtype)
     second = None if scheme.imaginary else line_second_differences(values, positions, f_noise)
     if second is not None:  # central: a kink inside the stencil is not left to the Richardson estimate
-        error = jnp.maximum(error, jnp.where(moving, straddled(values, positions, t), 0).astype(error.dtype))
+        error = jnp.maximum(error, jnp.where(moving, straddled(values, positions, second, t), 0).astype(error.dtype))
     code = status(flat_x, values, derivative, error, second)
     return Estimate(unravel_out(derivative), unravel_out(error), code), stuck
 

@@ -94,34 +94,32 @@ def line_second_differences(line, positions, f_noise) -> SecondDifferences | Non
     return SecondDifferences(at(1), at(2), jnp.sqrt(6.0) * f_noise)
 
 
-def straddled(line, positions, h):
+def straddled(line, positions, second: SecondDifferences, h):
     """The error a kink inside the stencil may cause, where f's values on a line through x do not look resolved at the
     step's scale, else 0: |f(x+h) − 2f(x) + f(x−h)| / (2h). relu with its kink δ < h from x gives a central difference
     off by (h − δ)/(2h) times the jump of the slope, which is exactly this; the Richardson estimate |g(h) − g(2h)|/3
     saw up to 6 times less and the smoothness test, for which the kink's odd part reads as noise, flagged it only for
-    δ < h/5. Not resolved: the second differences do not grow ×4 from h to 2h as a smooth f's do (ratio below
-    SMOOTHNESS_RATIO or above LARGEST_RATIO: the kink at δ < h/2), or the third difference is at least RESOLUTION times
-    the second (a smooth f's ratio is about h·f'''/f'', small at a step that resolves f: the kink at δ ≥ h/2). A line
-    of pure noise may read as either; its bound is then of the size of the round-off part. None for a line without 0,
-    ±1 and ±2.
+    δ < h/5. Not resolved: the second differences do not grow ×4 from h to 2h as a smooth f's do (the kink at
+    δ < h/2), or the third difference is at least RESOLUTION times the second (a smooth f's ratio is about h·f'''/f'',
+    small at a step that resolves f: the kink at δ ≥ h/2). A line of pure noise may read as either; its bound is then
+    of the size of the round-off part.
+
+    Args:
+      line, positions: f on the line (`line[i]` at offset `positions[i]`, which include 0, ±1 and ±2).
+      second: its `line_second_differences`; h: the step.
 
     Example:
       >>> import jax.numpy as jnp
       >>> h, d = 2.0**-8, 2.0**-9  # relu(x) at x = d = h/2 from its kink: the central difference is 3/4, not 1
-      >>> relu = jnp.array([max(d + k * h, 0.0) for k in (-2, -1, 0, 1, 2)])
-      >>> float(straddled(relu, (-2, -1, 0, 1, 2), h))
+      >>> relu, positions = jnp.array([max(d + k * h, 0.0) for k in (-2, -1, 0, 1, 2)]), (-2, -1, 0, 1, 2)
+      >>> float(straddled(relu, positions, line_second_differences(relu, positions, 0.0), h))
       0.25
     """
-    index = {k: i for i, k in enumerate(positions)}
-    if not {-2, -1, 0, 1, 2} <= index.keys():
-        return None
-    f = {k: line[index[k]] for k in (-2, -1, 0, 1, 2)}
-    at_h, at_2h = f[1] - 2 * f[0] + f[-1], f[2] - 2 * f[0] + f[-2]
+    f = dict(zip(positions, line, strict=True))
     third = (f[2] - 2 * f[1] + 2 * f[-1] - f[-2]) / 2
-    tiny = jnp.finfo(jnp.result_type(at_h)).tiny
-    ratio = jnp.abs(at_2h) / jnp.maximum(jnp.abs(at_h), tiny)
-    unresolved = (ratio < SMOOTHNESS_RATIO) | (ratio > LARGEST_RATIO) | (jnp.abs(third) >= RESOLUTION * jnp.abs(at_h))
-    return jnp.where(unresolved, jnp.abs(at_h) / (2 * h), 0)
+    at_h = jnp.abs(second.at_h)
+    unresolved = _unlike_smooth(second.at_h, second.at_2h) | (jnp.abs(third) >= RESOLUTION * at_h)
+    return jnp.where(unresolved, at_h / (2 * h), 0)
 
 
 def _precision(error, gradient):
@@ -133,9 +131,14 @@ def unresolved(at_h, at_2h, noise):
     """Where f is not smooth at the step's scale, from its second differences at h and 2h along a line (`noise`: that
     of the one at 2h): significant, yet their ratio is not the ×4 of a smooth f (×16 where f'' = 0) but below
     SMOOTHNESS_RATIO (a kink: 2, a jump: 1) or above LARGEST_RATIO (a wave shorter than the step, aliased)."""
-    significant = jnp.abs(at_2h) > SIGNIFICANT * noise
+    return (jnp.abs(at_2h) > SIGNIFICANT * noise) & _unlike_smooth(at_h, at_2h)
+
+
+def _unlike_smooth(at_h, at_2h):
+    """Where the second differences at h and 2h are not in a smooth f's ratio: below SMOOTHNESS_RATIO or above
+    LARGEST_RATIO."""
     ratio = jnp.abs(at_2h) / jnp.maximum(jnp.abs(at_h), jnp.finfo(jnp.result_type(at_h)).tiny)
-    return significant & ((ratio < SMOOTHNESS_RATIO) | (ratio > LARGEST_RATIO))
+    return (ratio < SMOOTHNESS_RATIO) | (ratio > LARGEST_RATIO)
 
 
 def status(x, values, gradient, error, second: SecondDifferences | None = None):

@@ -295,7 +295,7 @@ class FiniteDifference(Scheme):
             curvature = (jnp.abs(w2 @ line) / h.astype(line.dtype) ** 2).astype(h.dtype)
         second = None if self.imaginary else line_second_differences(line, positions, f_noise)
         if second is not None:  # central: a kink inside the stencil is not left to the Richardson estimate
-            error = jnp.maximum(error, straddled(line, positions, h).astype(h.dtype))
+            error = jnp.maximum(error, straddled(line, positions, second, h).astype(h.dtype))
         return Estimated(g, g_double, f_noise, error, status(x, values, g, error, second), curvature)
 
     # --------------------------------------------------------------------------------------- along a direction
