@@ -24,7 +24,7 @@ from .._batching import (
     run_program,
 )
 from .._compile import program
-from .._estimate import Status
+from .._estimate import Status, line_second_differences, unresolved
 from .._evaluate import (
     NOT_TRACEABLE,
     apply,
@@ -190,16 +190,19 @@ def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
     values = apply(fun, unravel, moved.reshape(-1, flat_x.shape[0]), scheme).reshape(len(positions), count)
     predicted = jnp.einsum("kcd,d->kc", displacement, g)  # <g, Δ> per row
     h = jnp.broadcast_to(t, (count,))
+    f_noise = noise_estimate(values, positions, flat_x.dtype, flat_x).astype(flat_x.dtype)
+    second = None if scheme.imaginary else line_second_differences(values, positions, f_noise)
     return {
         "h": h,
         "g": scheme.combine_along(values, t, positions),
         "g_double": scheme.combine_along(values, t, positions, factor=2),
         "exact": scheme.combine_along(predicted, t, positions),
         "exact_double": scheme.combine_along(predicted, t, positions, factor=2),
-        "f_noise": noise_estimate(values, positions, flat_x.dtype, flat_x).astype(flat_x.dtype),
+        "f_noise": f_noise,
         "dot_scale": (jnp.max(jnp.einsum("kcd,d->kc", jnp.abs(displacement), jnp.abs(g)), axis=0) / t).astype(
             flat_x.dtype
         ),
+        **({} if second is None else {"not_smooth": jnp.any(unresolved(*second))}),  # the smoothness test, central
     }
 
 
@@ -400,7 +403,8 @@ def _check_directions(fun, scheme, points, batching, exact, directions, seed, dt
     # the truncation estimate is taken on the error e(t) = D(t) − A(t), which a wrong g cannot shrink
     tol = tolerance(dtype, v["h"], scheme.weight_sum, v["f_noise"], v["g"] - v["exact"],
                     v["g_double"] - v["exact_double"], scheme.order, v["dot_scale"], **extra)  # fmt: skip
-    return _Columns(v["g"], v["exact"], tol, v["f_noise"])
+    not_smooth = v["not_smooth"].astype(bool) if "not_smooth" in v else None  # along any of the point's directions
+    return _Columns(v["g"], v["exact"], tol, v["f_noise"], not_smooth)
 
 
 def compare(

@@ -165,7 +165,7 @@ class Comparison:
     notes: tuple[str, ...] = ()
     points: np.ndarray | None = None  # (N, d) the flattened points, float64, for pictures and studies
     directions: int | None = None  # the number of random directions in directional mode
-    not_smooth: np.ndarray | None = None  # (N,) bool: the stencil sees a kink or a jump there (coordinate mode)
+    not_smooth: np.ndarray | None = None  # (N,) bool: the stencil sees a kink or a jump there (central stencils)
 
     CSV_HEADER: ClassVar[tuple[str, ...]] = _render.CSV_HEADER
     """The columns of `to_csv`: function, dtype, then the keys of `rows()`."""
