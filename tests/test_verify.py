@@ -343,6 +343,7 @@ def test_directional_mode_calls_a_kink_on_the_line_not_smooth_not_a_mismatch(dty
     for method in ("central", "richardson"):
         rep = jg.compare(kinked, points, directions=8, method=method, reference=False)
         assert not rep.mismatched.any() and rep.kinked[:100].any() and not rep.kinked[100:].any(), rep.summary()
+        assert "mismatches; directions=None checks every coordinate, with step='auto'" in rep.summary()
     wrong = jax.grad(lambda x: kinked(x) + 0.1 * jnp.sum(x[1:] ** 2))  # off by 0.2·x in every smooth coordinate
     rep = jg.compare(kinked, points, grad_fn=wrong, directions=8, reference=False)
     assert rep.mismatched[100:].all(), rep.summary()

@@ -52,9 +52,12 @@ def summary(rep) -> str:
                      "infinite")  # fmt: skip
     kinked = int(rep.kinked.sum())
     if kinked:
+        remedy = "step='auto' steps around a kink, a shorter step resolves a wave"
+        if rep.mode is Mode.DIRECTIONAL:  # a direction's step is not the caller's
+            remedy = "directions=None checks every coordinate, with step='auto', which steps around a kink"
         lines.append(f"not smooth here: {_plural(kinked, 'point')} out of tolerance where f is not smooth at the step: "
                      "a kink or a jump inside the stencil, or a wave no longer than it (not counted as mismatches; "
-                     "step='auto' steps around a kink, a shorter step resolves a wave)")  # fmt: skip
+                     f"{remedy})")  # fmt: skip
     failed = int(rep.mismatched.sum())
     if rep.verdict is Verdict.OK:
         lines.append(f"verdict: OK, no mismatch at {rep.num_points:,} points ({kinked:,} not smooth here)" if kinked
