@@ -134,6 +134,11 @@ def unresolved(at_h, at_2h, noise):
     return (jnp.abs(at_2h) > SIGNIFICANT * noise) & _unlike_smooth(at_h, at_2h)
 
 
+def not_smooth(second: SecondDifferences):
+    """Whether a point is NOT_SMOOTH: f is `unresolved` along any of its lines (coordinates or directions)."""
+    return jnp.any(unresolved(*second))
+
+
 def _unlike_smooth(at_h, at_2h):
     """Where the second differences at h and 2h are not in a smooth f's ratio: below SMOOTHNESS_RATIO or above
     LARGEST_RATIO."""
@@ -151,7 +156,7 @@ def status(x, values, gradient, error, second: SecondDifferences | None = None):
     finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(values)) & jnp.all(jnp.isfinite(gradient))
     code = _precision(error, gradient)
     if second is not None:
-        code = jnp.where(jnp.any(unresolved(*second)), Status.NOT_SMOOTH, code)
+        code = jnp.where(not_smooth(second), Status.NOT_SMOOTH, code)
     return jnp.where(finite, code, Status.NONFINITE).astype(jnp.int8)
 
 

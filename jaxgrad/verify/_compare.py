@@ -24,7 +24,7 @@ from .._batching import (
     run_program,
 )
 from .._compile import program
-from .._estimate import Status, line_second_differences, unresolved
+from .._estimate import Status, line_second_differences, not_smooth
 from .._evaluate import (
     NOT_TRACEABLE,
     apply,
@@ -202,7 +202,7 @@ def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
         "dot_scale": (jnp.max(jnp.einsum("kcd,d->kc", jnp.abs(displacement), jnp.abs(g)), axis=0) / t).astype(
             flat_x.dtype
         ),
-        **({} if second is None else {"not_smooth": jnp.any(unresolved(*second))}),  # the smoothness test, central
+        **({} if second is None else {"not_smooth": not_smooth(second)}),  # the smoothness test, central stencils
     }
 
 
