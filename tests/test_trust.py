@@ -187,6 +187,31 @@ def test_switches_check_grad_says_when_it_read_one_matrix_as_a_batch_of_rows():
     assert "batched=False" not in str(caught.value)
 
 
+def test_switches_check_grad_checks_points_it_could_read_as_one_point_as_one_point_too():
+    """A gradient right for each row but wrong for the whole: read as a batch of rows alone, check_grad passed it (a
+    model of two layers of width 4; Σ(W)² of one matrix), though `fun` takes the whole to a scalar too (from the
+    review). It is now also checked as one point, and fails there, saying so; told batched=True, it passes."""
+
+    @jax.custom_jvp
+    def squared_sum(w):
+        return jnp.sum(w) ** 2
+
+    squared_sum.defjvp(lambda p, t: (squared_sum(p[0]), jnp.sum(2 * p[0] * t[0])))  # right for one number only
+    model = {"a": jnp.array([1.0, 2.0, 3.0, 4.0]), "b": jnp.array([0.5, -1.0, 2.0, 1.0])}
+
+    def loss(m):
+        return squared_sum(m["a"]) + jnp.sum(m["b"] ** 2)
+
+    def per_row(W):  # Σ(W)²'s gradient is 2·ΣW
+        return 2 * jnp.sum(W, axis=-1, keepdims=True) * jnp.ones_like(W)
+
+    W = jnp.arange(9.0).reshape(3, 3) / 10
+    for fun, point, grad_fn in ((loss, model, None), (lambda W: jnp.sum(W) ** 2, W, per_row)):
+        with pytest.raises(jg.GradientMismatchError, match=r"checked as one point.*it passed.*batched=True"):
+            jg.check_grad(fun, point, grad_fn=grad_fn, taylor=False)
+        assert jg.check_grad(fun, point, grad_fn=grad_fn, batched=True).ok
+
+
 @pytest.mark.parametrize("call", [lambda P: jg.compare(functions.sphere, P).ok, lambda P: jg.check_grad(
     functions.sphere, P).ok])  # fmt: skip
 def test_switches_compare_and_check_grad_inside_jit_say_so(call):

@@ -59,6 +59,15 @@ def _takes_whole(fun, points) -> bool:
         return False
 
 
+WHOLE_CHECKED = 1024
+"""A batch that `fun` also takes whole to a scalar, of at most this many coordinates in all, is also checked as one
+point (`check_grad`): a model whose leaves share a leading size reads as a batch of rows too."""
+
+
+def _one_point(points):
+    return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points)
+
+
 def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor: bool = True, **options) -> Comparison:
     """Assert that `grad_fn` (default `jax.grad(fun)`) is the gradient of `fun`, for use in test suites.
 
@@ -73,7 +82,11 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
         floating-point array leaves, as in `compare`).
       grad_fn: the gradient to check.
       batched: whether `points` is a batch along its leading axis. None decides: a 1-D array is one point; an array
-        of higher rank (or a pytree with a shared leading size) is a batch when `fun` maps one row to a scalar.
+        of higher rank (or a pytree with a shared leading size) is a batch when `fun` maps one row to a scalar. When
+        `fun` also maps all of `points` to a scalar, both readings may be meant (a loss of one matrix, a model whose
+        leaves share a leading size): `points` is then also checked as one point, up to WHOLE_CHECKED coordinates
+        (beyond, a warning says it was not, unless it has more rows than coordinates in a row, as a batch of points
+        usually has), and must pass both; pass batched=True or False to check one reading.
       taylor: run the Taylor test for the hint.
       **options: passed to `compare` (rtol, atol, directions, method, order, step, reference, ...).
 
@@ -93,6 +106,7 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
       ...
       jaxgrad.GradientMismatchError: gradient mismatch at 1 of 1 points; worst: point 0, x[1]: ...
     """
+    __tracebackhide__ = True  # pytest shows the caller's line, not this raise
     options.setdefault("reference", False)
     taylor = validate.boolean("taylor", taylor)
     batched = None if batched is None else validate.boolean("batched", batched)
@@ -108,12 +122,32 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
         if not single or (batched is None and not _takes_whole(fun, points)):
             hint = " If `points` is one point (one model), pass batched=False." if batched is None else ""
             raise_if_batched_arrays(original, n, hint, fix=CHECKS_ONE_AT_A_TIME)
-    batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], points) if single else points
+    batch = _one_point(points) if single else points
     leaves = jax.tree_util.tree_leaves(batch)
     if not sum(np.size(leaf) for leaf in leaves) or (not single and np.shape(leaves[0])[0] == 0):
         # a test on nothing (no leaf, no point, a point of no coordinates: []) passes whatever the gradient
         raise ValueError("`points` is empty: there is no gradient to check. Pass at least one point.")
     rep = compare(fun, batch, grad_fn=grad_fn, **options)
+    read = None  # what to tell about the reading of `points`, when check_grad chose it
+    if batched is None and not single:  # decided here: a matrix W of a loss(W) reads as a batch of its rows too
+        shapes = {tuple(np.shape(leaf)[1:]) for leaf in leaves}
+        shape = f"shape {shapes.pop()}" if len(shapes) == 1 else "the shapes of its rows"
+        read = (f"`points` was read as a batch of {rep.num_points} points of {shape} (`fun` takes one row to a "
+                "scalar); if it is one point, pass batched=False.")  # fmt: skip
+        if rep.ok and _takes_whole(fun, points):
+            size = sum(np.size(leaf) for leaf in leaves)
+            if size <= WHOLE_CHECKED:
+                whole = compare(fun, _one_point(points), grad_fn=grad_fn, **options)
+                if not whole.ok:
+                    rep, batch = whole, _one_point(points)
+                    read = (f"`points` was checked as one point, which `fun` also takes to a scalar (as a batch of "
+                            f"{np.shape(leaves[0])[0]} points of {shape}, it passed); if it is a batch, pass "
+                            "batched=True.")  # fmt: skip
+            elif rep.num_points**2 <= size:  # no more rows than coordinates in a row: one matrix, perhaps
+                warnings.warn(f"check_grad read `points` as a batch of {rep.num_points} points of {shape}; `fun` "
+                              f"also takes all of it to a scalar, as one point of {size} coordinates, which was not "
+                              "checked (more than WHOLE_CHECKED). Pass batched=True to say it is a batch, or "
+                              "batched=False to check it as one point.", stacklevel=2)  # fmt: skip
     if rep.ok:
         if rep.verdict is Verdict.INCONCLUSIVE:
             warnings.warn(f"check_grad is inconclusive: {inconclusive_reason(rep)}.", stacklevel=2)
@@ -131,9 +165,6 @@ def check_grad(fun, points, *, grad_fn=None, batched: bool | None = None, taylor
     lines.append(
         f"{failed} failing point(s): {np.flatnonzero(rep.mismatched)[:10].tolist()}{' ...' if failed > 10 else ''}"
     )
-    if batched is None and not single:  # decided here: a matrix W of a loss(W) reads as a batch of its rows too
-        shapes = {tuple(np.shape(leaf)[1:]) for leaf in leaves}
-        shape = f"shape {shapes.pop()}" if len(shapes) == 1 else "the shapes of its rows"
-        lines.append(f"`points` was read as a batch of {rep.num_points} points of {shape} (`fun` takes one row to "
-                     "a scalar); if it is one point, pass batched=False.")  # fmt: skip
+    if read:
+        lines.append(read)
     raise GradientMismatchError("\n".join(lines), rep)
