@@ -276,17 +276,16 @@ def get(name: str) -> BuiltinFunction:
         ) from None
 
 
-def resolve(spec: str, *, flag: str = "--function") -> Callable:
-    """A function from a built-in name ("rosenbrock") or an import path ("mypkg.losses:loss").
-
-    `flag` names the command-line option in the messages.
+def import_attribute(spec: str, flag: str):
+    """The object `module:attr` names (`attr` may be dotted), importable from the current directory too; `flag`
+    names the command-line option in the messages.
 
     Raises:
-      ValueError: an unknown name, a module that does not import (with the reason) or a missing attribute.
+      ValueError: not module:attr, a module that does not import (with the reason) or a missing attribute.
     """
-    if ":" not in spec:
-        return get(spec)
-    module_name, _, attr = spec.partition(":")
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise ValueError(f"`{flag} {spec}` must be module:attr, e.g. {flag} mymodel:params")
     if os.getcwd() not in sys.path and "" not in sys.path:  # ./mypkg importable, after every installed module
         sys.path.append(os.getcwd())
     try:
@@ -301,6 +300,20 @@ def resolve(spec: str, *, flag: str = "--function") -> Callable:
             target = getattr(target, part)
         except AttributeError:
             raise ValueError(f"`{flag} {spec}`: {module_name!r} has no attribute {attr!r}.") from None
+    return target
+
+
+def resolve(spec: str, *, flag: str = "--function") -> Callable:
+    """A function from a built-in name ("rosenbrock") or an import path ("mypkg.losses:loss").
+
+    `flag` names the command-line option in the messages.
+
+    Raises:
+      ValueError: an unknown name, a module that does not import (with the reason) or a missing attribute.
+    """
+    if ":" not in spec:
+        return get(spec)
+    target = import_attribute(spec, flag)
     if not callable(target):
         raise ValueError(f"`{flag} {spec}` is a {type(target).__name__}, not a function.")
     return target

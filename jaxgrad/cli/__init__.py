@@ -16,7 +16,7 @@ import sys
 import jax
 
 from .. import __version__
-from . import bench, compare, functions, grad, plot, study
+from . import _args, bench, compare, functions, grad, plot, study
 from ._args import join_negative_numbers
 
 SUBCOMMANDS = (compare, grad, study, plot, functions, bench)
@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(join_negative_numbers(sys.argv[1:] if argv is None else argv))
     if args.command != "bench":  # bench measures XLA's compiles: a cache would hide them
         use_compilation_cache()
+    _args.users_x64 = bool(jax.config.jax_enable_x64)  # their modules import under it
     try:
         with jax.enable_x64(True):  # so --dtype float64 is float64; float32 input stays float32
             return args.run(args)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import math
 import os
 import re
-import sys
 from typing import Any
 
 import jax
@@ -23,6 +21,10 @@ DTYPES = ("float32", "float64")
 METHODS = tuple(SCHEMES)
 NUMPY_HELP = "the function is NumPy code that JAX cannot trace: evaluate it on the host (traceable=False)"
 NUMBER_LISTS = ("--point", "--domain", "--descent")
+users_x64 = False
+"""jax_enable_x64 as the user's process had it, before the command turned it on (`jaxgrad.cli.main`): their modules
+(--function, --like, --grad) are imported, and a --like callable called, under it, so that their own arrays have the
+dtypes they have in plain Python (a float32 array of data stays float32)."""
 """Options whose value is numbers separated by commas, and may start with a minus."""
 
 
@@ -273,24 +275,10 @@ def _rms(values: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(values, dtype=np.float64)))) if values.size else 0.0
 
 
-def _import_attribute(spec: str, flag: str):
-    """The object `module:attr` names (`attr` may be dotted), importable from the current directory too."""
-    module_name, colon, attr = spec.partition(":")
-    if not colon or not module_name or not attr:
-        raise ValueError(f"`{flag} {spec}` must be module:attr, e.g. {flag} mymodel:params")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        target = importlib.import_module(module_name)
-    except Exception as error:
-        raise ValueError(f"`{flag} {spec}`: module {module_name!r} does not import: {error!r}. Run from the "
-                         "directory that holds it, or add that directory to PYTHONPATH.") from error  # fmt: skip
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ValueError(f"`{flag} {spec}`: {module_name!r} has no attribute {attr!r}.") from None
-    return target
+def resolve_function(spec: str, flag: str = "--function"):
+    """`functions.resolve`, a user's module imported under `users_x64`."""
+    with jax.enable_x64(users_x64):
+        return functions.resolve(spec, flag=flag)
 
 
 def _is_array(leaf) -> bool:
@@ -300,11 +288,13 @@ def _is_array(leaf) -> bool:
 def load_example(spec: str) -> Example:
     """The `--like` example `module:attr`: a pytree of arrays, or a callable that returns one when called with no
     arguments. Every leaf must be a floating-point array or a Python float."""
-    target = _import_attribute(spec, "--like")
+    with jax.enable_x64(users_x64):
+        target = functions.import_attribute(spec, "--like")
     leaves = jax.tree_util.tree_leaves(target)
     if callable(target) and not (leaves and all(map(_is_array, leaves))):
         try:
-            target = target()
+            with jax.enable_x64(users_x64):
+                target = target()
         except Exception as error:
             raise ValueError(f"`--like {spec}` is callable, so jaxgrad called it with no arguments, which failed "
                              f"({type(error).__name__}: {error}); name a pytree of arrays or a function of no "
@@ -327,7 +317,7 @@ def function_dim_domain(spec, dim, domain, like=None):
     """The function named by `spec`, its dimension and where its points come from: the built-in's own dimension and
     box unless given, 8 and [-1, 1] for a user's function; with `like` (a --like spec), the example's size and the
     `Example` itself (which `sample` draws around)."""
-    fun = functions.resolve(spec)
+    fun = resolve_function(spec)
     if like is not None:
         example = like if isinstance(like, Example) else load_example(like)
         if domain is not None:

@@ -29,6 +29,7 @@ from ._args import (
     function_dim_domain,
     library_step,
     positive_int,
+    resolve_function,
     sample,
 )
 from ._output import (
@@ -158,7 +159,7 @@ def run(args) -> int:
     if args.json == args.csv == STDOUT:
         raise ValueError("--json - and --csv - would both write to standard output; send one of them to a file.")
     out = report_stream(args.json, args.csv)
-    grad_fn = functions.resolve(args.grad, flag="--grad") if args.grad else None
+    grad_fn = resolve_function(args.grad, flag="--grad") if args.grad else None
     jobs = _jobs(args)
     if grad_fn is None and not args.numpy:  # --grad is one function's gradient
         jobs = _shared(jobs)

@@ -40,6 +40,7 @@ from ._args import (
     library_step,
     parse_point,
     positive_int,
+    resolve_function,
 )
 from ._output import check_outputs, interrupts_deferred, promptly
 
@@ -115,7 +116,7 @@ def run(args) -> int:
 def _one_point(args):
     """(fun, the point, the --like Example or None) for --point and/or --like."""
     if args.like is None:
-        fun = functions.resolve(args.function)
+        fun = resolve_function(args.function)
         point = jnp.asarray(args.point, dtype=args.dtype or "float64")
         if isinstance(fun, functions.BuiltinFunction):
             fun.check_dim(point.shape[0])
@@ -258,7 +259,7 @@ def _run_file(args) -> int:
         dtypes = [args.dtype or leaf.dtype for leaf in example.leaves]
         out_dtype, row_shape = np.result_type(*dtypes), (size,)
     else:
-        fun = functions.resolve(args.function)
+        fun = resolve_function(args.function)
         row_shape = points.shape[1:]
         if isinstance(fun, functions.BuiltinFunction):
             if len(row_shape) != 1:

@@ -15,6 +15,7 @@ from ._args import (
     finite_float,
     parse_pair,
     parse_point,
+    resolve_function,
 )
 from ._output import check_outputs
 
@@ -67,7 +68,7 @@ def run(args) -> int:
     if args.out is None:
         raise ValueError(f"--out is required: the picture's path (.png, .svg or .pdf), e.g. --out {args.what}.png")
     check_outputs({"--out": args.out})
-    fun = functions.resolve(args.function)
+    fun = resolve_function(args.function)
     if isinstance(fun, functions.BuiltinFunction):
         fun.check_dim(2)
     else:
