@@ -247,6 +247,21 @@ def test_csv_to_csv_against_the_analytic_gradient(mlp, tmp_path, capsys):
     assert np.all(table[:, 3:] < 1e-7) and {line.rsplit(",", 1)[1] for line in lines[1:]} == {"OK"}
 
 
+@pytest.mark.x64_independent
+def test_rows_whose_gradient_is_not_finite_are_named(tmp_path, capsys, monkeypatch):
+    """Points with NaN or inf wrote NaN gradients and 'wrote 30 gradients', exit 0, with no word unless --with-error
+    counted NONFINITE (from a new-user review); the last line now names the rows, with or without it."""
+    monkeypatch.chdir(tmp_path)
+    points = np.random.default_rng(5).normal(size=(30, 3))
+    points[17, 1], points[4, 0] = np.nan, np.inf
+    np.save("pts.npy", points)
+    for extra in ([], ["--with-error"]):
+        assert main(["grad", "--function", "sphere", "--points-file", "pts.npy", "--out", "g.npy", *extra]) == 0
+        assert "; 2 not finite (NaN or inf): rows 4, 17, counted from 0" in capsys.readouterr().out
+        gradients = np.load("g.npy")
+        np.testing.assert_array_equal(~np.isfinite(gradients).all(axis=1), np.isin(np.arange(30), [4, 17]))
+
+
 @pytest.mark.parametrize("kind", ["npy", "csv"])
 @pytest.mark.x64_independent
 def test_an_interrupted_run_keeps_its_finished_rows(mlp, tmp_path, capsys, monkeypatch, kind):
@@ -320,7 +335,10 @@ def _grad_refuses_csv(tmp_path, capsys, text):
     ("text", "message"),
     [("x,y\n1,2\n3,abc\n", "line 3 holds 'abc', not a number"),
      ("1,2\n\n# a comment\n3,\n", "line 4 holds an empty value, not a number"),
-     ("x,y\n1,2\n3,4,5\n", "line 3 holds 3 values, line 2 holds 2 values")],
+     ("x,y\n1,2\n3,4,5\n", "line 3 holds 3 values, line 2 holds 2 values"),
+     ("1,2,3a\n4,5,6\n", "line 1 holds '3a', not a number"),  # was skipped as a header: every row off by one
+     ("1 2 3\n4 5 6\n", "line 1 holds '1 2 3', not a number: separate the values by commas"),
+     ("x;y\n1;2\n", "line 2 holds '1;2', not a number: separate the values by commas")],
 )  # fmt: skip
 def test_a_csv_that_cannot_be_read_names_the_line_as_the_file_counts_it(tmp_path, capsys, text, message):
     """numpy counted data rows from 0 after the header ("at row 1" for the file's line 3) and advised `usecols`."""

@@ -181,11 +181,12 @@ def read_points(path: str) -> np.ndarray:
     else:
         with open(path) as stream:
             first = stream.readline()
-        try:
-            [float(value) for value in first.split(",")]
-            header = 0
-        except ValueError:
-            header = 1 if first.strip() else 0  # an empty file has no header either
+        # a header holds no number ("x,y"); a first row with a typo ("1,2,3a") or other separators ("1 2") is a row,
+        # and its error says so
+        fields = first.split("#", 1)[0]
+        header = int(
+            bool(fields.strip()) and not any(map(_is_number, fields.split(","))) and not _other_separators(fields)
+        )
         try:
             with warnings.catch_warnings():  # no rows: said below, in our words, not as numpy's warning
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
@@ -204,6 +205,20 @@ def read_points(path: str) -> np.ndarray:
     return points
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _other_separators(text: str) -> bool:
+    """Whether `text` is numbers separated by spaces, tabs or semicolons instead of commas."""
+    parts = text.replace(";", " ").split()
+    return len(parts) > 1 and all(map(_is_number, parts))
+
+
 SAME_COUNT = "every row must hold the same count of numbers separated by commas"
 """The advice of a --points-file CSV whose rows are ragged (or that numpy cannot read for a reason of its own)."""
 
@@ -220,11 +235,10 @@ def _csv_problem(path: str, header: int) -> str | None:
                 continue
             values = values.split(",")
             for value in values:
-                try:
-                    float(value)
-                except ValueError:
+                if not _is_number(value):
                     shown = repr(value.strip()) if value.strip() else "an empty value"
-                    return f"line {number} holds {shown}, not a number"
+                    hint = ": separate the values by commas" if _other_separators(value) else ""
+                    return f"line {number} holds {shown}, not a number{hint}"
             if width is None:
                 width = number, len(values)
             elif len(values) != width[1]:
@@ -294,18 +308,22 @@ def _run_file(args) -> int:
 
     disable = True if args.quiet else (False if args.progress else None)
     started = time.perf_counter()
-    done, interrupted, counts = _replacing(outputs, lambda paths: _stream(
+    done, interrupted, counts, nonfinite = _replacing(outputs, lambda paths: _stream(
         paths, out_kind, compute, n, chunk, row_shape, out_dtype, args.with_error, disable))  # fmt: skip
     elapsed = time.perf_counter() - started
     if interrupted:
         print(f"interrupted: {done:,} of {n:,} rows written to {' and '.join(outputs)} (the finished chunks)")
         return 130
-    what = f"{n:,} gradients ({out_dtype}, {size:,} values each) to {args.out}"
+    what = f"{n:,} gradient{'s' if n != 1 else ''} ({out_dtype}, {size:,} values each) to {args.out}"
     if args.with_error:
         what += (f", their errors to {outputs[1]} and statuses to {outputs[2]}" if out_kind == ".npy" else
                  " with their errors and statuses")  # fmt: skip
         what += "; " + ", ".join(f"{count:,} {Status(code).name}" for code, count in enumerate(counts) if count)
-    print(f"wrote {what} in {elapsed:.1f} s")
+    bad = ""
+    if nonfinite:  # said whether or not --with-error counts NONFINITE: a NaN row is not a gradient
+        rows = ", ".join(map(str, nonfinite[:10])) + (", ..." if len(nonfinite) > 10 else "")
+        bad = f"; {len(nonfinite):,} not finite (NaN or inf): rows {rows}, counted from 0"
+    print(f"wrote {what} in {elapsed:.1f} s{bad}")
     return 0
 
 
@@ -324,12 +342,13 @@ def _replacing(paths, write):
 
 def _stream(paths, kind, compute, n, chunk, row_shape, dtype, with_error, disable):
     """`compute` every chunk (in a worker thread, so Ctrl-C stops at once) and write it into `paths` as it
-    finishes; Ctrl-C ends the loop with the finished rows kept. Returns (rows written, interrupted, status counts)."""
+    finishes; Ctrl-C ends the loop with the finished rows kept. Returns (rows written, interrupted, status counts,
+    the rows whose gradient is not finite)."""
     from tqdm import tqdm
 
     sink = (_NpySink if kind == ".npy" else _CsvSink)(paths, n, row_shape, dtype, with_error)
     counts = np.zeros(len(Status), np.int64)
-    done, interrupted = 0, False
+    done, interrupted, nonfinite = 0, False, []
     bar = tqdm(total=n, desc="grad", unit="pt", unit_scale=True, disable=disable, file=sys.stderr, leave=False)
     try:
         for start in range(0, n, chunk):
@@ -339,13 +358,15 @@ def _stream(paths, kind, compute, n, chunk, row_shape, dtype, with_error, disabl
                 done = start + len(value)
                 if with_error:
                     counts += np.bincount(status.astype(np.int64), minlength=len(Status))[: len(Status)]
+                finite = np.isfinite(value.reshape(len(value), -1)).all(axis=1)
+                nonfinite.extend((start + np.flatnonzero(~finite)).tolist())
                 bar.update(len(value))
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
         sink.close(done)
-    return done, interrupted, counts
+    return done, interrupted, counts, nonfinite
 
 
 class _NpySink:
