@@ -326,6 +326,26 @@ def test_directional_mode_passes_correct_and_catches_a_bug(dtype):
         jg.check_grad(bug.fun, zoo.sample(64, 6, dtype.name, seed=9), directions=4)
 
 
+def test_a_line_where_f_does_not_change_at_all_is_not_a_mismatch(dtype):
+    """erf(x0) + erf(x1) with both saturated is 1 − 1 = 0 exactly on the whole stencil, while its true gradient (and
+    jax.grad's, right to 7 digits) is 2/√π·exp(−x²) ≈ 1e-8 (float32) / 1e-17 (float64): compare called all 1,000
+    points a MISMATCH (tolerance ~1e-14 from 2·eps·|f| = 0; from an adversarial review). Such a line cannot resolve
+    a change below f's rounding at unit scale: not resolved, INCONCLUSIVE. A wrong gradient of 1e-3 on relu's flat
+    side is still a MISMATCH at every point."""
+    edge = 4.0 if dtype == np.float32 else 6.2  # erf rounds to ±1 beyond
+    rng = np.random.default_rng(7)
+    points = jnp.asarray(np.stack([-rng.uniform(edge, edge + 1, 300), rng.uniform(edge, edge + 1, 300)], 1), dtype)
+    f = lambda x: jax.scipy.special.erf(x[0]) + jax.scipy.special.erf(x[1])  # noqa: E731
+    assert not np.any(np.asarray(jax.vmap(f)(points))), "f is exactly 0 at these points"
+    exact = 2 / np.sqrt(np.pi) * np.exp(-(np.asarray(points, np.float64) ** 2))
+    np.testing.assert_allclose(np.asarray(jax.vmap(jax.grad(f))(points), np.float64), exact, rtol=1e-5)
+    report = jg.compare(f, points, reference=False)
+    assert report.verdict is jg.Verdict.INCONCLUSIVE and not report.mismatched.any(), report.summary()
+    relu_sum = lambda x: jnp.sum(jax.nn.relu(x))  # noqa: E731
+    wrong = jg.compare(relu_sum, -jnp.abs(points), grad_fn=lambda x: jnp.full_like(x, 1e-3), reference=False)
+    assert wrong.mismatched.all(), wrong.summary()
+
+
 def test_directional_mode_calls_a_kink_on_the_line_not_smooth_not_a_mismatch(dtype):
     """relu(x) + 0.1·x² with its kink within a step of every point along x[0]: a central difference across the kink
     averages the two slopes, off from the right jax.grad by up to half the jump, at t and 2t alike (so the Richardson

@@ -61,7 +61,8 @@ def add_parser(commands) -> None:
         help="numeric vs autodiff vs NumPy at many points; exit code 1 on a mismatch",
         description="Check gradients at many random points: jaxgrad's numeric gradient against jax.grad (or --grad) "
         "and the NumPy reference, with tolerances derived from the numerics. Exit code 0 when no point mismatches "
-        "(runs whose tolerance cannot resolve most points are marked INCONCLUSIVE), 1 on a mismatch, 2 on bad usage.",
+        f"(a run whose tolerance cannot resolve more than {INCONCLUSIVE_SHARE:.0%} of its points is INCONCLUSIVE), "
+        "1 on a mismatch, 2 on bad usage.",
         formatter_class=HelpFormatter,
     )
     add_function(p, repeatable=True)

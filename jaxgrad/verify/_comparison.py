@@ -212,10 +212,8 @@ class Comparison:
     def __repr__(self) -> str:
         worst = self.worst
         where = f", worst {worst.ratio:.3g}× the tolerance at point {worst.point}, {worst.name}" if worst else ""
-        return (
-            f"Comparison({self.function}, d={self.dim}, {self.dtype}, {self.num_points:,} points, "
-            f"{self.verdict}{where})"
-        )
+        points = f"{self.num_points:,} point{'s' if self.num_points != 1 else ''}"
+        return f"Comparison({self.function}, d={self.dim}, {self.dtype}, {points}, {self.verdict}{where})"
 
     @_kept
     def nonfinite(self) -> np.ndarray:

@@ -23,9 +23,9 @@ def _plural(count: int, word: str) -> str:
 
 def summary(rep) -> str:
     """The report of `Comparison.summary`."""
+    points = f"{rep.num_points:,} point{'s' if rep.num_points != 1 else ''}"
     head = (
-        f"compare {rep.function}: d={rep.dim}, {rep.dtype}, {rep.num_points:,} points, "
-        f"{rep.method} order {rep.order}, {rep.mode_label}"
+        f"compare {rep.function}: d={rep.dim}, {rep.dtype}, {points}, {rep.method} order {rep.order}, {rep.mode_label}"
     )
     rows = [
         [p.name, f"{p.points:,}", f"{p.max_abs_error:.2e}", f"{p.median_abs_error:.2e}", f"{p.max_ratio:.3g}",
