@@ -19,7 +19,15 @@ from . import _auto
 from . import _validate as validate
 from ._batching import Batching, fit_point
 from ._compile import program
-from ._estimate import Estimate, SecondDifferences, line_second_differences, merge_status, status, straddled
+from ._estimate import (
+    Estimate,
+    SecondDifferences,
+    error_noise,
+    line_second_differences,
+    merge_status,
+    status,
+    straddled,
+)
 from ._evaluate import (
     adapted_steps,
     adapts,
@@ -332,7 +340,7 @@ class SecondDifference:
         # part of f around x, so a kink at x itself is not taken for noise (the even difference above would)
         norm = float(np.linalg.norm(finite_difference_weights(self._offsets, derivative=2)))
         at_h, at_2h = (self._second_differences(on_axis, center, factor) for factor in (1, 2))
-        second_noise = norm * noise_estimate(line, positions, h.dtype, x).astype(h.dtype)
+        second_noise = norm * noise_estimate(line, positions, h.dtype, x, odd_only=True).astype(h.dtype)
         return f_noise, SecondDifferences(at_h, at_2h, second_noise)
 
     @property
@@ -658,10 +666,11 @@ def _directional(x, v, rule, center, *, fun, scheme: Scheme, with_error: bool):
     if not with_error:
         return unravel_out(derivative), stuck
     double = scheme.combine_along(values, t, positions, factor=2)
-    f_noise = jax.vmap(lambda line: noise_estimate(line[:, None], positions, t.dtype, flat_x)[0], in_axes=1)(values)
-    error = error_estimate(t, scheme.weight_sum, f_noise.astype(t.dtype), derivative, double, scheme.order)
+    odd, both = (jax.vmap(lambda line, o=o: noise_estimate(line[:, None], positions, t.dtype, flat_x, odd_only=o)[0],
+                          in_axes=1)(values).astype(t.dtype) for o in (True, False))  # fmt: skip
+    second = None if scheme.imaginary else line_second_differences(values, positions, odd)
+    error = error_estimate(t, scheme.weight_sum, error_noise(second, odd, both), derivative, double, scheme.order)
     error = jnp.where(moving, error, 0).astype(derivative.dtype)
-    second = None if scheme.imaginary else line_second_differences(values, positions, f_noise)
     if second is not None:  # central: a kink inside the stencil is not left to the Richardson estimate
         error = jnp.maximum(error, jnp.where(moving, straddled(values, positions, second, t), 0).astype(error.dtype))
     code = status(flat_x, values, derivative, error, second)

@@ -139,6 +139,14 @@ def not_smooth(second: SecondDifferences):
     return jnp.any(unresolved(*second))
 
 
+def error_noise(second: SecondDifferences | None, odd, both):
+    """The noise of f the error estimate takes: `noise_estimate`'s, of both its differences (`both`), unless the point
+    is `not_smooth`, where its odd difference alone (`odd`, as `second`'s noise): the even one reads a kink at x as
+    noise (relu at its kink: a sixth of the slope's jump per step), and the point would read as in tolerance,
+    unresolved, where it is 'not smooth here'."""
+    return both if second is None else jnp.where(not_smooth(second), odd, both)
+
+
 def _unlike_smooth(at_h, at_2h):
     """Where the second differences at h and 2h are not in a smooth f's ratio: below SMOOTHNESS_RATIO or above
     LARGEST_RATIO."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ._estimate import line_second_differences, merge_status, status, straddled
+from ._estimate import error_noise, line_second_differences, merge_status, status, straddled
 from .numerics import error_estimate, finite_difference_weights, noise_estimate
 
 MAX_ORDER = 8
@@ -286,14 +286,15 @@ class FiniteDifference(Scheme):
         line = by_offset[jnp.asarray([offsets.index(k) if k else len(offsets) for k in positions])]  # by position
         g = combine_blocks(values, h, self.weights_at(offsets), self.center_weight, offsets)
         g_double = combine_blocks(values, h, self.weights_at(offsets, 2), self.center_weight / 2, offsets)
-        f_noise = noise_estimate(line, positions, h.dtype, x).astype(h.dtype)
+        odd, both = (noise_estimate(line, positions, h.dtype, x, odd_only=o).astype(h.dtype) for o in (True, False))
+        second = None if self.imaginary else line_second_differences(line, positions, odd)
+        f_noise = error_noise(second, odd, both)
         error = error_estimate(h, self.weight_sum, f_noise, g, g_double, self.order).astype(h.dtype)
         if self.imaginary:
             curvature = jnp.zeros_like(h)
         else:
             w2 = jnp.asarray(finite_difference_weights(positions, derivative=2), line.dtype)
             curvature = (jnp.abs(w2 @ line) / h.astype(line.dtype) ** 2).astype(h.dtype)
-        second = None if self.imaginary else line_second_differences(line, positions, f_noise)
         if second is not None:  # central: a kink inside the stencil is not left to the Richardson estimate
             error = jnp.maximum(error, straddled(line, positions, second, h).astype(h.dtype))
         return Estimated(g, g_double, f_noise, error, status(x, values, g, error, second), curvature)

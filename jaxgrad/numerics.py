@@ -80,34 +80,41 @@ def _weights(offsets: tuple, derivative: int) -> tuple[float, ...]:
     return tuple(float(rows[k][size]) for k in range(size))
 
 
-def noise_positions_derivative(positions) -> int:
-    """The order of the difference `noise_estimate` takes over `positions`: the highest odd one for a symmetric set
-    (2m + 1 points: order 2m − 1), else the highest one (order len − 1)."""
+def noise_differences(positions, odd_only: bool = False) -> tuple[int, ...]:
+    """The orders of the differences `noise_estimate` takes over `positions`: for a symmetric set (2m + 1 points) the
+    highest odd one, 2m − 1, and the highest, 2m (`odd_only`: the odd one alone); else the highest one, len − 1."""
     symmetric = set(positions) == {-k for k in positions}
-    return len(positions) - 2 if symmetric and len(positions) >= 3 else len(positions) - 1
+    if symmetric and len(positions) >= 3:
+        return (len(positions) - 2,) if odd_only else (len(positions) - 2, len(positions) - 1)
+    return (len(positions) - 1,)
 
 
-def noise_estimate(values, positions, dtype, x=None):
+def noise_estimate(values, positions, dtype, x=None, *, odd_only: bool = False):
     """The error of one evaluation of f, from f at equally spaced points along each line (one column per line).
 
     A difference of order m cancels every polynomial of degree < m, so what remains of sum_k c_k f(x + k h) is
     rounding noise (plus h^m·f^(m), which only makes the estimate safer); for independent errors of size σ its size
-    is σ·‖c‖₂. This is the idea of Moré & Wild's ECnoise with one sample per line. On a symmetric set of points the
-    difference is the highest odd one: its weights are antisymmetric, so it also cancels the even part of f around x,
-    and a kink at x itself (|x|, max(x, 0)) does not pass for noise. The lines of one point are pooled (root mean
-    square), and the result is never below ROUNDING·eps·|f|, the rounding of the values themselves, nor below the
-    smallest normal number: values and differences below it flush to zero on XLA's CPU, so an f that is 0 on the
-    stencil may be one too tiny to see (its gradient then reads IMPRECISE, not OK).
+    is σ·‖c‖₂. This is the idea of Moré & Wild's ECnoise with one sample per line and difference. On a symmetric set
+    of points two differences carry the noise, the highest odd one and the highest (even) one, independent samples of
+    it: a rounding that leaves one of them exactly 0 (exp(x) − 1 − x in float32 rounds on ulp(1)'s grid, where the
+    third difference at the default step often is) rarely leaves both. The samples of one point's lines are pooled
+    (root mean square), never below the odd ones' pool alone (where the odd difference reads h^m·f^(m) too, the even
+    one's smaller share would lower the estimate). The result is never below ROUNDING·eps·|f|, the rounding of the
+    values themselves, nor below the smallest normal number: values and differences below it flush to zero on XLA's
+    CPU, so an f that is 0 on the stencil may be one too tiny to see (its gradient then reads IMPRECISE, not OK).
     It catches what |f| alone misses: f summing terms that cancel, or an f computed through large intermediate values,
-    where their rounding shows in the difference. An f that subtracts nearly equal values (1 − cos x at small x)
-    rounds on the coarse grid of ulp(1), where one difference is often exactly 0: given the point `x`, the noise is
-    also never below that grid's spacing where the values show it (`granularity`).
+    where their rounding shows in the differences. An f that subtracts nearly equal values (1 − cos x at small x)
+    rounds on the coarse grid of ulp(1): given the point `x`, the noise is also never below that grid's spacing where
+    the values show it (`granularity`).
 
     Args:
       values: (len(positions), lines) array of f values, row k at offset positions[k].
       positions: the offsets, in units of the step.
       dtype: the dtype f was evaluated in.
       x: the point (flat), or None: no `granularity` floor.
+      odd_only: the odd difference alone, the smoothness test's noise (`line_second_differences`): its weights are
+        antisymmetric, so it cancels the even part of f around x, and a kink at x itself (|x|, max(x, 0)) does not
+        pass for noise, as it does for the even one (which only enlarges the error estimate there).
 
     Returns:
       (lines,) the noise per line: max(ROUNDING·eps·max_k |f_k|, the smallest normal number, pooled estimate, and
@@ -118,10 +125,11 @@ def noise_estimate(values, positions, dtype, x=None):
       >>> float(noise_estimate(np.full((5, 1), 100.0, np.float32), (-2, -1, 0, 1, 2), "float32")[0])  # 2·eps·100
       2.384185791015625e-05
     """
-    weights = finite_difference_weights(positions, derivative=noise_positions_derivative(positions))
-    weights = jnp.asarray(weights, values.dtype)
-    per_line = jnp.abs(weights @ values) / jnp.linalg.norm(weights)
-    pooled = norm(per_line, mean=True)
+    samples = []
+    for order in noise_differences(positions, odd_only):
+        weights = jnp.asarray(finite_difference_weights(positions, derivative=order), values.dtype)
+        samples.append(jnp.abs(weights @ values) / jnp.linalg.norm(weights))
+    pooled = functools.reduce(jnp.maximum, [norm(samples[0], mean=True), norm(jnp.stack(samples), mean=True)])
     floor = noise_floor(values, dtype, x, positions)
     return jnp.maximum(jnp.maximum(floor, float(jnp.finfo(dtype).tiny)), pooled)
 

@@ -408,5 +408,7 @@ def test_a_grid_hidden_by_f_at_the_point_is_read(dtype):
         assert report.verdict is not jg.Verdict.MISMATCH, report.summary()  # 0 of 1,000
     else:  # a small step's differences span too few steps of the grid to be read (RESOLVED_GRID), and x + 2h rounds
         # where the stencil crosses a power of two
-        assert np.sum(ratio > 1) < 300, int(np.sum(ratio > 1))  # 216 of 2,000 coordinates (462 before)
-        assert np.sum(~np.asarray(report.passed)) < 100, report.summary()  # 63 of 1,000
+        # where the stencil crosses a power of two; the third and the fourth difference both read the noise (the
+        # third alone was exactly 0 on many lines)
+        assert np.sum(ratio > 1) < 180, int(np.sum(ratio > 1))  # 132 of 2,000 coordinates (216 by the third alone)
+        assert np.sum(~np.asarray(report.passed)) < 45, report.summary()  # 32 of 1,000 (63 by the third alone)

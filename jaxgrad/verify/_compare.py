@@ -24,7 +24,7 @@ from .._batching import (
     run_program,
 )
 from .._compile import program
-from .._estimate import Status, line_second_differences, not_smooth
+from .._estimate import Status, error_noise, line_second_differences, not_smooth
 from .._evaluate import (
     NOT_TRACEABLE,
     apply,
@@ -190,8 +190,10 @@ def _point_directional(fun, scheme: FiniteDifference, count: int, inputs, key):
     values = apply(fun, unravel, moved.reshape(-1, flat_x.shape[0]), scheme).reshape(len(positions), count)
     predicted = jnp.einsum("kcd,d->kc", displacement, g)  # <g, Δ> per row
     h = jnp.broadcast_to(t, (count,))
-    f_noise = noise_estimate(values, positions, flat_x.dtype, flat_x).astype(flat_x.dtype)
-    second = None if scheme.imaginary else line_second_differences(values, positions, f_noise)
+    odd, both = (noise_estimate(values, positions, flat_x.dtype, flat_x, odd_only=o).astype(flat_x.dtype)
+                 for o in (True, False))  # fmt: skip
+    second = None if scheme.imaginary else line_second_differences(values, positions, odd)
+    f_noise = error_noise(second, odd, both)
     return {
         "h": h,
         "g": scheme.combine_along(values, t, positions),
